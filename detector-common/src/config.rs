@@ -1,0 +1,223 @@
+//! Configuration the agent writes into the kernel programs before it loads them.
+
+/// Sentinel for a kernel struct field the running kernel's BTF does not have.
+pub const FIELD_MISSING: u32 = u32::MAX;
+
+/// Namespace inode numbers of one task, or of the host.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Namespaces {
+    pub mnt: u32,
+    /// `nsproxy->pid_ns_for_children`: the pid namespace `setns` changes.
+    pub pid_for_children: u32,
+    pub net: u32,
+    pub ipc: u32,
+    pub uts: u32,
+    pub cgroup: u32,
+    pub user: u32,
+    /// `nsproxy->time_ns_for_children`, for the same reason as `pid_for_children`.
+    pub time: u32,
+}
+
+/// One bit per namespace type, in the field order of [`Namespaces`].
+pub mod ns_bit {
+    pub const MNT: u32 = 1 << 0;
+    pub const PID: u32 = 1 << 1;
+    pub const NET: u32 = 1 << 2;
+    pub const IPC: u32 = 1 << 3;
+    pub const UTS: u32 = 1 << 4;
+    pub const CGROUP: u32 = 1 << 5;
+    pub const USER: u32 = 1 << 6;
+    pub const TIME: u32 = 1 << 7;
+}
+
+impl Namespaces {
+    pub const fn as_array(&self) -> [u32; 8] {
+        [
+            self.mnt,
+            self.pid_for_children,
+            self.net,
+            self.ipc,
+            self.uts,
+            self.cgroup,
+            self.user,
+            self.time,
+        ]
+    }
+
+    /// Bits of the namespaces where `self` equals `host` and `before` did not.
+    pub fn entered(&self, before: &Namespaces, host: &Namespaces) -> u32 {
+        let (now, was, host) = (self.as_array(), before.as_array(), host.as_array());
+        let mut mask = 0;
+        let mut i = 0;
+        while i < 8 {
+            if host[i] != 0 && now[i] == host[i] && was[i] != host[i] {
+                mask |= 1 << i;
+            }
+            i += 1;
+        }
+        mask
+    }
+}
+
+/// Byte offsets of the kernel struct fields the programs read, taken from the running kernel's
+/// BTF by the agent. A field the kernel lacks is [`FIELD_MISSING`]; the programs then skip it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Offsets {
+    pub task_tgid: u32,
+    pub task_pid: u32,
+    pub task_real_parent: u32,
+    pub task_nsproxy: u32,
+    pub task_cred: u32,
+    pub task_files: u32,
+    pub task_mm: u32,
+    pub task_exit_code: u32,
+
+    pub nsproxy_mnt_ns: u32,
+    pub nsproxy_pid_ns_for_children: u32,
+    pub nsproxy_net_ns: u32,
+    pub nsproxy_ipc_ns: u32,
+    pub nsproxy_uts_ns: u32,
+    pub nsproxy_cgroup_ns: u32,
+    pub nsproxy_time_ns: u32,
+
+    /// `<ns struct>.ns.inum` for each namespace type.
+    pub mnt_ns_inum: u32,
+    pub pid_ns_inum: u32,
+    pub net_ns_inum: u32,
+    pub ipc_ns_inum: u32,
+    pub uts_ns_inum: u32,
+    pub cgroup_ns_inum: u32,
+    pub user_ns_inum: u32,
+    pub time_ns_inum: u32,
+
+    pub cred_uid: u32,
+    pub cred_euid: u32,
+    pub cred_user_ns: u32,
+
+    pub files_fdt: u32,
+    pub fdtable_max_fds: u32,
+    pub fdtable_fd: u32,
+
+    pub file_f_mode: u32,
+    /// `file.f_path.dentry`, one offset from the start of `struct file`.
+    pub file_dentry: u32,
+
+    /// `dentry.d_name.name`, one offset from the start of `struct dentry`.
+    pub dentry_name: u32,
+    pub dentry_parent: u32,
+    pub dentry_sb: u32,
+    pub dentry_inode: u32,
+
+    pub sb_magic: u32,
+    pub sb_dev: u32,
+
+    pub inode_mode: u32,
+    pub inode_ino: u32,
+
+    pub mm_arg_start: u32,
+    pub mm_arg_end: u32,
+
+    pub binprm_filename: u32,
+
+    pub cgroup_level: u32,
+    pub cgroup_kn: u32,
+    /// `cgroup.root`: the `cgroup_root` of the cgroup's hierarchy.
+    pub cgroup_root: u32,
+    pub cgroup_root_hierarchy_id: u32,
+    pub kernfs_node_id: u32,
+}
+
+impl Offsets {
+    /// Every field missing: what the programs see before the agent fills it in.
+    pub const MISSING: Offsets = Offsets {
+        task_tgid: FIELD_MISSING,
+        task_pid: FIELD_MISSING,
+        task_real_parent: FIELD_MISSING,
+        task_nsproxy: FIELD_MISSING,
+        task_cred: FIELD_MISSING,
+        task_files: FIELD_MISSING,
+        task_mm: FIELD_MISSING,
+        task_exit_code: FIELD_MISSING,
+        nsproxy_mnt_ns: FIELD_MISSING,
+        nsproxy_pid_ns_for_children: FIELD_MISSING,
+        nsproxy_net_ns: FIELD_MISSING,
+        nsproxy_ipc_ns: FIELD_MISSING,
+        nsproxy_uts_ns: FIELD_MISSING,
+        nsproxy_cgroup_ns: FIELD_MISSING,
+        nsproxy_time_ns: FIELD_MISSING,
+        mnt_ns_inum: FIELD_MISSING,
+        pid_ns_inum: FIELD_MISSING,
+        net_ns_inum: FIELD_MISSING,
+        ipc_ns_inum: FIELD_MISSING,
+        uts_ns_inum: FIELD_MISSING,
+        cgroup_ns_inum: FIELD_MISSING,
+        user_ns_inum: FIELD_MISSING,
+        time_ns_inum: FIELD_MISSING,
+        cred_uid: FIELD_MISSING,
+        cred_euid: FIELD_MISSING,
+        cred_user_ns: FIELD_MISSING,
+        files_fdt: FIELD_MISSING,
+        fdtable_max_fds: FIELD_MISSING,
+        fdtable_fd: FIELD_MISSING,
+        file_f_mode: FIELD_MISSING,
+        file_dentry: FIELD_MISSING,
+        dentry_name: FIELD_MISSING,
+        dentry_parent: FIELD_MISSING,
+        dentry_sb: FIELD_MISSING,
+        dentry_inode: FIELD_MISSING,
+        sb_magic: FIELD_MISSING,
+        sb_dev: FIELD_MISSING,
+        inode_mode: FIELD_MISSING,
+        inode_ino: FIELD_MISSING,
+        mm_arg_start: FIELD_MISSING,
+        mm_arg_end: FIELD_MISSING,
+        binprm_filename: FIELD_MISSING,
+        cgroup_level: FIELD_MISSING,
+        cgroup_kn: FIELD_MISSING,
+        cgroup_root: FIELD_MISSING,
+        cgroup_root_hierarchy_id: FIELD_MISSING,
+        kernfs_node_id: FIELD_MISSING,
+    };
+}
+
+/// The one global the agent sets before load (`CONFIG` in the kernel object).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Namespaces of the host reference process; a zero field is never matched.
+    pub host_ns: Namespaces,
+    /// The agent's own tgid: nothing it does is reported.
+    pub agent_tgid: u32,
+    pub _pad: u32,
+    pub offsets: Offsets,
+}
+
+impl Config {
+    pub const UNSET: Config = Config {
+        host_ns: Namespaces {
+            mnt: 0,
+            pid_for_children: 0,
+            net: 0,
+            ipc: 0,
+            uts: 0,
+            cgroup: 0,
+            user: 0,
+            time: 0,
+        },
+        agent_tgid: 0,
+        _pad: 0,
+        offsets: Offsets::MISSING,
+    };
+}
+
+/// Why a task is in the kernel's container-task map.
+pub mod task_mark {
+    /// Exec'd in a mount namespace other than the host's.
+    pub const FOREIGN_MNT_NS: u32 = 1 << 0;
+    /// Forked from a marked task.
+    pub const INHERITED: u32 = 1 << 1;
+    /// Put there by the agent (its cgroup names a container).
+    pub const AGENT: u32 = 1 << 2;
+}

@@ -1,0 +1,187 @@
+//! Events the kernel programs put on the ring buffer. Each starts with a [`Header`] whose
+//! `kind` says which struct follows.
+
+use crate::config::Namespaces;
+
+/// What an event is; the discriminant is also its index in the kernel's loss counters.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventKind {
+    Exec = 1,
+    Fork = 2,
+    Exit = 3,
+    CgroupAttach = 4,
+    Namespace = 5,
+    FileOpen = 6,
+    Mount = 7,
+}
+
+/// Size of the per-kind loss counter array (index 0 is unused).
+pub const KIND_SLOTS: u32 = 8;
+
+impl EventKind {
+    pub const ALL: [EventKind; 7] = [
+        EventKind::Exec,
+        EventKind::Fork,
+        EventKind::Exit,
+        EventKind::CgroupAttach,
+        EventKind::Namespace,
+        EventKind::FileOpen,
+        EventKind::Mount,
+    ];
+
+    pub fn from_u32(v: u32) -> Option<EventKind> {
+        Self::ALL.into_iter().find(|k| *k as u32 == v)
+    }
+
+    /// The `kind` label value in metrics.
+    pub const fn name(self) -> &'static str {
+        match self {
+            EventKind::Exec => "exec",
+            EventKind::Fork => "fork",
+            EventKind::Exit => "exit",
+            EventKind::CgroupAttach => "cgroup_attach",
+            EventKind::Namespace => "namespace",
+            EventKind::FileOpen => "file_open",
+            EventKind::Mount => "mount",
+        }
+    }
+}
+
+pub const COMM_LEN: usize = 16;
+pub const PATH_LEN: usize = 256;
+pub const ARGS_LEN: usize = 512;
+pub const NAME_LEN: usize = 64;
+/// Dentry names carried by a [`FileOpenEvent`], the file's own first.
+pub const NAME_DEPTH: usize = 4;
+pub const FSTYPE_LEN: usize = 32;
+pub const MOUNT_PATH_LEN: usize = 128;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Header {
+    pub kind: u32,
+    /// Process (thread group) id of the task the event is about.
+    pub tgid: u32,
+    /// Thread id of that task.
+    pub tid: u32,
+    pub _pad: u32,
+    /// `bpf_ktime_get_boot_ns()` when the event was made.
+    pub ktime_ns: u64,
+}
+
+/// `sched_process_exec`: a task replaced its image. Sent for every process.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ExecEvent {
+    pub header: Header,
+    pub ppid: u32,
+    pub uid: u32,
+    pub euid: u32,
+    /// Non-zero when the kernel counts this task as a container task (see `task_mark`).
+    pub marked: u32,
+    pub ns: Namespaces,
+    /// Bytes of `args` filled in.
+    pub args_len: u32,
+    pub _pad: u32,
+    pub comm: [u8; COMM_LEN],
+    pub filename: [u8; PATH_LEN],
+    /// NUL-separated argv, as the process's memory holds it.
+    pub args: [u8; ARGS_LEN],
+}
+
+/// A new process (not a new thread). `header.tgid` is the child.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ForkEvent {
+    pub header: Header,
+    pub ppid: u32,
+    pub _pad: u32,
+}
+
+/// A thread-group leader exited.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ExitEvent {
+    pub header: Header,
+    pub exit_code: i32,
+    pub _pad: u32,
+}
+
+/// `cgroup_attach_task`: a thread-group leader was moved into a cgroup. `header` names the
+/// moved task.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct CgroupAttachEvent {
+    pub header: Header,
+    /// The process that moved it (wrote `cgroup.procs`).
+    pub mover_tgid: u32,
+    /// Hierarchy id (`/proc/cgroups`); 0 is the unified (v2) hierarchy.
+    pub hierarchy: u32,
+    pub level: u32,
+    pub _pad: u32,
+    pub cgroup_id: u64,
+    pub path: [u8; PATH_LEN],
+}
+
+/// The system call behind a [`NamespaceEvent`] or [`MountEvent`].
+pub mod syscall {
+    pub const SETNS: u32 = 1;
+    pub const MOUNT: u32 = 2;
+
+    pub const fn name(nr: u32) -> &'static str {
+        match nr {
+            SETNS => "setns",
+            MOUNT => "mount",
+            _ => "unknown",
+        }
+    }
+}
+
+/// A container task's namespaces changed and at least one became the host's.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct NamespaceEvent {
+    pub header: Header,
+    pub syscall: u32,
+    /// The `nstype` argument of `setns`.
+    pub nstype: u32,
+    /// `ns_bit` mask of the namespaces that became the host's.
+    pub entered: u32,
+    pub _pad: u32,
+    pub before: Namespaces,
+    pub after: Namespaces,
+}
+
+/// A container task opened, for writing, a file on a pseudo filesystem where kernel settings
+/// live (proc, sysfs, cgroup, binfmt_misc, ...).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct FileOpenEvent {
+    pub header: Header,
+    pub f_mode: u32,
+    pub i_mode: u32,
+    pub dev: u32,
+    pub fd: i32,
+    /// `super_block.s_magic`.
+    pub magic: u64,
+    pub ino: u64,
+    /// NUL-terminated dentry names: the file, its parent, its grandparent, ...
+    pub names: [[u8; NAME_LEN]; NAME_DEPTH],
+}
+
+/// A container task mounted a filesystem.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct MountEvent {
+    pub header: Header,
+    pub syscall: u32,
+    pub ret: i32,
+    pub flags: u64,
+    pub fstype: [u8; FSTYPE_LEN],
+    pub source: [u8; MOUNT_PATH_LEN],
+    pub target: [u8; MOUNT_PATH_LEN],
+}
+
+/// `file.f_mode` bit for a file opened for writing.
+pub const FMODE_WRITE: u32 = 0x2;

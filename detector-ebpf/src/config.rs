@@ -1,0 +1,38 @@
+//! The configuration global the agent fills in before load.
+
+use detector_common::{Config, Namespaces};
+
+/// Set by the agent with `EbpfLoader::set_global("CONFIG", ..)`; read only through
+/// [`volatile`], or the compiler would fold the zero initialiser into the code.
+#[unsafe(no_mangle)]
+pub(crate) static CONFIG: Config = Config::UNSET;
+
+/// Offset of a kernel struct field, as resolved from the running kernel's BTF. One field is
+/// read at a time: copying the whole table would cost stack the programs do not have.
+macro_rules! offset {
+    ($field:ident) => {
+        $crate::config::volatile(&raw const $crate::config::CONFIG.offsets.$field)
+    };
+}
+pub(crate) use offset;
+
+#[inline(always)]
+pub fn volatile<T: Copy>(value: *const T) -> T {
+    // SAFETY: only ever called with pointers into the CONFIG static.
+    unsafe { core::ptr::read_volatile(value) }
+}
+
+#[inline(always)]
+pub fn host_ns() -> Namespaces {
+    volatile(&raw const CONFIG.host_ns)
+}
+
+#[inline(always)]
+pub fn host_mnt_ns() -> u32 {
+    volatile(&raw const CONFIG.host_ns.mnt)
+}
+
+#[inline(always)]
+pub fn agent_tgid() -> u32 {
+    volatile(&raw const CONFIG.agent_tgid)
+}

@@ -1,0 +1,48 @@
+//! Ring-buffer reservation with loss accounting: a record that does not fit is counted, per
+//! CPU and kind, never dropped silently.
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, generated::bpf_ktime_get_boot_ns},
+    maps::ring_buf::RingBufEntry,
+};
+use detector_common::{EventKind, Header};
+
+use crate::maps::{EVENTS, LOST};
+
+/// Reserves room for a `T`, or counts the loss.
+#[inline(always)]
+pub fn reserve<T: 'static>(kind: EventKind) -> Option<RingBufEntry<T>> {
+    let entry = EVENTS.reserve::<T>(0);
+    if entry.is_none() {
+        count_loss(kind);
+    }
+    entry
+}
+
+#[inline(always)]
+fn count_loss(kind: EventKind) {
+    if let Some(counter) = LOST.get_ptr_mut(kind as u32) {
+        // SAFETY: per-CPU slot; nothing else on this CPU runs between the read and the write.
+        unsafe { *counter += 1 };
+    }
+}
+
+/// A header for an event about the task `tgid`/`tid`.
+#[inline(always)]
+pub fn header(kind: EventKind, tgid: u32, tid: u32) -> Header {
+    Header {
+        kind: kind as u32,
+        tgid,
+        tid,
+        _pad: 0,
+        // SAFETY: helper without arguments.
+        ktime_ns: unsafe { bpf_ktime_get_boot_ns() },
+    }
+}
+
+/// (tgid, tid) of the current task.
+#[inline(always)]
+pub fn current_ids() -> (u32, u32) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    ((pid_tgid >> 32) as u32, pid_tgid as u32)
+}

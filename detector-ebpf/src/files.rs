@@ -1,0 +1,100 @@
+//! Write-opens by container processes of files on filesystems that hold kernel settings.
+//! The file is identified by its superblock magic and dentry names, read from the opened
+//! `struct file`, so a second procfs mount, a bind mount or a symlink cannot dodge it.
+
+use aya_ebpf::programs::TracePointContext;
+use detector_common::{
+    EventKind, FMODE_WRITE, FileOpenEvent, NAME_DEPTH, magic::KERNEL_SETTING_FILESYSTEMS,
+};
+
+use crate::{
+    config::offset,
+    emit::{current_ids, header, reserve},
+    kread::{field, kernel_str, pointer},
+    maps::container_mark,
+    task,
+};
+
+const RET: usize = 16;
+
+pub fn on_open_exit(ctx: &TracePointContext) {
+    // SAFETY: `ret` is the first slot of a sys_exit record.
+    let fd = unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(-1);
+    if fd < 0 {
+        return;
+    }
+    let (tgid, tid) = current_ids();
+    if container_mark(tgid).is_none() {
+        return;
+    }
+    let Some(file) = fd_file(task::current(), fd as u32) else {
+        return;
+    };
+    let f_mode = field::<u32>(file, offset!(file_f_mode)).unwrap_or(0);
+    if f_mode & FMODE_WRITE == 0 {
+        return;
+    }
+    let Some(dentry) = pointer(file, offset!(file_dentry)) else {
+        return;
+    };
+    let Some(sb) = pointer(dentry, offset!(dentry_sb)) else {
+        return;
+    };
+    let magic = field::<u64>(sb, offset!(sb_magic)).unwrap_or(0);
+    if !KERNEL_SETTING_FILESYSTEMS.contains(&magic) {
+        return;
+    }
+    let Some(mut entry) = reserve::<FileOpenEvent>(EventKind::FileOpen) else {
+        return;
+    };
+    let e = entry.as_mut_ptr();
+    let inode = pointer(dentry, offset!(dentry_inode));
+    // SAFETY: `e` points at a reserved, exclusively owned FileOpenEvent.
+    unsafe {
+        (*e).header = header(EventKind::FileOpen, tgid, tid);
+        (*e).f_mode = f_mode;
+        (*e).i_mode = inode
+            .and_then(|i| field::<u16>(i, offset!(inode_mode)))
+            .unwrap_or(0) as u32;
+        (*e).dev = field::<u32>(sb, offset!(sb_dev)).unwrap_or(0);
+        (*e).fd = fd as i32;
+        (*e).magic = magic;
+        (*e).ino = inode
+            .and_then(|i| field::<u64>(i, offset!(inode_ino)))
+            .unwrap_or(0);
+        write_names(dentry, &mut (*e).names);
+    }
+    entry.submit(0);
+}
+
+/// The `struct file` behind descriptor `fd` of `task`: `task->files->fdt->fd[fd]`.
+#[inline(always)]
+fn fd_file(task: *const u8, fd: u32) -> Option<*const u8> {
+    let files = pointer(task, offset!(task_files))?;
+    let fdt = pointer(files, offset!(files_fdt))?;
+    let max_fds = field::<u32>(fdt, offset!(fdtable_max_fds))?;
+    if fd >= max_fds {
+        return None;
+    }
+    let fd_array = pointer(fdt, offset!(fdtable_fd))?;
+    pointer(fd_array, fd * 8)
+}
+
+/// The dentry's own name, then its ancestors', up to the filesystem root.
+#[inline(always)]
+fn write_names(mut dentry: *const u8, names: &mut [[u8; detector_common::NAME_LEN]; NAME_DEPTH]) {
+    let mut reached_root = false;
+    for name in names.iter_mut() {
+        if reached_root {
+            name[0] = 0;
+            continue;
+        }
+        let src = pointer(dentry, offset!(dentry_name)).unwrap_or(core::ptr::null());
+        kernel_str(src, name);
+        match pointer(dentry, offset!(dentry_parent)) {
+            // The root dentry is its own parent.
+            Some(parent) if parent != dentry => dentry = parent,
+            _ => reached_root = true,
+        }
+    }
+}

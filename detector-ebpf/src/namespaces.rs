@@ -1,0 +1,72 @@
+//! `setns` by a container process: reported when it leaves with one of the host's namespaces
+//! it did not have before. There is no LSM hook or tracepoint for `setns`, so this is one of
+//! the few places the syscall tracepoints are worth their cost.
+
+use aya_ebpf::programs::TracePointContext;
+use detector_common::{EventKind, NamespaceEvent, Namespaces, syscall};
+
+use crate::{
+    config::host_ns,
+    emit::{current_ids, header, reserve},
+    maps::{SETNS_PENDING, container_mark},
+    task,
+};
+
+/// What a thread's namespaces were when it entered `setns`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct PendingSetns {
+    pub before: Namespaces,
+    pub nstype: u32,
+    pub _pad: u32,
+}
+
+/// Syscall tracepoint records hold each argument in an 8-byte slot from offset 16.
+const ARG1: usize = 24;
+const RET: usize = 16;
+
+pub fn on_setns_enter(ctx: &TracePointContext) {
+    let (tgid, tid) = current_ids();
+    if container_mark(tgid).is_none() {
+        return;
+    }
+    // SAFETY: the record's layout is the syscall tracepoint ABI: args at 16 + 8 * n.
+    let nstype = unsafe { ctx.read_at::<u64>(ARG1) }.unwrap_or(0) as u32;
+    let pending = PendingSetns {
+        before: task::namespaces(task::current()),
+        nstype,
+        _pad: 0,
+    };
+    let _ = SETNS_PENDING.insert(&tid, &pending, 0);
+}
+
+pub fn on_setns_exit(ctx: &TracePointContext) {
+    let (tgid, tid) = current_ids();
+    // SAFETY: plain-data copy out of the map.
+    let Some(pending) = (unsafe { SETNS_PENDING.get(&tid) }).copied() else {
+        return;
+    };
+    let _ = SETNS_PENDING.remove(&tid);
+    // SAFETY: as above, `ret` is the first slot of a sys_exit record.
+    if unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(-1) != 0 {
+        return;
+    }
+    let after = task::namespaces(task::current());
+    let entered = after.entered(&pending.before, &host_ns());
+    if entered == 0 {
+        return;
+    }
+    let Some(mut entry) = reserve::<NamespaceEvent>(EventKind::Namespace) else {
+        return;
+    };
+    entry.write(NamespaceEvent {
+        header: header(EventKind::Namespace, tgid, tid),
+        syscall: syscall::SETNS,
+        nstype: pending.nstype,
+        entered,
+        _pad: 0,
+        before: pending.before,
+        after,
+    });
+    entry.submit(0);
+}

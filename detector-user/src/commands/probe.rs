@@ -1,0 +1,116 @@
+//! `escape-detector probe`: what this kernel offers, and what the detector will use.
+
+use aya::{
+    maps::MapType,
+    programs::{LsmAttachType, ProgramType},
+    sys::{BpfHelper, is_helper_supported, is_map_supported, is_program_supported},
+};
+
+use super::exit;
+use crate::kernel::{
+    btf::Btf,
+    offsets,
+    probes::{Hook, PROBES},
+    tracefs,
+};
+
+struct Row {
+    feature: String,
+    available: bool,
+    note: String,
+}
+
+fn row(feature: impl Into<String>, available: bool, note: impl Into<String>) -> Row {
+    Row {
+        feature: feature.into(),
+        available,
+        note: note.into(),
+    }
+}
+
+fn program_type(name: &str, t: ProgramType) -> Row {
+    match is_program_supported(t) {
+        Ok(ok) => row(format!("program type {name}"), ok, ""),
+        Err(e) => row(format!("program type {name}"), false, e.to_string()),
+    }
+}
+
+fn lsm_enabled() -> Row {
+    match std::fs::read_to_string("/sys/kernel/security/lsm") {
+        Ok(list) => row(
+            "BPF LSM in lsm=",
+            list.split(',').any(|l| l.trim() == "bpf"),
+            list.trim().to_string(),
+        ),
+        Err(e) => row("BPF LSM in lsm=", false, format!("/sys/kernel/security/lsm: {e}")),
+    }
+}
+
+fn btf_rows() -> (Row, bool) {
+    match Btf::from_sys_fs() {
+        Ok(btf) => {
+            let resolved = offsets::resolve(&btf);
+            let missing: Vec<&str> = resolved.missing.iter().map(|m| m.field).collect();
+            let note = if resolved.is_complete() {
+                "all kernel fields located".to_string()
+            } else {
+                format!("missing: {}", missing.join(", "))
+            };
+            (row("BTF (/sys/kernel/btf/vmlinux)", true, note), resolved.is_complete())
+        }
+        Err(e) => (row("BTF (/sys/kernel/btf/vmlinux)", false, e.to_string()), false),
+    }
+}
+
+fn hook_rows(tracefs_ok: bool) -> Vec<Row> {
+    PROBES
+        .iter()
+        .map(|probe| match probe.hook {
+            // Raw tracepoints are found by name at attach time; nothing to look up here.
+            Hook::RawTracepoint(name) => row(format!("raw_tp {name}"), true, probe.feeds),
+            Hook::Tracepoint(category, name) => row(
+                format!("tracepoint {category}/{name}"),
+                tracefs_ok && tracefs::has_tracepoint(category, name),
+                probe.feeds,
+            ),
+        })
+        .collect()
+}
+
+pub fn report() -> u8 {
+    let (btf, offsets_complete) = btf_rows();
+    let ringbuf = is_map_supported(MapType::RingBuf).unwrap_or(false);
+    let tracepoint = is_program_supported(ProgramType::TracePoint).unwrap_or(false);
+    let raw_tp = is_program_supported(ProgramType::RawTracePoint).unwrap_or(false);
+    let tracefs_ok = tracefs::ensure_mounted().is_ok();
+    let send_signal = is_helper_supported(ProgramType::TracePoint, BpfHelper::BPF_FUNC_send_signal)
+        .unwrap_or(false);
+
+    let mut rows = vec![
+        btf,
+        row("ring buffer map", ringbuf, "event transport"),
+        row("program type tracepoint", tracepoint, "syscall hooks"),
+        row("program type raw_tracepoint", raw_tp, "lifecycle hooks"),
+        program_type("tracing (fentry, tp_btf)", ProgramType::Tracing),
+        program_type("lsm", ProgramType::Lsm(LsmAttachType::Mac)),
+        lsm_enabled(),
+        row("helper bpf_send_signal", send_signal, "in-kernel kill"),
+        row("tracefs", tracefs_ok, "/sys/kernel/tracing"),
+    ];
+    rows.extend(hook_rows(tracefs_ok));
+
+    let usable = offsets_complete && ringbuf && tracepoint && raw_tp;
+    println!("{:<44} {:<6} NOTE", "FEATURE", "OK");
+    for r in &rows {
+        let ok = if r.available { "yes" } else { "no" };
+        println!("{:<44} {:<6} {}", r.feature, ok, r.note);
+    }
+    println!();
+    if usable {
+        println!("backend: tracepoint (raw tracepoints for lifecycle, syscall tracepoints for acts)");
+        exit::OK
+    } else {
+        println!("backend: none usable (needs BTF, ring buffers, tracepoints and raw tracepoints)");
+        exit::PROBES_FAILED
+    }
+}

@@ -1,0 +1,258 @@
+//! `escape-detector run`: the daemon. Order matters: the reader starts before any probe is
+//! attached and /proc is read after, so no process falls between the two.
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use aya::{
+    Ebpf,
+    maps::{HashMap, PerCpuArray, RingBuf},
+};
+use detector_common::{Config, user::Event};
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    sync::mpsc,
+};
+
+use super::exit;
+use crate::{
+    cli::RunArgs,
+    config::{self, Settings},
+    health::Health,
+    http::{self, Endpoints},
+    ingest,
+    kernel::{
+        btf::Btf, host::host_reference, loader, loss::LossCounters, marks::ContainerMarks,
+        offsets, probes, tracefs,
+    },
+    metrics::Metrics,
+    outputs::{Output, Outputs},
+    pipeline::{Pipeline, PipelineSettings},
+    rules,
+    state::{container::ContainerTable, filesystems::Filesystems, procfs, runtime_state},
+};
+
+/// The detection backend this build uses on every kernel.
+const BACKEND: &str = "tracepoint";
+const TICK: Duration = Duration::from_millis(20);
+const SWEEP: Duration = Duration::from_secs(1);
+
+pub fn run(args: &RunArgs) -> u8 {
+    let settings = match settings(args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    init_logging(&settings);
+    let outputs = match open_outputs(&settings) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e:#}");
+            return exit::BAD_INPUT;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return exit::PROBES_FAILED;
+        }
+    };
+    match runtime.block_on(daemon(settings, outputs)) {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            log::error!("{e:#}");
+            exit::PROBES_FAILED
+        }
+    }
+}
+
+/// The config file (or defaults) with the flags on top.
+fn settings(args: &RunArgs) -> Result<Settings, config::ConfigError> {
+    let mut settings = match &args.config {
+        Some(path) => config::load(path, &rules::rule_ids())?,
+        None => Settings::default(),
+    };
+    if let Some(file) = &args.alerts_file {
+        settings.alerts_file = Some(file.clone());
+    }
+    if let Some(addr) = args.metrics_addr {
+        settings.metrics_addr = addr;
+    }
+    settings.enforce |= args.enforce;
+    Ok(settings)
+}
+
+fn init_logging(settings: &Settings) {
+    let env = env_logger::Env::default().default_filter_or(settings.log_level.as_str());
+    env_logger::Builder::from_env(env)
+        .format_timestamp_millis()
+        .init();
+}
+
+/// Raw stdout output is the contract; the file is appended to when configured.
+fn open_outputs(settings: &Settings) -> anyhow::Result<Vec<Output>> {
+    let mut outputs = vec![Output::stdout()];
+    if let Some(path) = &settings.alerts_file {
+        outputs.push(
+            Output::file(path).with_context(|| format!("--alerts-file {}", path.display()))?,
+        );
+    }
+    Ok(outputs)
+}
+
+fn hostname(settings: &Settings) -> String {
+    settings.hostname.clone().unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_default()
+    })
+}
+
+/// The kernel object with its configuration: offsets from BTF, the host's namespaces, our pid.
+fn load_kernel_object(settings: &Settings) -> anyhow::Result<Ebpf> {
+    let btf = Btf::from_sys_fs().context("reading the kernel's BTF")?;
+    let resolved = offsets::resolve(&btf);
+    for missing in &resolved.missing {
+        log::warn!(
+            "kernel field {} not found ({}); what needs it is skipped",
+            missing.field,
+            missing.reason
+        );
+    }
+    let host = host_reference(settings.host_reference_pid).context("host namespaces")?;
+    log::info!(
+        "host reference: pid {} (mnt ns {})",
+        host.pid,
+        host.namespaces.mnt
+    );
+    if tracefs::ensure_mounted().context("mounting tracefs")? {
+        log::info!("mounted tracefs at /sys/kernel/tracing for the syscall tracepoints");
+    }
+    let config = Config {
+        host_ns: host.namespaces,
+        agent_tgid: std::process::id(),
+        _pad: 0,
+        offsets: resolved.offsets,
+    };
+    loader::load(&config, settings.ring_buffer_bytes)
+}
+
+fn take_map(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<aya::maps::Map> {
+    ebpf.take_map(name)
+        .with_context(|| format!("map {name} missing from the kernel object"))
+}
+
+/// Attaches every probe, exports and logs the result; fails when a required one is missing.
+fn attach_probes(ebpf: &mut Ebpf, metrics: &Metrics) -> anyhow::Result<()> {
+    for attachment in probes::attach_all(ebpf) {
+        let probe = attachment.probe;
+        let gauge = metrics.probe_attached.with_label_values(&[probe.program]);
+        match attachment.error {
+            None => {
+                gauge.set(1);
+                log::info!("attached {} ({})", probe.program, probe.feeds);
+            }
+            Some(e) if probe.required => bail!("required probe {}: {e}", probe.program),
+            Some(e) => {
+                gauge.set(0);
+                log::warn!("probe {} not attached, {} degraded: {e}", probe.program, probe.feeds);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn daemon(settings: Settings, outputs: Vec<Output>) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new()?);
+    let health = Arc::new(Health::default());
+    let listener = http::bind(settings.metrics_addr)
+        .await
+        .with_context(|| format!("listening on {}", settings.metrics_addr))?;
+
+    let mut ebpf = load_kernel_object(&settings)?;
+    let ring = RingBuf::try_from(take_map(&mut ebpf, "EVENTS")?)?;
+    let loss = Arc::new(Mutex::new(LossCounters::new(PerCpuArray::try_from(
+        take_map(&mut ebpf, "LOST")?,
+    )?)));
+    let marks = ContainerMarks::new(HashMap::try_from(take_map(&mut ebpf, "CONTAINER_TASKS")?)?);
+
+    let refresh_loss = {
+        let (loss, metrics) = (loss.clone(), metrics.clone());
+        Arc::new(move || {
+            if let Ok(mut loss) = loss.lock() {
+                loss.refresh(&metrics);
+            }
+        })
+    };
+    let endpoints = Arc::new(Endpoints {
+        health: health.clone(),
+        metrics: metrics.clone(),
+        before_scrape: refresh_loss.clone(),
+    });
+    tokio::spawn(http::serve(listener, endpoints));
+    health.beat();
+
+    let (events_tx, mut events) = mpsc::channel::<Event>(ingest::QUEUE_DEPTH);
+    let mut reader = tokio::spawn(ingest::read_events(ring, events_tx, metrics.clone()));
+    attach_probes(&mut ebpf, &metrics)?;
+    metrics
+        .build_info
+        .with_label_values(&[env!("CARGO_PKG_VERSION"), BACKEND])
+        .set(1);
+
+    let mut pipeline = Pipeline::new(
+        ContainerTable::new(runtime_state::default_roots()),
+        Filesystems::read().context("reading /proc/filesystems")?,
+        marks,
+        metrics.clone(),
+        Outputs::new(outputs, &metrics),
+        PipelineSettings {
+            hostname: hostname(&settings),
+            enforce: settings.enforce,
+            disabled_rules: settings.disabled_rules.iter().cloned().collect::<HashSet<_>>(),
+        },
+    );
+    pipeline.load_snapshot(procfs::snapshot());
+    health.set_ready();
+    log::info!(
+        "ready: backend {BACKEND}, metrics on http://{}, enforce {}",
+        settings.metrics_addr,
+        settings.enforce
+    );
+
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut tick = tokio::time::interval(TICK);
+    let mut sweep = tokio::time::interval(SWEEP);
+    loop {
+        tokio::select! {
+            Some(event) = events.recv() => pipeline.handle(&event, Instant::now()),
+            _ = tick.tick() => {
+                pipeline.tick(Instant::now());
+                health.beat();
+            }
+            _ = sweep.tick() => {
+                pipeline.sweep(Instant::now());
+                refresh_loss();
+            }
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+            ended = &mut reader => bail!("the ring-buffer reader stopped: {ended:?}"),
+        }
+    }
+    log::info!("signal received: detaching");
+    pipeline.flush();
+    drop(ebpf);
+    Ok(())
+}

@@ -1,0 +1,54 @@
+//! The ring-buffer reader: drains kernel records into typed events for the pipeline. It runs
+//! before any probe is attached, so no event is produced while nobody reads.
+
+use std::sync::Arc;
+
+use aya::maps::{MapData, RingBuf};
+use detector_common::user::Event;
+use tokio::{
+    io::{Interest, unix::AsyncFd},
+    sync::mpsc,
+};
+
+use crate::metrics::Metrics;
+
+/// Events in flight between reader and pipeline. When the pipeline falls behind the reader
+/// waits, the ring buffer fills, and the kernel counts what it cannot queue.
+pub const QUEUE_DEPTH: usize = 16 * 1024;
+
+pub async fn read_events(
+    ring: RingBuf<MapData>,
+    events: mpsc::Sender<Event>,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<()> {
+    // SAFETY: the ring buffer owns its map fd, which stays open and the same for as long as
+    // the AsyncFd owns the ring buffer.
+    let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+        .map_err(|e| anyhow::anyhow!("registering the ring buffer: {e}"))?;
+    let mut batch = Vec::with_capacity(256);
+    loop {
+        let mut ready = ring.readable_mut().await?;
+        let buffer = ready.get_inner_mut();
+        while let Some(record) = buffer.next() {
+            match Event::decode(&record) {
+                Ok(event) => {
+                    metrics
+                        .events_total
+                        .with_label_values(&[event.kind().name()])
+                        .inc();
+                    batch.push(event);
+                }
+                Err(e) => {
+                    metrics.decode_errors_total.inc();
+                    log::warn!("dropping a kernel record: {e}");
+                }
+            }
+        }
+        ready.clear_ready();
+        for event in batch.drain(..) {
+            if events.send(event).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+}

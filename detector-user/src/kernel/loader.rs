@@ -1,0 +1,38 @@
+//! Loads the kernel object with the agent's configuration written into it.
+
+use anyhow::{Context, bail};
+use aya::{Ebpf, EbpfLoader};
+use detector_common::Config;
+
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/detector-ebpf"));
+
+/// Loads maps and the object; programs are loaded and attached one by one in `probes`.
+pub fn load(config: &Config, ring_buffer_bytes: u32) -> anyhow::Result<Ebpf> {
+    if OBJECT.is_empty() {
+        bail!(
+            "this binary was built without its kernel programs (bpf-linker was missing at \
+             build time): run `cargo xtask setup` and rebuild"
+        );
+    }
+    raise_memlock_limit();
+    EbpfLoader::new()
+        .override_global("CONFIG", config, true)
+        .map_max_entries("EVENTS", ring_buffer_bytes)
+        .load(OBJECT)
+        .context("loading the kernel object")
+}
+
+/// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; later ones ignore it.
+fn raise_memlock_limit() {
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: plain syscall with a valid struct.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
+        log::debug!(
+            "could not raise RLIMIT_MEMLOCK: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}

@@ -1,0 +1,23 @@
+//! The kernel's container-task map, as the agent writes it: processes whose cgroup names a
+//! container are marked even when they share the host's mount namespace, so their acts are
+//! not filtered out in the kernel.
+
+use aya::maps::{HashMap, MapData};
+use detector_common::task_mark;
+
+pub struct ContainerMarks {
+    map: HashMap<MapData, u32, u32>,
+}
+
+impl ContainerMarks {
+    pub fn new(map: HashMap<MapData, u32, u32>) -> ContainerMarks {
+        ContainerMarks { map }
+    }
+
+    pub fn mark(&mut self, tgid: u32) {
+        let mark = self.map.get(&tgid, 0).unwrap_or(0) | task_mark::AGENT;
+        if let Err(e) = self.map.insert(tgid, mark, 0) {
+            log::warn!("cannot mark pid {tgid} as a container process in the kernel: {e}");
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Everything that touches the kernel: BTF offsets, loading and attaching the programs, the
+//! maps the agent reads and writes, and feature probing.
+
+pub mod btf;
+pub mod host;
+pub mod loader;
+pub mod loss;
+pub mod marks;
+pub mod offsets;
+pub mod probes;
+pub mod tracefs;

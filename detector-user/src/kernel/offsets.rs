@@ -1,0 +1,258 @@
+//! Fills [`Offsets`] from the running kernel's BTF, one table row per field.
+
+use detector_common::Offsets;
+
+use super::btf::Btf;
+
+/// A field the running kernel's BTF does not have; the programs skip it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MissingField {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    pub offsets: Offsets,
+    pub missing: Vec<MissingField>,
+}
+
+impl Resolved {
+    pub fn is_complete(&self) -> bool {
+        self.missing.is_empty()
+    }
+}
+
+/// Where one field of [`Offsets`] lives in the kernel.
+struct Field {
+    name: &'static str,
+    struct_name: &'static str,
+    /// Member paths in order of preference: later ones cover renames on other kernels.
+    candidates: &'static [&'static str],
+    slot: fn(&mut Offsets) -> &mut u32,
+}
+
+/// One row: `Offsets` field, struct name, candidate member paths.
+macro_rules! field {
+    ($field:ident, $struct_name:literal, [$($path:literal),+ $(,)?]) => {
+        Field {
+            name: stringify!($field),
+            struct_name: $struct_name,
+            candidates: &[$($path),+],
+            slot: |offsets| &mut offsets.$field,
+        }
+    };
+}
+
+// Unformatted so each row stays on one line and rows stay grouped by struct.
+#[rustfmt::skip]
+const FIELDS: &[Field] = &[
+    field!(task_tgid, "task_struct", ["tgid"]),
+    field!(task_pid, "task_struct", ["pid"]),
+    field!(task_real_parent, "task_struct", ["real_parent"]),
+    field!(task_nsproxy, "task_struct", ["nsproxy"]),
+    field!(task_cred, "task_struct", ["cred"]),
+    field!(task_files, "task_struct", ["files"]),
+    field!(task_mm, "task_struct", ["mm"]),
+    field!(task_exit_code, "task_struct", ["exit_code"]),
+
+    field!(nsproxy_mnt_ns, "nsproxy", ["mnt_ns"]),
+    field!(nsproxy_pid_ns_for_children, "nsproxy", ["pid_ns_for_children"]),
+    field!(nsproxy_net_ns, "nsproxy", ["net_ns"]),
+    field!(nsproxy_ipc_ns, "nsproxy", ["ipc_ns"]),
+    field!(nsproxy_uts_ns, "nsproxy", ["uts_ns"]),
+    field!(nsproxy_cgroup_ns, "nsproxy", ["cgroup_ns"]),
+    field!(nsproxy_time_ns, "nsproxy", ["time_ns_for_children"]),
+
+    field!(mnt_ns_inum, "mnt_namespace", ["ns.inum"]),
+    field!(pid_ns_inum, "pid_namespace", ["ns.inum"]),
+    field!(net_ns_inum, "net", ["ns.inum"]),
+    field!(ipc_ns_inum, "ipc_namespace", ["ns.inum"]),
+    field!(uts_ns_inum, "uts_namespace", ["ns.inum"]),
+    field!(cgroup_ns_inum, "cgroup_namespace", ["ns.inum"]),
+    field!(user_ns_inum, "user_namespace", ["ns.inum"]),
+    field!(time_ns_inum, "time_namespace", ["ns.inum"]),
+
+    // kuid_t wraps `val`; the programs read the 4 bytes at the kuid_t itself.
+    field!(cred_uid, "cred", ["uid"]),
+    field!(cred_euid, "cred", ["euid"]),
+    field!(cred_user_ns, "cred", ["user_ns"]),
+
+    field!(files_fdt, "files_struct", ["fdt"]),
+    field!(fdtable_max_fds, "fdtable", ["max_fds"]),
+    field!(fdtable_fd, "fdtable", ["fd"]),
+
+    field!(file_f_mode, "file", ["f_mode"]),
+    // 6.18 also names the same path `__f_path` inside an anonymous union.
+    field!(file_dentry, "file", ["f_path.dentry", "__f_path.dentry"]),
+
+    // 6.18 also names the same qstr `__d_name` inside an anonymous union.
+    field!(dentry_name, "dentry", ["d_name.name", "__d_name.name"]),
+    field!(dentry_parent, "dentry", ["d_parent"]),
+    field!(dentry_sb, "dentry", ["d_sb"]),
+    field!(dentry_inode, "dentry", ["d_inode"]),
+
+    field!(sb_magic, "super_block", ["s_magic"]),
+    field!(sb_dev, "super_block", ["s_dev"]),
+
+    field!(inode_mode, "inode", ["i_mode"]),
+    field!(inode_ino, "inode", ["i_ino"]),
+
+    field!(mm_arg_start, "mm_struct", ["arg_start"]),
+    field!(mm_arg_end, "mm_struct", ["arg_end"]),
+
+    field!(binprm_filename, "linux_binprm", ["filename"]),
+
+    field!(cgroup_level, "cgroup", ["level"]),
+    field!(cgroup_kn, "cgroup", ["kn"]),
+    field!(cgroup_root, "cgroup", ["root"]),
+    field!(cgroup_root_hierarchy_id, "cgroup_root", ["hierarchy_id"]),
+    field!(kernfs_node_id, "kernfs_node", ["id"]),
+];
+
+/// Looks up every field of [`Offsets`]; a field the kernel lacks stays
+/// [`detector_common::FIELD_MISSING`] and is listed in `missing`.
+pub fn resolve(btf: &Btf) -> Resolved {
+    let mut resolved = Resolved {
+        offsets: Offsets::MISSING,
+        missing: Vec::new(),
+    };
+    for field in FIELDS {
+        match first_candidate(btf, field) {
+            Ok(offset) => *(field.slot)(&mut resolved.offsets) = offset,
+            Err(reason) => resolved.missing.push(MissingField {
+                field: field.name,
+                reason,
+            }),
+        }
+    }
+    resolved
+}
+
+/// The offset of the first candidate the kernel has, or every candidate's error so the
+/// operator sees what was tried.
+fn first_candidate(btf: &Btf, field: &Field) -> Result<u32, String> {
+    let mut errors = Vec::new();
+    for path in field.candidates {
+        match btf.member_offset(field.struct_name, path) {
+            Ok(offset) => return Ok(offset),
+            Err(error) => errors.push(error.to_string()),
+        }
+    }
+    Err(errors.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::btf::testing::{BtfBuilder, vmlinux};
+    use super::*;
+    use detector_common::FIELD_MISSING;
+
+    /// Every row writes a different field and there is one row per field, so none is forgotten.
+    #[test]
+    fn the_table_covers_every_field_once() {
+        let field_count = size_of::<Offsets>() / size_of::<u32>();
+        assert_eq!(FIELDS.len(), field_count);
+        let mut offsets = Offsets::MISSING;
+        for (index, field) in FIELDS.iter().enumerate() {
+            *(field.slot)(&mut offsets) = index as u32;
+        }
+        for (index, field) in FIELDS.iter().enumerate() {
+            assert_eq!(*(field.slot)(&mut offsets), index as u32, "{}", field.name);
+        }
+    }
+
+    #[test]
+    fn lists_missing_fields_and_uses_later_candidates() {
+        let mut b = BtfBuilder::new();
+        let long = b.int("long", 8);
+        b.plain_struct("task_struct", 32, &[("pid", long, 8), ("tgid", long, 16)]);
+        let qstr = b.plain_struct("qstr", 16, &[("hash_len", long, 0), ("name", long, 8)]);
+        b.plain_struct("dentry", 64, &[("__d_name", qstr, 32)]);
+        let btf = Btf::parse(&b.build()).expect("synthetic BTF parses");
+
+        let resolved = resolve(&btf);
+        assert!(!resolved.is_complete());
+        assert_eq!(resolved.offsets.task_pid, 8);
+        assert_eq!(resolved.offsets.task_tgid, 16);
+        assert_eq!(resolved.offsets.dentry_name, 40);
+        assert_eq!(resolved.offsets.task_cred, FIELD_MISSING);
+        assert_eq!(resolved.missing.len(), FIELDS.len() - 3);
+        let cred = resolved.missing.iter().find(|m| m.field == "task_cred");
+        assert_eq!(
+            cred.map(|m| m.reason.as_str()),
+            Some("struct task_struct has no member cred")
+        );
+        let nsproxy = resolved
+            .missing
+            .iter()
+            .find(|m| m.field == "nsproxy_net_ns");
+        assert_eq!(
+            nsproxy.map(|m| m.reason.as_str()),
+            Some("BTF has no struct nsproxy")
+        );
+    }
+
+    #[test]
+    fn resolves_every_field_on_the_running_kernel() {
+        let Some(btf) = vmlinux() else { return };
+        let resolved = resolve(&btf);
+        assert!(resolved.is_complete(), "missing: {:#?}", resolved.missing);
+        let o = resolved.offsets;
+        let offset = |s: &str, path: &str| btf.member_offset(s, path).unwrap();
+
+        for field in FIELDS {
+            let mut copy = o;
+            let value = *(field.slot)(&mut copy);
+            let size = btf.struct_size(field.struct_name).unwrap();
+            assert!(value < size, "{} = {value} >= {size}", field.name);
+        }
+        // Layout facts shared by every x86_64 kernel with BTF.
+        assert_eq!(o.dentry_name, offset("dentry", "d_name") + 8);
+        assert_eq!(o.file_dentry, offset("file", "f_path.mnt") + 8);
+        assert_eq!(o.cred_euid, o.cred_uid + 16);
+        assert_eq!(o.cred_uid, offset("cred", "uid.val"));
+        assert_eq!((o.fdtable_max_fds, o.fdtable_fd), (0, 8));
+        assert_eq!(o.mm_arg_end, o.mm_arg_start + 8);
+        assert_eq!(o.task_tgid, o.task_pid + 4);
+        let pointers = [
+            o.task_real_parent,
+            o.task_nsproxy,
+            o.task_cred,
+            o.task_files,
+            o.task_mm,
+            o.nsproxy_mnt_ns,
+            o.nsproxy_pid_ns_for_children,
+            o.nsproxy_net_ns,
+            o.nsproxy_ipc_ns,
+            o.nsproxy_uts_ns,
+            o.nsproxy_cgroup_ns,
+            o.nsproxy_time_ns,
+            o.cred_user_ns,
+            o.files_fdt,
+            o.file_dentry,
+            o.dentry_name,
+            o.dentry_parent,
+            o.dentry_sb,
+            o.dentry_inode,
+            o.binprm_filename,
+            o.cgroup_kn,
+            o.cgroup_root,
+            o.kernfs_node_id,
+        ];
+        assert!(pointers.iter().all(|offset| offset % 8 == 0), "{o:#?}");
+        let inums = [
+            (o.mnt_ns_inum, "mnt_namespace"),
+            (o.pid_ns_inum, "pid_namespace"),
+            (o.net_ns_inum, "net"),
+            (o.ipc_ns_inum, "ipc_namespace"),
+            (o.uts_ns_inum, "uts_namespace"),
+            (o.cgroup_ns_inum, "cgroup_namespace"),
+            (o.user_ns_inum, "user_namespace"),
+            (o.time_ns_inum, "time_namespace"),
+        ];
+        for (inum, ns) in inums {
+            assert_eq!(inum, offset(ns, "ns") + offset("ns_common", "inum"), "{ns}");
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! Syscall tracepoints are attached by id, which the kernel publishes in tracefs. Hosts that do
+//! not mount tracefs (this development VM among them) get it mounted at its standard place.
+
+use std::{ffi::CString, io, path::Path};
+
+const TRACEFS: &str = "/sys/kernel/tracing";
+
+/// True when `category/name` exists as a tracepoint in tracefs.
+pub fn has_tracepoint(category: &str, name: &str) -> bool {
+    Path::new(TRACEFS)
+        .join("events")
+        .join(category)
+        .join(name)
+        .exists()
+}
+
+/// Mounts tracefs when it is not mounted; says whether it did.
+pub fn ensure_mounted() -> io::Result<bool> {
+    if Path::new(TRACEFS).join("events").exists() {
+        return Ok(false);
+    }
+    let target = CString::new(TRACEFS)?;
+    let fstype = CString::new("tracefs")?;
+    // SAFETY: valid NUL-terminated strings; no data argument.
+    let rc = unsafe {
+        libc::mount(
+            fstype.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(true)
+}

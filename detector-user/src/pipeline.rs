@@ -1,0 +1,263 @@
+//! Events in, alerts out: keeps the process and container tables current, asks the rules
+//! about each security event, and raises what they find.
+
+use std::{
+    collections::HashSet,
+    sync::Arc,
+    time::{Duration, Instant, SystemTime},
+};
+
+use detector_common::{Header, NamespaceEvent, user::Event};
+
+use crate::{
+    alert::{Action, Alert, ProcessInfo, timestamp},
+    enforce,
+    kernel::marks::ContainerMarks,
+    metrics::Metrics,
+    outputs::Outputs,
+    rules::{self, Finding, Severity, Subject},
+    state::{
+        container::ContainerTable,
+        filesystems::Filesystems,
+        process::{Change, Process, ProcessTable},
+    },
+};
+
+/// One `nsenter` makes one `setns` call per namespace within microseconds: the calls of one
+/// thread within this window are one act, and make one alert.
+const NAMESPACE_MERGE_WINDOW: Duration = Duration::from_millis(50);
+
+pub struct PipelineSettings {
+    pub hostname: String,
+    pub enforce: bool,
+    pub disabled_rules: HashSet<String>,
+}
+
+/// Namespace changes of one thread being merged into one act.
+struct HeldNamespaceChange {
+    event: NamespaceEvent,
+    due: Instant,
+    action: Action,
+}
+
+pub struct Pipeline {
+    processes: ProcessTable,
+    containers: ContainerTable,
+    filesystems: Filesystems,
+    marks: ContainerMarks,
+    metrics: Arc<Metrics>,
+    outputs: Outputs,
+    settings: PipelineSettings,
+    held: Vec<HeldNamespaceChange>,
+}
+
+impl Pipeline {
+    pub fn new(
+        containers: ContainerTable,
+        filesystems: Filesystems,
+        marks: ContainerMarks,
+        metrics: Arc<Metrics>,
+        outputs: Outputs,
+        settings: PipelineSettings,
+    ) -> Pipeline {
+        Pipeline {
+            processes: ProcessTable::default(),
+            containers,
+            filesystems,
+            marks,
+            metrics,
+            outputs,
+            settings,
+            held: Vec::new(),
+        }
+    }
+
+    /// Seeds the tables from /proc and marks container processes in the kernel.
+    pub fn load_snapshot(&mut self, processes: Vec<Process>) {
+        for process in processes {
+            let pid = process.pid;
+            self.processes.insert(process);
+            if self.attribute(pid).is_some() {
+                self.marks.mark(pid);
+            }
+        }
+        self.update_gauges();
+    }
+
+    pub fn handle(&mut self, event: &Event, now: Instant) {
+        match event {
+            Event::Exec(e) => {
+                let missed = self.processes.on_exec(e);
+                self.count_miss(missed, e.header.tgid);
+            }
+            Event::Fork(e) => {
+                let missed = self.processes.on_fork(e);
+                self.count_miss(missed, e.ppid);
+            }
+            Event::Exit(e) => self.processes.on_exit(e.header.tgid, now),
+            Event::CgroupAttach(e) => {
+                let path = rules::text(&e.path);
+                let names_container = crate::state::cgroup::classify(&path).is_some();
+                if let Change::Cgroup(pid) = self.processes.on_cgroup_attach(e, names_container)
+                    && self.attribute(pid).is_some()
+                {
+                    self.marks.mark(pid);
+                }
+            }
+            Event::Namespace(e) => self.hold_namespace_change(e, now),
+            Event::FileOpen(_) | Event::Mount(_) => {
+                if let Some(finding) = self.judge(event) {
+                    let action = self.enforce(&finding, event.header());
+                    self.raise(finding, event.header(), action);
+                }
+            }
+        }
+    }
+
+    /// Periodic work: flushes merged namespace changes that are due, forgets old exits.
+    pub fn tick(&mut self, now: Instant) {
+        let (due, waiting): (Vec<_>, Vec<_>) = self.held.drain(..).partition(|h| h.due <= now);
+        self.held = waiting;
+        for held in due {
+            let event = Event::Namespace(held.event);
+            if let Some(finding) = self.judge(&event) {
+                self.raise(finding, &held.event.header, held.action);
+            }
+        }
+    }
+
+    pub fn sweep(&mut self, now: Instant) {
+        self.processes.sweep(now);
+        self.update_gauges();
+    }
+
+    /// Raises whatever is still held (at shutdown).
+    pub fn flush(&mut self) {
+        let far = Instant::now() + NAMESPACE_MERGE_WINDOW * 2;
+        self.tick(far);
+    }
+
+    fn hold_namespace_change(&mut self, e: &NamespaceEvent, now: Instant) {
+        if let Some(held) = self
+            .held
+            .iter_mut()
+            .find(|h| h.event.header.tid == e.header.tid)
+        {
+            held.event.entered |= e.entered;
+            held.event.after = e.after;
+            return;
+        }
+        // Enforcement cannot wait for the merge window: judge the first call now.
+        let action = match self.judge(&Event::Namespace(*e)) {
+            Some(finding) => self.enforce(&finding, &e.header),
+            None => return,
+        };
+        self.held.push(HeldNamespaceChange {
+            event: *e,
+            due: now + NAMESPACE_MERGE_WINDOW,
+            action,
+        });
+    }
+
+    fn count_miss(&mut self, missed: bool, pid: u32) {
+        if missed {
+            self.metrics.process_cache_misses_total.inc();
+            self.attribute(pid);
+        }
+    }
+
+    /// Sets the process's container from its cgroup path.
+    fn attribute(&mut self, pid: u32) -> Option<String> {
+        let process = self.processes.get_mut(pid)?;
+        let id = process
+            .cgroup
+            .as_deref()
+            .and_then(|path| self.containers.attribute(path));
+        process.container_id = id.clone();
+        id
+    }
+
+    /// The finding of an enabled rule for a container process's act, if any.
+    fn judge(&mut self, event: &Event) -> Option<Finding> {
+        let tgid = event.header().tgid;
+        let (_, missed) = self.processes.get_or_read(tgid);
+        self.count_miss(missed, tgid);
+        let process = self.processes.get(tgid)?;
+        let container_id = process.container_id.as_deref()?;
+        let subject = Subject {
+            pid: tgid,
+            comm: &process.comm,
+            container_id,
+            filesystems: &self.filesystems,
+        };
+        let finding = rules::evaluate(event, &subject)?;
+        (!self.settings.disabled_rules.contains(finding.rule.id)).then_some(finding)
+    }
+
+    fn enforce(&self, finding: &Finding, header: &Header) -> Action {
+        if !self.settings.enforce || finding.rule.severity != Severity::Critical {
+            return Action::Alert;
+        }
+        match enforce::kill(header.tgid) {
+            Ok(()) => Action::Killed,
+            Err(e) => {
+                log::error!("enforce: could not kill pid {}: {e}", header.tgid);
+                Action::Alert
+            }
+        }
+    }
+
+    fn raise(&mut self, finding: Finding, header: &Header, action: Action) {
+        let Some(process) = self.processes.get(header.tgid) else {
+            return;
+        };
+        let container = process
+            .container_id
+            .clone()
+            .and_then(|id| self.containers.info(&id));
+        let alert = Alert {
+            time: timestamp(SystemTime::now()),
+            rule: finding.rule.id,
+            severity: finding.rule.severity,
+            mitre: finding.rule.mitre,
+            message: finding.message,
+            hostname: self.settings.hostname.clone(),
+            action,
+            container,
+            process: ProcessInfo {
+                pid: process.pid,
+                tid: header.tid,
+                ppid: process.ppid,
+                uid: process.uid,
+                euid: process.euid,
+                comm: process.comm.clone(),
+                exe: process.exe.clone(),
+                args: process.args.clone(),
+                cgroup: process.cgroup.clone(),
+                ancestors: self.processes.ancestors(process.pid),
+            },
+            details: finding.details,
+        };
+        self.metrics
+            .alerts_total
+            .with_label_values(&[alert.rule, alert.severity.as_str()])
+            .inc();
+        self.outputs.emit(&alert.to_json_line(), &self.metrics);
+    }
+
+    fn update_gauges(&mut self) {
+        let live: HashSet<&str> = self
+            .processes
+            .iter()
+            .filter(|p| p.exited_at.is_none())
+            .filter_map(|p| p.container_id.as_deref())
+            .collect();
+        self.containers.retain(&live);
+        self.metrics
+            .tracked_processes
+            .set(self.processes.live_count() as i64);
+        self.metrics
+            .tracked_containers
+            .set(self.containers.len() as i64);
+    }
+}

@@ -1,0 +1,141 @@
+//! The rule catalogue and the dispatch of kernel events to rules. A rule is a pure function
+//! of (event, subject) to a finding; every rule here fires only for container processes.
+
+mod cgroup_release;
+mod kernel_helper;
+mod namespace;
+mod opened_file;
+mod sensitive_mount;
+
+use detector_common::user::Event;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::state::filesystems::Filesystems;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::High => "high",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct RuleInfo {
+    pub id: &'static str,
+    pub severity: Severity,
+    pub mitre: &'static [&'static str],
+    pub description: &'static str,
+}
+
+/// Every rule this build implements, in the contract's order.
+pub const CATALOGUE: &[&RuleInfo] = &[
+    &namespace::HOST_NAMESPACE_ENTRY,
+    &cgroup_release::CGROUP_RELEASE_AGENT,
+    &kernel_helper::KERNEL_HELPER_HIJACK,
+    &sensitive_mount::SENSITIVE_MOUNT,
+];
+
+pub fn rule_ids() -> Vec<&'static str> {
+    CATALOGUE.iter().map(|r| r.id).collect()
+}
+
+/// What a rule needs to know of the acting process besides the event.
+pub struct Subject<'a> {
+    pub pid: u32,
+    pub comm: &'a str,
+    pub container_id: &'a str,
+    pub filesystems: &'a Filesystems,
+}
+
+impl Subject<'_> {
+    /// "process nsenter (pid 4242) in container 3f2a5c6d7e8f"
+    pub fn describe(&self) -> String {
+        let short_id = &self.container_id[..self.container_id.len().min(12)];
+        format!(
+            "process {} (pid {}) in container {short_id}",
+            self.comm, self.pid
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Finding {
+    pub rule: &'static RuleInfo,
+    pub message: String,
+    pub details: Value,
+}
+
+/// The finding of the one rule that speaks for this event, if any.
+pub fn evaluate(event: &Event, subject: &Subject) -> Option<Finding> {
+    match event {
+        Event::Namespace(e) => namespace::host_namespace_entry(e, subject),
+        Event::FileOpen(e) => cgroup_release::release_agent_write(e, subject)
+            .or_else(|| kernel_helper::helper_path_write(e, subject)),
+        Event::Mount(e) => sensitive_mount::sensitive_mount(e, subject),
+        Event::Exec(_) | Event::Fork(_) | Event::Exit(_) | Event::CgroupAttach(_) => None,
+    }
+}
+
+/// Text of a NUL-terminated kernel buffer.
+pub fn text(buf: &[u8]) -> String {
+    String::from_utf8_lossy(detector_common::user::c_bytes(buf)).into_owned()
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+
+    pub fn subject(filesystems: &Filesystems) -> Subject<'_> {
+        Subject {
+            pid: 4242,
+            comm: "sh",
+            container_id: "3f2a5c6d7e8f90123456789abcdef0123456789abcdef0123456789abcdef012",
+            filesystems,
+        }
+    }
+
+    pub fn buf<const N: usize>(s: &str) -> [u8; N] {
+        let mut b = [0u8; N];
+        b[..s.len()].copy_from_slice(s.as_bytes());
+        b
+    }
+
+    pub fn header(kind: detector_common::EventKind) -> detector_common::Header {
+        detector_common::Header {
+            kind: kind as u32,
+            tgid: 4242,
+            tid: 4242,
+            _pad: 0,
+            ktime_ns: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalogue_ids_are_unique_and_from_the_contract() {
+        let contract = [
+            "host-namespace-entry",
+            "cgroup-release-agent",
+            "kernel-helper-hijack",
+            "sensitive-mount",
+        ];
+        assert_eq!(rule_ids(), contract);
+        for rule in CATALOGUE {
+            assert!(!rule.mitre.is_empty() && !rule.description.is_empty());
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! A file a container process opened for writing, as the kernel identified it: superblock
+//! magic and dentry names, never a path string.
+
+use detector_common::{FileOpenEvent, magic};
+use serde_json::{Value, json};
+
+use super::text;
+
+pub struct OpenedFile {
+    pub magic: u64,
+    /// The file's name first, then its ancestors' up to the filesystem root ("/").
+    pub names: Vec<String>,
+    pub ino: u64,
+    pub dev: u32,
+}
+
+impl OpenedFile {
+    pub fn from_event(e: &FileOpenEvent) -> OpenedFile {
+        let names = e
+            .names
+            .iter()
+            .map(|n| text(n))
+            .take_while(|n| !n.is_empty())
+            .collect();
+        OpenedFile {
+            magic: e.magic,
+            names,
+            ino: e.ino,
+            dev: e.dev,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        self.names.first().map(String::as_str).unwrap_or("")
+    }
+
+    /// True when the dentry chain below the filesystem root ends with `path` (leaf last),
+    /// e.g. `["sys", "kernel", "core_pattern"]`.
+    pub fn is(&self, filesystem: u64, path: &[&str]) -> bool {
+        self.magic == filesystem
+            && self.names.len() > path.len()
+            && self.names.iter().zip(path.iter().rev()).all(|(a, b)| a == b)
+            && self.names[path.len()] == "/"
+    }
+
+    /// The path inside the filesystem, as far as the kernel's dentry names reach.
+    pub fn path_in_filesystem(&self) -> String {
+        let below_root: Vec<&str> = self
+            .names
+            .iter()
+            .rev()
+            .filter(|n| n.as_str() != "/")
+            .map(String::as_str)
+            .collect();
+        let reached_root = self.names.last().is_some_and(|n| n == "/");
+        format!(
+            "{}{}",
+            if reached_root { "/" } else { ".../" },
+            below_root.join("/")
+        )
+    }
+
+    pub fn details(&self) -> Value {
+        json!({
+            "name": self.name(),
+            "filesystem": magic::name(self.magic),
+            "path_in_filesystem": self.path_in_filesystem(),
+            "inode": self.ino,
+            "dev": format!("{}:{}", self.dev >> 20, self.dev & 0xfffff),
+        })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::rules::test_support::{buf, header};
+    use detector_common::{EventKind, NAME_DEPTH, NAME_LEN};
+
+    /// An open of the file whose dentry names, leaf first, are `names`.
+    pub fn open_event(magic: u64, names: &[&str]) -> FileOpenEvent {
+        let mut all = [[0u8; NAME_LEN]; NAME_DEPTH];
+        for (slot, name) in all.iter_mut().zip(names) {
+            *slot = buf(name);
+        }
+        FileOpenEvent {
+            header: header(EventKind::FileOpen),
+            f_mode: detector_common::FMODE_WRITE,
+            i_mode: 0o100644,
+            dev: 22,
+            fd: 3,
+            magic,
+            ino: 77,
+            names: all,
+        }
+    }
+
+    #[test]
+    fn matches_the_path_below_the_filesystem_root_only() {
+        let f = OpenedFile::from_event(&open_event(
+            magic::PROC_SUPER_MAGIC,
+            &["core_pattern", "kernel", "sys", "/"],
+        ));
+        assert!(f.is(magic::PROC_SUPER_MAGIC, &["sys", "kernel", "core_pattern"]));
+        assert!(!f.is(magic::SYSFS_MAGIC, &["sys", "kernel", "core_pattern"]));
+        assert!(!f.is(magic::PROC_SUPER_MAGIC, &["kernel", "core_pattern"]));
+        assert_eq!(f.path_in_filesystem(), "/sys/kernel/core_pattern");
+        assert_eq!(f.details()["dev"], "0:22");
+    }
+
+    #[test]
+    fn a_chain_cut_short_is_marked_as_partial() {
+        let f = OpenedFile::from_event(&open_event(magic::SYSFS_MAGIC, &["d", "c", "b", "a"]));
+        assert_eq!(f.path_in_filesystem(), ".../a/b/c/d");
+        assert!(!f.is(magic::SYSFS_MAGIC, &["b", "c", "d"]));
+    }
+}

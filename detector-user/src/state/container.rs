@@ -1,0 +1,111 @@
+//! The container table: a container is its cgroup; metadata comes from the runtime's state
+//! directory when there is one.
+
+use std::collections::{HashMap, HashSet};
+
+use super::{
+    cgroup::{self, ContainerRef, Runtime},
+    runtime_state::{self, RuntimeRoot, RuntimeState},
+};
+use crate::alert::{ContainerInfo, PodInfo};
+
+struct Entry {
+    reference: ContainerRef,
+    /// Looked up lazily: the runtime writes its state after the container's first process
+    /// is already in the cgroup.
+    state: Option<RuntimeState>,
+}
+
+pub struct ContainerTable {
+    containers: HashMap<String, Entry>,
+    roots: Vec<RuntimeRoot>,
+}
+
+impl ContainerTable {
+    pub fn new(roots: Vec<RuntimeRoot>) -> ContainerTable {
+        ContainerTable {
+            containers: HashMap::new(),
+            roots,
+        }
+    }
+
+    /// The container a cgroup path belongs to, registering it on first sight.
+    pub fn attribute(&mut self, cgroup_path: &str) -> Option<String> {
+        let reference = cgroup::classify(cgroup_path)?;
+        let id = reference.id.clone();
+        self.containers
+            .entry(id.clone())
+            .or_insert(Entry {
+                reference,
+                state: None,
+            });
+        Some(id)
+    }
+
+    /// What an alert says about the container. The cgroup layout names the runtime; the
+    /// runtime's own state fills in names and, where the layout cannot tell, the runtime.
+    pub fn info(&mut self, id: &str) -> Option<ContainerInfo> {
+        let roots = &self.roots;
+        let entry = self.containers.get_mut(id)?;
+        if entry.state.is_none() {
+            entry.state = runtime_state::lookup(id, roots);
+        }
+        let state = entry.state.as_ref();
+        let runtime = match (entry.reference.runtime, state) {
+            (Runtime::Unknown, Some(s)) => s.runtime,
+            (from_cgroup, _) => from_cgroup,
+        };
+        Some(ContainerInfo {
+            id: id.to_owned(),
+            runtime: runtime.as_str(),
+            name: state.and_then(|s| s.name.clone()),
+            image: state.and_then(|s| s.image.clone()),
+            pod: PodInfo {
+                name: state.and_then(|s| s.pod_name.clone()),
+                namespace: state.and_then(|s| s.pod_namespace.clone()),
+                uid: entry
+                    .reference
+                    .pod_uid
+                    .clone()
+                    .or_else(|| state.and_then(|s| s.pod_uid.clone())),
+            },
+        })
+    }
+
+    /// Keeps only the containers some live process still belongs to.
+    pub fn retain(&mut self, live: &HashSet<&str>) {
+        self.containers.retain(|id, _| live.contains(id.as_str()));
+    }
+
+    pub fn len(&self) -> usize {
+        self.containers.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "3f2a5c6d7e8f90123456789abcdef0123456789abcdef0123456789abcdef012";
+
+    #[test]
+    fn attributes_by_cgroup_and_forgets_containers_without_processes() {
+        let mut table = ContainerTable::new(Vec::new());
+        assert_eq!(table.attribute(&format!("/docker/{ID}")).as_deref(), Some(ID));
+        assert_eq!(table.attribute("/system.slice/sshd.service"), None);
+        let info = table.info(ID).unwrap();
+        assert_eq!(info.runtime, "docker");
+        assert_eq!(info.pod, PodInfo::default());
+        table.retain(&HashSet::new());
+        assert_eq!(table.len(), 0);
+    }
+
+    #[test]
+    fn pod_uid_comes_from_the_kubepods_path() {
+        let mut table = ContainerTable::new(Vec::new());
+        let uid = "6b1d2c3e-1111-4222-8333-944455556666";
+        let path = format!("/kubepods/besteffort/pod{uid}/{ID}");
+        let id = table.attribute(&path).unwrap();
+        assert_eq!(table.info(&id).unwrap().pod.uid.as_deref(), Some(uid));
+    }
+}

@@ -1,0 +1,8 @@
+//! What the agent knows about the host: processes, containers, filesystem types.
+
+pub mod cgroup;
+pub mod container;
+pub mod filesystems;
+pub mod process;
+pub mod procfs;
+pub mod runtime_state;

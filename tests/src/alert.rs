@@ -1,0 +1,97 @@
+//! Alerts as CONTRACT.md defines them.
+
+use anyhow::{Context, ensure};
+use serde_json::Value;
+
+/// Fields every alert carries, `null` where unknown.
+const FIELDS: [&str; 10] = [
+    "time",
+    "rule",
+    "severity",
+    "mitre",
+    "message",
+    "hostname",
+    "action",
+    "container",
+    "process",
+    "details",
+];
+
+/// The contract's rule catalogue: id and severity.
+const RULES: [(&str, &str); 20] = [
+    ("host-namespace-entry", "critical"),
+    ("namespace-escape", "critical"),
+    ("host-fd-leak", "critical"),
+    ("cgroup-release-agent", "critical"),
+    ("kernel-helper-hijack", "critical"),
+    ("usermode-helper-exec", "critical"),
+    ("runtime-binary-overwrite", "critical"),
+    ("host-root-chroot", "critical"),
+    ("kernel-module-load", "critical"),
+    ("sensitive-mount", "high"),
+    ("runtime-socket-access", "high"),
+    ("bpf-from-container", "high"),
+    ("open-by-handle", "high"),
+    ("ptrace-outside-container", "high"),
+    ("privileged-device-access", "high"),
+    ("kernel-tunable-write", "high"),
+    ("cgroup-escape", "high"),
+    ("agent-tamper", "high"),
+    ("privilege-escalation", "medium"),
+    ("userns-creation", "medium"),
+];
+
+/// True when `alert` is rule `rule` about container `container_id`.
+pub fn alert_matches(alert: &Value, rule: &str, container_id: &str) -> bool {
+    alert["rule"] == rule && alert["container"]["id"] == container_id
+}
+
+/// The alert's process name (`process.comm`), if any.
+pub fn comm(alert: &Value) -> Option<&str> {
+    alert["process"]["comm"].as_str()
+}
+
+/// Fails when `alert` lacks a contract field or contradicts the catalogue.
+pub fn check_contract(alert: &Value) -> anyhow::Result<()> {
+    for field in FIELDS {
+        ensure!(alert.get(field).is_some(), "alert lacks `{field}`: {alert}");
+    }
+    let rule = alert["rule"].as_str().context("`rule` is not a string")?;
+    let (_, severity) = RULES
+        .iter()
+        .find(|(id, _)| *id == rule)
+        .with_context(|| format!("rule {rule:?} is not in the contract's catalogue"))?;
+    ensure!(
+        alert["severity"] == *severity,
+        "{rule} must be {severity}: {alert}"
+    );
+    ensure!(
+        alert["action"] == "alert" || alert["action"] == "killed",
+        "bad action: {alert}"
+    );
+    ensure!(alert["mitre"].is_array(), "`mitre` is not a list: {alert}");
+    ensure!(alert["process"]["pid"].is_u64(), "no process.pid: {alert}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_contract_example_passes_and_a_wrong_severity_does_not() {
+        let mut alert = json!({
+            "time": "2026-11-28T09:30:00.123456789Z", "rule": "host-namespace-entry",
+            "severity": "critical", "mitre": ["T1611"], "message": "m", "hostname": "node-1",
+            "action": "alert", "container": {"id": "3f2a"},
+            "process": {"pid": 4242, "comm": "nsenter"}, "details": {}
+        });
+        check_contract(&alert).unwrap();
+        assert!(alert_matches(&alert, "host-namespace-entry", "3f2a"));
+        assert_eq!(comm(&alert), Some("nsenter"));
+        alert["severity"] = json!("high");
+        assert!(check_contract(&alert).is_err());
+    }
+}

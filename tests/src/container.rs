@@ -1,0 +1,132 @@
+//! A running runc container, torn down on drop.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Output, Stdio},
+};
+
+use anyhow::{Context, bail};
+
+use crate::{
+    cgroup::CgroupDirs,
+    ids, rootfs, runc,
+    spec::{self, CgroupLayout, Profile},
+    temp_dir::TempDir,
+};
+
+pub struct Container {
+    id: String,
+    cgroup_path: String,
+    rootfs: PathBuf,
+    init_pid: u32,
+    cgroups: CgroupDirs,
+    // Dropped after `Drop::drop` has deleted the container, so the rootfs is no longer in use.
+    bundle: TempDir,
+}
+
+impl Container {
+    /// Creates and starts a container whose init runs `sleep 1000000`.
+    pub fn start(profile: Profile, layout: CgroupLayout) -> anyhow::Result<Container> {
+        let id = ids::container_id();
+        let cgroup_path = layout.cgroups_path(&id);
+        let bundle = TempDir::new("bundle")?;
+        let rootfs = bundle.path().join("rootfs");
+        rootfs::copy_to(&rootfs)?;
+        spec::write_config(bundle.path(), profile, &cgroup_path)?;
+        let mut container = Container {
+            cgroups: CgroupDirs::prepare(&cgroup_path),
+            id,
+            cgroup_path,
+            rootfs,
+            init_pid: 0,
+            bundle,
+        };
+        // From here on a failure still drops `container`, which undoes whatever runc did.
+        container.run_detached(profile)?;
+        container.init_pid = runc::init_pid(&container.id)?;
+        Ok(container)
+    }
+
+    /// `runc run -d`: the init inherits runc's stdio, so all of it goes to /dev/null (a pipe
+    /// would stay open as long as the container lives); runc's own errors go to its log file.
+    fn run_detached(&self, profile: Profile) -> anyhow::Result<()> {
+        let log = self.bundle.path().join("runc.log");
+        let status = runc::command()
+            .arg("--log")
+            .arg(&log)
+            .args(["run", "--detach", "--bundle"])
+            .arg(self.bundle.path())
+            .arg(&self.id)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .context("running runc run")?;
+        if !status.success() {
+            bail!(
+                "runc run of a {profile:?} container failed ({status}): {}",
+                fs::read_to_string(&log).unwrap_or_default().trim()
+            );
+        }
+        Ok(())
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The init process's pid in the host's pid namespace.
+    pub fn init_pid(&self) -> u32 {
+        self.init_pid
+    }
+
+    /// The container's root filesystem as a path on the host.
+    pub fn rootfs_on_host(&self) -> &Path {
+        &self.rootfs
+    }
+
+    /// The `linux.cgroupsPath` runc placed the container in.
+    pub fn cgroup_path(&self) -> &str {
+        &self.cgroup_path
+    }
+
+    /// Runs `script` with the container's /bin/sh through `runc exec`, whatever its exit code.
+    pub fn exec(&self, script: &str) -> anyhow::Result<Output> {
+        runc::output(&["exec", &self.id, "/bin/sh", "-c", script])
+    }
+
+    /// Like [`Container::exec`], returning stdout and failing with both streams on a non-zero
+    /// exit.
+    pub fn exec_ok(&self, script: &str) -> anyhow::Result<String> {
+        let out = self.exec(script)?;
+        if !out.status.success() {
+            bail!(
+                "in container {}: `{script}` failed ({})\nstdout: {}\nstderr: {}",
+                self.id,
+                out.status,
+                String::from_utf8_lossy(&out.stdout).trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8(out.stdout)?)
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        // Errors are expected when start() failed half-way; what matters is the end state,
+        // which the harness self-tests check.
+        let _ = runc::output(&["kill", &self.id, "KILL"]);
+        if let Ok(out) = runc::output(&["delete", "--force", &self.id])
+            && !out.status.success()
+            && runc::list_ids().is_ok_and(|ids| ids.contains(&self.id))
+        {
+            eprintln!(
+                "runc delete {} failed: {}",
+                self.id,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        self.cgroups.remove();
+    }
+}

@@ -1,0 +1,246 @@
+//! The `escape-detector` binary under test, run as a child process with its own alerts file,
+//! log and metrics port.
+
+use std::{
+    env, fs,
+    fs::File,
+    net::{SocketAddr, TcpListener},
+    path::PathBuf,
+    process::{Child, Command, ExitStatus, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail, ensure};
+use serde_json::Value;
+
+use crate::{http, temp_dir::TempDir};
+
+/// Names the binary to test; `cargo xtask test` sets it to the freshly built one.
+pub const BIN_ENV: &str = "ESCAPE_DETECTOR_BIN";
+
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+const POLL: Duration = Duration::from_millis(20);
+const LOG_TAIL_LINES: usize = 40;
+
+pub struct Detector {
+    child: Child,
+    addr: SocketAddr,
+    dir: TempDir,
+}
+
+impl Detector {
+    /// Starts `escape-detector run` and waits until /readyz answers 200.
+    pub fn start(extra_args: &[&str]) -> anyhow::Result<Detector> {
+        let dir = TempDir::new("detector")?;
+        let addr = free_loopback_addr()?;
+        let child = command()?
+            .arg("run")
+            .arg("--metrics-addr")
+            .arg(addr.to_string())
+            .arg("--alerts-file")
+            .arg(dir.path().join("alerts.jsonl"))
+            .args(extra_args)
+            .stdin(Stdio::null())
+            .stdout(File::create(dir.path().join("stdout.jsonl"))?)
+            .stderr(File::create(dir.path().join("detector.log"))?)
+            .spawn()
+            .context("spawning the detector")?;
+        let mut detector = Detector { child, addr, dir };
+        detector.wait_ready()?;
+        Ok(detector)
+    }
+
+    fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "the detector exited ({status}) before it was ready\n{}",
+                    self.log_tail()
+                );
+            }
+            if matches!(self.http_get("/readyz"), Ok((200, _))) {
+                return Ok(());
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        bail!(
+            "the detector was not ready after {READY_TIMEOUT:?}\n{}",
+            self.log_tail()
+        )
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Every complete line of the alerts file. Panics on a line that is not JSON: that breaks
+    /// the contract.
+    pub fn alerts(&self) -> Vec<Value> {
+        let text = fs::read_to_string(self.dir.path().join("alerts.jsonl")).unwrap_or_default();
+        // A line without its newline may still be being written.
+        let complete = text.rsplit_once('\n').map_or("", |(done, _)| done);
+        complete
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("alert line is not JSON ({e}): {line}"))
+            })
+            .collect()
+    }
+
+    /// Polls the alerts until one satisfies `pred`; returns it and how long the wait took.
+    /// `what` names the expected alert in the error.
+    pub fn wait_for_alert(
+        &self,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+        timeout: Duration,
+    ) -> anyhow::Result<(Value, Duration)> {
+        let started = Instant::now();
+        loop {
+            if let Some(alert) = self.alerts().into_iter().find(|a| pred(a)) {
+                return Ok((alert, started.elapsed()));
+            }
+            if started.elapsed() > timeout || !self.is_running() {
+                bail!(
+                    "no {what} alert after {:?} (detector {})\nalerts seen:\n{}\n{}",
+                    started.elapsed(),
+                    if self.is_running() {
+                        "running"
+                    } else {
+                        "exited"
+                    },
+                    self.render_alerts(),
+                    self.log_tail()
+                );
+            }
+            thread::sleep(POLL);
+        }
+    }
+
+    /// Watches the alerts for `settle` and panics at the first one that satisfies `pred`.
+    pub fn assert_no_alert(&self, pred: impl Fn(&Value) -> bool, settle: Duration) {
+        let started = Instant::now();
+        while started.elapsed() < settle {
+            if let Some(alert) = self.alerts().into_iter().find(|a| pred(a)) {
+                panic!("unexpected alert: {alert:#}\n{}", self.log_tail());
+            }
+            thread::sleep(POLL);
+        }
+    }
+
+    pub fn http_get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        http::get(self.addr, path)
+    }
+
+    /// The /metrics page.
+    pub fn metrics(&self) -> anyhow::Result<String> {
+        let (status, body) = self.http_get("/metrics")?;
+        ensure!(status == 200, "GET /metrics answered {status}: {body}");
+        Ok(body)
+    }
+
+    /// SIGTERM, then waits for a clean exit (code 0).
+    pub fn stop(mut self) -> anyhow::Result<ExitStatus> {
+        self.signal(libc::SIGTERM);
+        let status = self.wait_exit(STOP_TIMEOUT)?.with_context(|| {
+            format!(
+                "the detector did not exit within {STOP_TIMEOUT:?} of SIGTERM\n{}",
+                self.log_tail()
+            )
+        })?;
+        ensure!(
+            status.success(),
+            "the detector exited with {status} on SIGTERM\n{}",
+            self.log_tail()
+        );
+        Ok(status)
+    }
+
+    /// The last lines of the detector's stderr, to explain a failure.
+    pub fn log_tail(&self) -> String {
+        let log = fs::read_to_string(self.dir.path().join("detector.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
+        format!(
+            "--- detector log (last {} lines) ---\n{}",
+            tail.len(),
+            tail.join("\n")
+        )
+    }
+
+    /// The alerts file as it is, one alert a line (raw, so that it cannot fail while a test
+    /// is already failing).
+    fn render_alerts(&self) -> String {
+        let text = fs::read_to_string(self.dir.path().join("alerts.jsonl")).unwrap_or_default();
+        if text.is_empty() {
+            return "  (none)".to_owned();
+        }
+        text.lines().map(|a| format!("  {a}\n")).collect()
+    }
+
+    fn is_running(&self) -> bool {
+        // The child is not reaped while we hold it, so its pid cannot be reused, and the
+        // zombie state ('Z' after the command name) means it has exited.
+        fs::read_to_string(format!("/proc/{}/stat", self.pid())).is_ok_and(|stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, state)| !state.starts_with('Z'))
+        })
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        // SAFETY: the pid is our own unreaped child, so it cannot name another process.
+        unsafe { libc::kill(self.pid() as libc::pid_t, signal) };
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<Option<ExitStatus>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(Some(status));
+            }
+            if Instant::now() > deadline {
+                return Ok(None);
+            }
+            thread::sleep(POLL);
+        }
+    }
+}
+
+impl Drop for Detector {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            eprintln!("alerts:\n{}\n{}", self.render_alerts(), self.log_tail());
+        }
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        self.signal(libc::SIGTERM);
+        if !matches!(self.wait_exit(Duration::from_secs(5)), Ok(Some(_))) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A command for the binary under test, named by [`BIN_ENV`].
+pub fn command() -> anyhow::Result<Command> {
+    let bin = env::var_os(BIN_ENV).with_context(|| {
+        format!(
+            "{BIN_ENV} is not set; it must name the escape-detector binary to test \
+             (`cargo xtask test` sets it)"
+        )
+    })?;
+    let bin = PathBuf::from(bin);
+    ensure!(bin.is_file(), "{BIN_ENV}={} does not exist", bin.display());
+    Ok(Command::new(bin))
+}
+
+/// A loopback port nobody listens on right now (the kernel picks it; there is a small window
+/// before the detector binds it, acceptable for tests).
+fn free_loopback_addr() -> anyhow::Result<SocketAddr> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}

@@ -1,0 +1,33 @@
+//! Harness for the end-to-end tests: real runc containers on a busybox root filesystem, the real
+//! `escape-detector` binary, and the escape techniques it must catch.
+//!
+//! Everything here needs root, runc and busybox-static; every object a test creates (containers,
+//! cgroups, mounts, kernel settings, temp dirs) is owned by a guard that undoes it on drop, also
+//! when the test panics.
+
+pub mod alert;
+pub mod cgroup;
+pub mod container;
+pub mod detector;
+pub mod host_disk;
+pub mod host_process;
+pub mod http;
+pub mod ids;
+pub mod kernel_setting;
+pub mod machine;
+pub mod mounts;
+pub mod rootfs;
+pub mod runc;
+pub mod scenario;
+pub mod spec;
+pub mod technique;
+pub mod temp_dir;
+
+pub use alert::alert_matches;
+pub use container::Container;
+pub use detector::Detector;
+pub use host_disk::HostDisk;
+pub use host_process::HostProcess;
+pub use kernel_setting::KernelSetting;
+pub use machine::{exclusive, require_root};
+pub use spec::{CgroupLayout, Profile};

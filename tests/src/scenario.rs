@@ -1,0 +1,55 @@
+//! Steps the scenario tests share: expecting an alert, expecting silence, proving the detector
+//! is alive.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::{
+    alert::{self, alert_matches},
+    container::Container,
+    detector::Detector,
+    spec::{CgroupLayout, Profile},
+    technique,
+};
+
+/// How long a technique may take to be reported.
+pub const ALERT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a benign activity must stay unreported.
+pub const SETTLE: Duration = Duration::from_secs(3);
+
+/// Waits for alert `rule` about `container` (raised by a process named `comm`, when given),
+/// prints how long it took to appear after the technique returned, and checks it against the
+/// contract.
+pub fn expect_alert(
+    detector: &Detector,
+    rule: &str,
+    container: &Container,
+    comm: Option<&str>,
+) -> anyhow::Result<Value> {
+    let by = comm.map(|c| format!(" raised by {c}")).unwrap_or_default();
+    let (alert, waited) = detector.wait_for_alert(
+        &format!("{rule} alert for container {}{by}", container.id()),
+        |a| {
+            alert_matches(a, rule, container.id()) && comm.is_none_or(|c| alert::comm(a) == Some(c))
+        },
+        ALERT_TIMEOUT,
+    )?;
+    eprintln!("latency {rule}: {} ms", waited.as_millis());
+    alert::check_contract(&alert)?;
+    Ok(alert)
+}
+
+/// Asserts that no alert names container `id` for [`SETTLE`].
+pub fn expect_no_alert_for(detector: &Detector, id: &str) {
+    detector.assert_no_alert(|a| a["container"]["id"] == id, SETTLE);
+}
+
+/// Proves the detector is alive and alerting, so that an earlier silence means something: a
+/// fresh privileged container mounts a procfs and the detector must report it.
+pub fn expect_detector_alerts(detector: &Detector) -> anyhow::Result<()> {
+    let canary = Container::start(Profile::Privileged, CgroupLayout::Docker)?;
+    technique::mount_procfs(&canary)?;
+    expect_alert(detector, "sensitive-mount", &canary, Some("mount"))?;
+    Ok(())
+}

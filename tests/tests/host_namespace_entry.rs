@@ -1,0 +1,39 @@
+//! `host-namespace-entry`: a container process joins namespaces of the host.
+
+use escape_detector_e2e::{
+    CgroupLayout, Container, Detector, HostProcess, Profile, alert_matches, exclusive,
+    scenario::{self, SETTLE},
+    technique,
+};
+
+#[test]
+fn nsenter_from_a_host_pid_container_into_host_namespaces_is_reported() -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let detector = Detector::start(&[])?;
+    let host_process = HostProcess::sleep()?;
+    let container = Container::start(Profile::HostPid, CgroupLayout::Docker)?;
+    technique::enter_host_namespaces(&container, &host_process)?;
+    scenario::expect_alert(
+        &detector,
+        "host-namespace-entry",
+        &container,
+        Some("nsenter"),
+    )?;
+    Ok(())
+}
+
+/// Without the host's pid namespace and CAP_SYS_ADMIN the attempt fails; the detector must
+/// neither report a join that did not happen nor stumble over the failure.
+#[test]
+fn a_default_pod_container_cannot_enter_and_the_detector_carries_on() -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let detector = Detector::start(&[])?;
+    let host_process = HostProcess::sleep()?;
+    let container = Container::start(Profile::Default, CgroupLayout::kubepods())?;
+    assert!(technique::enter_host_namespaces(&container, &host_process).is_err());
+    detector.assert_no_alert(
+        |a| alert_matches(a, "host-namespace-entry", container.id()),
+        SETTLE,
+    );
+    scenario::expect_detector_alerts(&detector)
+}

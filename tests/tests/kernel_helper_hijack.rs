@@ -1,0 +1,37 @@
+//! `kernel-helper-hijack`: a container process rewrites a path the kernel executes as root.
+//! Each test saves the setting before anything can touch it; the guard restores it even when
+//! the test fails, and the test checks the restore explicitly.
+
+use escape_detector_e2e::{
+    CgroupLayout, Container, Detector, KernelSetting, Profile, exclusive, scenario, technique,
+};
+
+const CORE_PATTERN: &str = "/proc/sys/kernel/core_pattern";
+/// A pipe handler that does not exist on the host, so a crash meanwhile runs nothing.
+const HANDLER: &str = "|/tmp/escdet-handler";
+
+/// The detector knows the file by superblock and dentry names, so a procfs mounted elsewhere
+/// than /proc must not hide the write.
+#[test]
+fn core_pattern_written_through_a_second_procfs_is_reported() -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let core_pattern = KernelSetting::save(CORE_PATTERN)?;
+    let detector = Detector::start(&[])?;
+    let container = Container::start(Profile::Privileged, CgroupLayout::Docker)?;
+    technique::write_sysctl_through_second_procfs(&container, "kernel/core_pattern", HANDLER)?;
+    scenario::expect_alert(&detector, "kernel-helper-hijack", &container, Some("sh"))?;
+    core_pattern.restore_now()
+}
+
+#[test]
+fn a_kernel_helper_written_directly_is_reported() -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let helper_path = technique::direct_kernel_helper();
+    eprintln!("writing {helper_path}");
+    let helper = KernelSetting::save(helper_path)?;
+    let detector = Detector::start(&[])?;
+    let container = Container::start(Profile::Privileged, CgroupLayout::kubepods())?;
+    technique::write_kernel_file(&container, helper_path, "/tmp/escdet-helper")?;
+    scenario::expect_alert(&detector, "kernel-helper-hijack", &container, Some("sh"))?;
+    helper.restore_now()
+}

@@ -1,0 +1,54 @@
+//! The daemon's contract outside alerts: health endpoints, metric names, exit codes.
+
+use escape_detector_e2e::{Detector, detector, exclusive};
+
+/// CONTRACT.md, "Metrics": each must have at least one sample from the start, so that
+/// dashboards and alert rules see a zero rather than nothing.
+const CONTRACT_METRICS: [&str; 9] = [
+    "escape_detector_alerts_total",
+    "escape_detector_events_total",
+    "escape_detector_events_lost_total",
+    "escape_detector_probe_attached",
+    "escape_detector_tracked_processes",
+    "escape_detector_tracked_containers",
+    "escape_detector_process_cache_misses_total",
+    "escape_detector_output_errors_total",
+    "escape_detector_build_info",
+];
+
+#[test]
+fn serves_health_and_contract_metrics_then_exits_0_on_sigterm() -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let detector = Detector::start(&[])?;
+    assert_eq!(detector.http_get("/healthz")?.0, 200);
+    assert_eq!(detector.http_get("/readyz")?.0, 200);
+    let metrics = detector.metrics()?;
+    let missing: Vec<&str> = CONTRACT_METRICS
+        .into_iter()
+        .filter(|name| !has_sample(&metrics, name))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "no samples of {missing:?} in\n{metrics}"
+    );
+    detector.stop()?;
+    Ok(())
+}
+
+#[test]
+fn bad_flags_exit_2() -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let status = detector::command()?
+        .args(["run", "--no-such-flag"])
+        .output()?
+        .status;
+    assert_eq!(status.code(), Some(2));
+    Ok(())
+}
+
+fn has_sample(metrics: &str, name: &str) -> bool {
+    metrics.lines().any(|line| {
+        line.strip_prefix(name)
+            .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+    })
+}

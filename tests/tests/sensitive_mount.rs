@@ -1,0 +1,32 @@
+//! `sensitive-mount`: a container process mounts a kernel filesystem or a block device.
+
+use escape_detector_e2e::{
+    CgroupLayout, Container, Detector, HostDisk, Profile, exclusive, scenario, technique,
+};
+
+#[test]
+fn a_procfs_mount_is_reported() -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let detector = Detector::start(&[])?;
+    let container = Container::start(Profile::Privileged, CgroupLayout::Docker)?;
+    technique::mount_procfs(&container)?;
+    scenario::expect_alert(&detector, "sensitive-mount", &container, Some("mount"))?;
+    Ok(())
+}
+
+#[test]
+fn a_host_block_device_mount_is_reported_with_the_device() -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let disk = HostDisk::attach()?;
+    let detector = Detector::start(&[])?;
+    let container = Container::start(Profile::Privileged, CgroupLayout::kubepods())?;
+    technique::mount_host_disk(&container, &disk)?;
+    let alert = scenario::expect_alert(&detector, "sensitive-mount", &container, Some("mount"))?;
+    let details = alert["details"].to_string();
+    assert!(
+        details.contains("/dev/hostdisk") || details.contains(&disk.device().to_string()),
+        "the details name neither /dev/hostdisk nor device {}: {details}",
+        disk.device()
+    );
+    Ok(())
+}

@@ -1,0 +1,60 @@
+//! Builds the agent; detector-user's build script compiles the kernel crate on the nightly.
+
+use std::{
+    env,
+    path::{Path, PathBuf},
+};
+
+use anyhow::Result;
+
+use crate::{cmd, setup};
+
+#[derive(Clone, Copy)]
+pub enum Profile {
+    Debug,
+    Release,
+}
+
+impl Profile {
+    fn dir_name(self) -> &'static str {
+        match self {
+            Profile::Debug => "debug",
+            Profile::Release => "release",
+        }
+    }
+}
+
+/// `cargo xtask build`: set up, build, and say where the binary is.
+pub fn run(profile: Profile) -> Result<()> {
+    setup::run()?;
+    let binary = agent(profile)?;
+    println!("built: {}", binary.display());
+    Ok(())
+}
+
+/// Builds `escape-detector` (without setup) and returns the path of the binary.
+pub fn agent(profile: Profile) -> Result<PathBuf> {
+    let mut build = cmd::new("cargo");
+    build.args(["build", "--package", "detector-user"]);
+    if let Profile::Release = profile {
+        build.arg("--release");
+    }
+    cmd::run(&mut build)?;
+    Ok(agent_path(profile))
+}
+
+/// Where cargo puts `escape-detector` for `profile`.
+pub fn agent_path(profile: Profile) -> PathBuf {
+    target_dir()
+        .join(profile.dir_name())
+        .join("escape-detector")
+}
+
+pub fn target_dir() -> PathBuf {
+    let root = cmd::workspace_root();
+    match env::var_os("CARGO_TARGET_DIR") {
+        // A relative CARGO_TARGET_DIR is relative to where cargo runs: the workspace root here.
+        Some(dir) => root.join(Path::new(&dir)),
+        None => root.join("target"),
+    }
+}

@@ -1,0 +1,137 @@
+//! Installs what building and testing need, and only what is missing, so that it is cheap to run
+//! before every other task.
+
+use std::collections::BTreeSet;
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::cmd;
+
+/// Debian packages, one a line so that a new tool is a one-line change. A kernel image for the
+/// VM lane goes in by its exact name (e.g. `linux-image-6.1.0-56-cloud-amd64`): apt-get would
+/// read a `*` as a pattern and install every match.
+const APT_PACKAGES: &[&str] = &[
+    // bpf-linker links against the LLVM major of the nightly that compiles the kernel crate.
+    "llvm-22-dev",
+    // LLVM 22's development files are incomplete for bpf-linker without Polly.
+    "libpolly-22-dev",
+    // The end-to-end tests run real containers from a busybox rootfs.
+    "runc",
+    "busybox-static",
+    // promtool checks the Prometheus alert rules under deploy/.
+    "prometheus",
+];
+
+/// The nightly builds the kernel crate with `-Z build-std=core` (needs the sources) and lints it.
+const NIGHTLY_COMPONENTS: &[&str] = &["rust-src", "clippy"];
+
+const BPF_LINKER_VERSION: &str = "0.13.0";
+const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
+
+pub fn run() -> Result<()> {
+    install_apt_packages()?;
+    install_nightly_components()?;
+    install_bpf_linker()
+}
+
+fn install_apt_packages() -> Result<()> {
+    let mut missing = Vec::new();
+    for &package in APT_PACKAGES {
+        if apt_package_installed(package) {
+            println!("ok: {package} present");
+        } else {
+            println!("installing: {package} (apt)");
+            missing.push(package);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !cmd::is_root() {
+        bail!(
+            "installing {} needs root: run this as root, or install them with apt-get yourself",
+            missing.join(", ")
+        );
+    }
+    // One update and one install for all missing packages: the update is the slow part.
+    cmd::run(apt_get().arg("update"))?;
+    cmd::run(
+        apt_get()
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(&missing),
+    )
+}
+
+fn apt_get() -> std::process::Command {
+    let mut command = cmd::new("apt-get");
+    command.env("DEBIAN_FRONTEND", "noninteractive");
+    command
+}
+
+fn apt_package_installed(package: &str) -> bool {
+    // dpkg-query fails for packages it has never heard of: that is "missing" too.
+    cmd::output(cmd::new("dpkg-query").args(["-W", "-f=${Status}", package]))
+        .is_ok_and(|status| status.trim() == "install ok installed")
+}
+
+fn install_nightly_components() -> Result<()> {
+    let listed = cmd::output(cmd::new("rustup").args([
+        "component",
+        "list",
+        "--toolchain",
+        "nightly",
+        "--installed",
+    ]))
+    .context("the nightly toolchain is needed to build the kernel crate")?;
+    // Components are listed with the host triple appended ("clippy-x86_64-unknown-linux-gnu"),
+    // except target-independent ones ("rust-src").
+    let installed: BTreeSet<&str> = listed.lines().map(str::trim).collect();
+    for &component in NIGHTLY_COMPONENTS {
+        let with_triple = format!("{component}-");
+        let present = installed
+            .iter()
+            .any(|listed| *listed == component || listed.starts_with(&with_triple));
+        if present {
+            println!("ok: nightly {component} present");
+        } else {
+            println!("installing: nightly {component} (rustup)");
+            cmd::run(cmd::new("rustup").args([
+                "component",
+                "add",
+                component,
+                "--toolchain",
+                "nightly",
+            ]))?;
+        }
+    }
+    Ok(())
+}
+
+fn install_bpf_linker() -> Result<()> {
+    if bpf_linker_version().as_deref() == Some(BPF_LINKER_VERSION) {
+        println!("ok: bpf-linker {BPF_LINKER_VERSION} present");
+        return Ok(());
+    }
+    println!("installing: bpf-linker {BPF_LINKER_VERSION} (cargo install, LLVM 22)");
+    // Without LLVM_PREFIX llvm-sys looks for a system-wide LLVM and the link fails.
+    cmd::run(
+        cmd::new("cargo")
+            .env("LLVM_PREFIX", LLVM_PREFIX)
+            .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION])
+            .args(["--locked", "--no-default-features", "--features", "llvm-22"]),
+    )?;
+    match bpf_linker_version() {
+        Some(version) if version == BPF_LINKER_VERSION => Ok(()),
+        found => bail!(
+            "after installing, `bpf-linker --version` reports {found:?}, expected {BPF_LINKER_VERSION} \
+             (cargo installed it into {})",
+            cmd::cargo_bin_dir().display()
+        ),
+    }
+}
+
+/// The version `bpf-linker --version` reports ("bpf-linker 0.13.0"), if it runs at all.
+fn bpf_linker_version() -> Option<String> {
+    let printed = cmd::output(cmd::new("bpf-linker").arg("--version")).ok()?;
+    printed.split_whitespace().nth(1).map(str::to_owned)
+}

@@ -1,0 +1,219 @@
+//! `cargo xtask test`: every check CI runs, in order, stopping at the first failure.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+
+use crate::{
+    build::{self, Profile},
+    cmd, setup, table,
+};
+
+#[derive(clap::Args)]
+pub struct Options {
+    /// Leave out the end-to-end tests (they need root); CI never passes this
+    #[arg(long)]
+    skip_e2e: bool,
+}
+
+struct Stage {
+    name: &'static str,
+    action: Action,
+}
+
+enum Action {
+    Run(fn() -> Result<()>),
+    Skip(&'static str),
+}
+
+enum Outcome {
+    Passed(Duration),
+    Failed(Duration),
+    Skipped(&'static str),
+    NotRun,
+}
+
+pub fn run(options: &Options) -> Result<()> {
+    let stages = stages(options);
+    let mut outcomes = Vec::with_capacity(stages.len());
+    let mut failure = None;
+    for (index, stage) in stages.iter().enumerate() {
+        if failure.is_some() {
+            outcomes.push(Outcome::NotRun);
+            continue;
+        }
+        let run = match stage.action {
+            Action::Run(run) => run,
+            Action::Skip(reason) => {
+                println!(
+                    "\n==> [{}/{}] {}: skipped ({reason})",
+                    index + 1,
+                    stages.len(),
+                    stage.name
+                );
+                outcomes.push(Outcome::Skipped(reason));
+                continue;
+            }
+        };
+        println!("\n==> [{}/{}] {}", index + 1, stages.len(), stage.name);
+        let started = Instant::now();
+        let result = run();
+        let took = started.elapsed();
+        match result {
+            Ok(()) => {
+                println!("<== {}: ok ({})", stage.name, seconds(took));
+                outcomes.push(Outcome::Passed(took));
+            }
+            Err(error) => {
+                println!("<== {}: FAILED ({})\n{error:#}", stage.name, seconds(took));
+                outcomes.push(Outcome::Failed(took));
+                failure = Some(stage.name);
+            }
+        }
+    }
+    print_summary(&stages, &outcomes);
+    match failure {
+        Some(stage) => bail!("stage `{stage}` failed"),
+        None => Ok(()),
+    }
+}
+
+fn stages(options: &Options) -> Vec<Stage> {
+    let e2e = if options.skip_e2e {
+        Action::Skip("--skip-e2e")
+    } else {
+        Action::Run(e2e_tests)
+    };
+    vec![
+        Stage {
+            name: "setup",
+            action: Action::Run(setup::run),
+        },
+        Stage {
+            name: "fmt",
+            action: Action::Run(fmt),
+        },
+        Stage {
+            name: "clippy (host crates)",
+            action: Action::Run(clippy_host),
+        },
+        Stage {
+            name: "clippy (kernel crate, BPF target)",
+            action: Action::Run(clippy_kernel),
+        },
+        Stage {
+            name: "unit tests",
+            action: Action::Run(unit_tests),
+        },
+        Stage {
+            name: "release build",
+            action: Action::Run(release_build),
+        },
+        Stage {
+            name: "e2e tests (root)",
+            action: e2e,
+        },
+    ]
+}
+
+fn fmt() -> Result<()> {
+    cmd::run(cmd::new("cargo").args(["fmt", "--all", "--", "--check"]))
+}
+
+fn clippy_host() -> Result<()> {
+    // The kernel crate is no_std/no_main for the BPF target and cannot be checked for the host.
+    cmd::run(cmd::new("cargo").args([
+        "clippy",
+        "--workspace",
+        "--exclude",
+        "detector-ebpf",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))
+}
+
+fn clippy_kernel() -> Result<()> {
+    // The cfg aya-build passes when it compiles the kernel crate, so clippy sees the same code.
+    let target_arch = format!("--cfg bpf_target_arch=\"{}\"", std::env::consts::ARCH);
+    cmd::run(
+        cmd::new("cargo")
+            .env("RUSTFLAGS", target_arch)
+            .args(["+nightly", "clippy", "--package", "detector-ebpf"])
+            .args(["--target", "bpfel-unknown-none", "-Z", "build-std=core"])
+            .args(["--", "-D", "warnings"]),
+    )
+}
+
+fn unit_tests() -> Result<()> {
+    cmd::run(cmd::new("cargo").args([
+        "test",
+        "--workspace",
+        "--exclude",
+        "detector-ebpf",
+        "--exclude",
+        "escape-detector-e2e",
+    ]))
+}
+
+fn release_build() -> Result<()> {
+    build::agent(Profile::Release).map(drop)
+}
+
+fn e2e_tests() -> Result<()> {
+    if !cmd::is_root() {
+        bail!(
+            "the end-to-end tests need root (they load eBPF programs and start runc containers): \
+             run `cargo xtask test` as root, or pass --skip-e2e to leave them out"
+        );
+    }
+    let binary = build::agent_path(Profile::Release);
+    cmd::run(
+        cmd::new("cargo")
+            .env("ESCAPE_DETECTOR_BIN", &binary)
+            .args(["test", "--package", "escape-detector-e2e", "--release"])
+            .args(["--", "--test-threads=1"]),
+    )
+}
+
+fn print_summary(stages: &[Stage], outcomes: &[Outcome]) {
+    let rows: Vec<Vec<String>> = stages
+        .iter()
+        .zip(outcomes)
+        .map(|(stage, outcome)| {
+            let (result, took) = match outcome {
+                Outcome::Passed(took) => ("ok".to_owned(), seconds(*took)),
+                Outcome::Failed(took) => ("FAILED".to_owned(), seconds(*took)),
+                Outcome::Skipped(reason) => (format!("skipped ({reason})"), String::new()),
+                Outcome::NotRun => ("not run".to_owned(), String::new()),
+            };
+            vec![stage.name.to_owned(), result, took]
+        })
+        .collect();
+    println!("\nsummary");
+    table::print(&["stage", "result", "time"], &rows);
+    let total: Duration = outcomes
+        .iter()
+        .map(|outcome| match outcome {
+            Outcome::Passed(took) | Outcome::Failed(took) => *took,
+            Outcome::Skipped(_) | Outcome::NotRun => Duration::ZERO,
+        })
+        .sum();
+    let failed = outcomes
+        .iter()
+        .any(|outcome| matches!(outcome, Outcome::Failed(_)));
+    let skipped = outcomes
+        .iter()
+        .any(|outcome| matches!(outcome, Outcome::Skipped(_)));
+    let verdict = match (failed, skipped) {
+        (true, _) => "FAILED",
+        (false, true) => "PASSED (some stages skipped)",
+        (false, false) => "PASSED",
+    };
+    println!("overall: {verdict} in {}", seconds(total));
+}
+
+fn seconds(duration: Duration) -> String {
+    format!("{:.1} s", duration.as_secs_f64())
+}
