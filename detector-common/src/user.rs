@@ -10,6 +10,10 @@ unsafe impl aya::Pod for Offsets {}
 
 /// One decoded ring-buffer record.
 #[derive(Clone, Copy)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "events are copied once into a queue; boxing exec events would allocate per exec"
+)]
 pub enum Event {
     Exec(ExecEvent),
     Fork(ForkEvent),

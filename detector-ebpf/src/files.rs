@@ -89,7 +89,7 @@ fn write_names(mut dentry: *const u8, names: &mut [[u8; detector_common::NAME_LE
             name[0] = 0;
             continue;
         }
-        let src = pointer(dentry, offset!(dentry_name)).unwrap_or(core::ptr::null());
+        let src = pointer(dentry, offset!(dentry_name)).unwrap_or_default();
         kernel_str(src, name);
         match pointer(dentry, offset!(dentry_parent)) {
             // The root dentry is its own parent.

@@ -28,7 +28,7 @@ fn mark_at_exec(tgid: u32, current: *const u8) -> u32 {
     };
     if mark != old {
         // A full map only means this process is judged by its cgroup in user space alone.
-        let _ = CONTAINER_TASKS.insert(&tgid, &mark, 0);
+        let _ = CONTAINER_TASKS.insert(tgid, mark, 0);
     }
     mark
 }
@@ -57,7 +57,7 @@ pub fn on_exec(ctx: &RawTracePointContext) {
         (*e).ns = task::namespaces(current);
         (*e).comm = bpf_get_current_comm().unwrap_or([0; 16]);
         let bprm: *const u8 = ctx.arg(2);
-        let filename = pointer(bprm, offset!(binprm_filename)).unwrap_or(core::ptr::null());
+        let filename = pointer(bprm, offset!(binprm_filename)).unwrap_or_default();
         kernel_str(filename, &mut (*e).filename);
         (*e).args_len = read_args(current, (&raw mut (*e).args).cast());
         (*e)._pad = 0;
@@ -94,7 +94,7 @@ pub fn on_fork(ctx: &RawTracePointContext) {
     }
     let ppid = task::parent_tgid(child);
     if let Some(mark) = container_mark(current_ids().0) {
-        let _ = CONTAINER_TASKS.insert(&child_tgid, &(mark | task_mark::INHERITED), 0);
+        let _ = CONTAINER_TASKS.insert(child_tgid, mark | task_mark::INHERITED, 0);
     }
     let Some(mut entry) = reserve::<ForkEvent>(EventKind::Fork) else {
         return;
@@ -114,7 +114,7 @@ pub fn on_exit() {
     if tgid != tid {
         return;
     }
-    let _ = CONTAINER_TASKS.remove(&tgid);
+    let _ = CONTAINER_TASKS.remove(tgid);
     let exit_code = field::<i32>(task::current(), offset!(task_exit_code)).unwrap_or(0);
     let Some(mut entry) = reserve::<ExitEvent>(EventKind::Exit) else {
         return;

@@ -34,5 +34,5 @@ pub static MOUNT_PENDING: LruHashMap<u32, PendingMount> = LruHashMap::with_max_e
 #[inline(always)]
 pub fn container_mark(tgid: u32) -> Option<u32> {
     // SAFETY: the value is a plain u32 copied out at once.
-    unsafe { CONTAINER_TASKS.get(&tgid) }.copied()
+    unsafe { CONTAINER_TASKS.get(tgid) }.copied()
 }

@@ -40,16 +40,16 @@ pub fn on_mount_enter(ctx: &TracePointContext) {
         fstype: arg(ARG_FSTYPE),
         flags: arg(ARG_FLAGS),
     };
-    let _ = MOUNT_PENDING.insert(&tid, &pending, 0);
+    let _ = MOUNT_PENDING.insert(tid, pending, 0);
 }
 
 pub fn on_mount_exit(ctx: &TracePointContext) {
     let (tgid, tid) = current_ids();
     // SAFETY: plain-data copy out of the map.
-    let Some(pending) = (unsafe { MOUNT_PENDING.get(&tid) }).copied() else {
+    let Some(pending) = (unsafe { MOUNT_PENDING.get(tid) }).copied() else {
         return;
     };
-    let _ = MOUNT_PENDING.remove(&tid);
+    let _ = MOUNT_PENDING.remove(tid);
     // SAFETY: `ret` is the first slot of a sys_exit record.
     let ret = unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(-1);
     if ret != 0 {

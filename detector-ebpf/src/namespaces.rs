@@ -37,16 +37,16 @@ pub fn on_setns_enter(ctx: &TracePointContext) {
         nstype,
         _pad: 0,
     };
-    let _ = SETNS_PENDING.insert(&tid, &pending, 0);
+    let _ = SETNS_PENDING.insert(tid, pending, 0);
 }
 
 pub fn on_setns_exit(ctx: &TracePointContext) {
     let (tgid, tid) = current_ids();
     // SAFETY: plain-data copy out of the map.
-    let Some(pending) = (unsafe { SETNS_PENDING.get(&tid) }).copied() else {
+    let Some(pending) = (unsafe { SETNS_PENDING.get(tid) }).copied() else {
         return;
     };
-    let _ = SETNS_PENDING.remove(&tid);
+    let _ = SETNS_PENDING.remove(tid);
     // SAFETY: as above, `ret` is the first slot of a sys_exit record.
     if unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(-1) != 0 {
         return;

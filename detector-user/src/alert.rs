@@ -112,7 +112,18 @@ mod tests {
         assert_eq!(v["action"], "alert");
         assert!(v["container"].is_null());
         assert!(v["process"]["euid"].is_null());
-        for key in ["pid", "tid", "ppid", "uid", "euid", "comm", "exe", "args", "cgroup", "ancestors"] {
+        for key in [
+            "pid",
+            "tid",
+            "ppid",
+            "uid",
+            "euid",
+            "comm",
+            "exe",
+            "args",
+            "cgroup",
+            "ancestors",
+        ] {
             assert!(v["process"].get(key).is_some(), "process.{key} missing");
         }
     }

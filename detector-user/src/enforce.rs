@@ -10,7 +10,8 @@ pub fn kill(tgid: u32) -> io::Result<()> {
             format!("refusing to kill pid {tgid}"),
         ));
     }
-    let pid = libc::pid_t::try_from(tgid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let pid =
+        libc::pid_t::try_from(tgid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: plain syscall.
     if unsafe { libc::kill(pid, libc::SIGKILL) } != 0 {
         return Err(io::Error::last_os_error());
@@ -27,7 +28,10 @@ mod tests {
         assert!(kill(0).is_err());
         assert!(kill(1).is_err());
         assert!(kill(std::process::id()).is_err());
-        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         kill(child.id()).unwrap();
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));

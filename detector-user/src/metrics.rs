@@ -53,7 +53,10 @@ impl Metrics {
                 "Ring-buffer records that could not be decoded.",
             ))?,
             probe_attached: IntGaugeVec::new(
-                opts("probe_attached", "1 when the kernel probe is attached, else 0."),
+                opts(
+                    "probe_attached",
+                    "1 when the kernel probe is attached, else 0.",
+                ),
                 &["probe"],
             )?,
             tracked_processes: IntGauge::with_opts(opts(
@@ -122,9 +125,13 @@ mod tests {
     #[test]
     fn renders_every_contract_metric_name() {
         let m = Metrics::new().unwrap();
-        m.probe_attached.with_label_values(&["sched_process_exec"]).set(1);
+        m.probe_attached
+            .with_label_values(&["sched_process_exec"])
+            .set(1);
         m.output_errors_total.with_label_values(&["stdout"]);
-        m.build_info.with_label_values(&["0.1.0", "tracepoint"]).set(1);
+        m.build_info
+            .with_label_values(&["0.1.0", "tracepoint"])
+            .set(1);
         let text = m.render();
         for name in [
             "escape_detector_alerts_total{rule=\"host-namespace-entry\",severity=\"critical\"} 0",

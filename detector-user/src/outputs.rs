@@ -59,7 +59,9 @@ pub struct Outputs {
 impl Outputs {
     pub fn new(outputs: Vec<Output>, metrics: &Metrics) -> Outputs {
         for output in &outputs {
-            metrics.output_errors_total.with_label_values(&[output.name()]);
+            metrics
+                .output_errors_total
+                .with_label_values(&[output.name()]);
         }
         Outputs { outputs }
     }
@@ -98,7 +100,13 @@ mod tests {
         };
         let mut failing = Outputs::new(vec![full], &metrics);
         failing.emit("x\n", &metrics);
-        assert_eq!(metrics.output_errors_total.with_label_values(&["file"]).get(), 1);
+        assert_eq!(
+            metrics
+                .output_errors_total
+                .with_label_values(&["file"])
+                .get(),
+            1
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -10,7 +10,7 @@ use std::{
 use detector_common::{Header, NamespaceEvent, user::Event};
 
 use crate::{
-    alert::{Action, Alert, ProcessInfo, timestamp},
+    alert::{Action, Alert, ContainerInfo, ProcessInfo, timestamp},
     enforce,
     kernel::marks::ContainerMarks,
     metrics::Metrics,
@@ -33,11 +33,20 @@ pub struct PipelineSettings {
     pub disabled_rules: HashSet<String>,
 }
 
-/// Namespace changes of one thread being merged into one act.
+/// Namespace changes of one thread being merged into one act, with the process as it was at
+/// the first call (it usually execs a shell right after).
 struct HeldNamespaceChange {
     event: NamespaceEvent,
+    actor: Actor,
     due: Instant,
     action: Action,
+}
+
+/// A container process as it was when it acted.
+struct Actor {
+    process: ProcessInfo,
+    container_id: String,
+    container: Option<ContainerInfo>,
 }
 
 pub struct Pipeline {
@@ -106,9 +115,11 @@ impl Pipeline {
             }
             Event::Namespace(e) => self.hold_namespace_change(e, now),
             Event::FileOpen(_) | Event::Mount(_) => {
-                if let Some(finding) = self.judge(event) {
+                if let Some(actor) = self.actor(event.header())
+                    && let Some(finding) = self.judge(event, &actor)
+                {
                     let action = self.enforce(&finding, event.header());
-                    self.raise(finding, event.header(), action);
+                    self.raise(finding, actor, action);
                 }
             }
         }
@@ -119,9 +130,8 @@ impl Pipeline {
         let (due, waiting): (Vec<_>, Vec<_>) = self.held.drain(..).partition(|h| h.due <= now);
         self.held = waiting;
         for held in due {
-            let event = Event::Namespace(held.event);
-            if let Some(finding) = self.judge(&event) {
-                self.raise(finding, &held.event.header, held.action);
+            if let Some(finding) = self.judge(&Event::Namespace(held.event), &held.actor) {
+                self.raise(finding, held.actor, held.action);
             }
         }
     }
@@ -147,13 +157,17 @@ impl Pipeline {
             held.event.after = e.after;
             return;
         }
-        // Enforcement cannot wait for the merge window: judge the first call now.
-        let action = match self.judge(&Event::Namespace(*e)) {
-            Some(finding) => self.enforce(&finding, &e.header),
-            None => return,
+        let Some(actor) = self.actor(&e.header) else {
+            return;
         };
+        // Enforcement cannot wait for the merge window: judge the first call now.
+        let Some(finding) = self.judge(&Event::Namespace(*e), &actor) else {
+            return;
+        };
+        let action = self.enforce(&finding, &e.header);
         self.held.push(HeldNamespaceChange {
             event: *e,
+            actor,
             due: now + NAMESPACE_MERGE_WINDOW,
             action,
         });
@@ -177,17 +191,37 @@ impl Pipeline {
         id
     }
 
-    /// The finding of an enabled rule for a container process's act, if any.
-    fn judge(&mut self, event: &Event) -> Option<Finding> {
-        let tgid = event.header().tgid;
-        let (_, missed) = self.processes.get_or_read(tgid);
-        self.count_miss(missed, tgid);
-        let process = self.processes.get(tgid)?;
-        let container_id = process.container_id.as_deref()?;
-        let subject = Subject {
-            pid: tgid,
-            comm: &process.comm,
+    /// The acting process, when it belongs to a container.
+    fn actor(&mut self, header: &Header) -> Option<Actor> {
+        let (_, missed) = self.processes.get_or_read(header.tgid);
+        self.count_miss(missed, header.tgid);
+        let process = self.processes.get(header.tgid)?;
+        let container_id = process.container_id.clone()?;
+        let info = ProcessInfo {
+            pid: process.pid,
+            tid: header.tid,
+            ppid: process.ppid,
+            uid: process.uid,
+            euid: process.euid,
+            comm: process.comm.clone(),
+            exe: process.exe.clone(),
+            args: process.args.clone(),
+            cgroup: process.cgroup.clone(),
+            ancestors: self.processes.ancestors(process.pid),
+        };
+        Some(Actor {
+            process: info,
+            container: self.containers.info(&container_id),
             container_id,
+        })
+    }
+
+    /// The finding of an enabled rule for the act, if any.
+    fn judge(&self, event: &Event, actor: &Actor) -> Option<Finding> {
+        let subject = Subject {
+            pid: actor.process.pid,
+            comm: &actor.process.comm,
+            container_id: &actor.container_id,
             filesystems: &self.filesystems,
         };
         let finding = rules::evaluate(event, &subject)?;
@@ -207,14 +241,7 @@ impl Pipeline {
         }
     }
 
-    fn raise(&mut self, finding: Finding, header: &Header, action: Action) {
-        let Some(process) = self.processes.get(header.tgid) else {
-            return;
-        };
-        let container = process
-            .container_id
-            .clone()
-            .and_then(|id| self.containers.info(&id));
+    fn raise(&mut self, finding: Finding, actor: Actor, action: Action) {
         let alert = Alert {
             time: timestamp(SystemTime::now()),
             rule: finding.rule.id,
@@ -223,19 +250,8 @@ impl Pipeline {
             message: finding.message,
             hostname: self.settings.hostname.clone(),
             action,
-            container,
-            process: ProcessInfo {
-                pid: process.pid,
-                tid: header.tid,
-                ppid: process.ppid,
-                uid: process.uid,
-                euid: process.euid,
-                comm: process.comm.clone(),
-                exe: process.exe.clone(),
-                args: process.args.clone(),
-                cgroup: process.cgroup.clone(),
-                ancestors: self.processes.ancestors(process.pid),
-            },
+            container: actor.container,
+            process: actor.process,
             details: finding.details,
         };
         self.metrics

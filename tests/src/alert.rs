@@ -51,6 +51,13 @@ pub fn comm(alert: &Value) -> Option<&str> {
     alert["process"]["comm"].as_str()
 }
 
+/// True when the alert's process is `name`: by its kernel name, or by `argv[0]` for busybox
+/// applets, which busybox's shell runs by re-executing `/proc/self/exe` (kernel name `exe`).
+pub fn process_named(alert: &Value, name: &str) -> bool {
+    let argv0 = alert["process"]["args"][0].as_str().unwrap_or("");
+    comm(alert) == Some(name) || argv0.rsplit('/').next() == Some(name)
+}
+
 /// Fails when `alert` lacks a contract field or contradicts the catalogue.
 pub fn check_contract(alert: &Value) -> anyhow::Result<()> {
     for field in FIELDS {

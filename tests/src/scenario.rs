@@ -31,7 +31,8 @@ pub fn expect_alert(
     let (alert, waited) = detector.wait_for_alert(
         &format!("{rule} alert for container {}{by}", container.id()),
         |a| {
-            alert_matches(a, rule, container.id()) && comm.is_none_or(|c| alert::comm(a) == Some(c))
+            alert_matches(a, rule, container.id())
+                && comm.is_none_or(|c| alert::process_named(a, c))
         },
         ALERT_TIMEOUT,
     )?;

@@ -21,6 +21,12 @@ struct Stage {
     action: Action,
 }
 
+impl Stage {
+    fn new(name: &'static str, action: Action) -> Stage {
+        Stage { name, action }
+    }
+}
+
 enum Action {
     Run(fn() -> Result<()>),
     Skip(&'static str),
@@ -85,34 +91,16 @@ fn stages(options: &Options) -> Vec<Stage> {
         Action::Run(e2e_tests)
     };
     vec![
-        Stage {
-            name: "setup",
-            action: Action::Run(setup::run),
-        },
-        Stage {
-            name: "fmt",
-            action: Action::Run(fmt),
-        },
-        Stage {
-            name: "clippy (host crates)",
-            action: Action::Run(clippy_host),
-        },
-        Stage {
-            name: "clippy (kernel crate, BPF target)",
-            action: Action::Run(clippy_kernel),
-        },
-        Stage {
-            name: "unit tests",
-            action: Action::Run(unit_tests),
-        },
-        Stage {
-            name: "release build",
-            action: Action::Run(release_build),
-        },
-        Stage {
-            name: "e2e tests (root)",
-            action: e2e,
-        },
+        Stage::new("setup", Action::Run(setup::run)),
+        Stage::new("fmt", Action::Run(fmt)),
+        Stage::new("clippy (host crates)", Action::Run(clippy_host)),
+        Stage::new(
+            "clippy (kernel crate, BPF target)",
+            Action::Run(clippy_kernel),
+        ),
+        Stage::new("unit tests", Action::Run(unit_tests)),
+        Stage::new("release build", Action::Run(release_build)),
+        Stage::new("e2e tests (root)", e2e),
     ]
 }
 
@@ -147,8 +135,10 @@ fn clippy_kernel() -> Result<()> {
 }
 
 fn unit_tests() -> Result<()> {
+    // --no-fail-fast: one run shows every failing test binary, not just the first.
     cmd::run(cmd::new("cargo").args([
         "test",
+        "--no-fail-fast",
         "--workspace",
         "--exclude",
         "detector-ebpf",

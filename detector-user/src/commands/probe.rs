@@ -42,7 +42,11 @@ fn lsm_enabled() -> Row {
             list.split(',').any(|l| l.trim() == "bpf"),
             list.trim().to_string(),
         ),
-        Err(e) => row("BPF LSM in lsm=", false, format!("/sys/kernel/security/lsm: {e}")),
+        Err(e) => row(
+            "BPF LSM in lsm=",
+            false,
+            format!("/sys/kernel/security/lsm: {e}"),
+        ),
     }
 }
 
@@ -56,9 +60,15 @@ fn btf_rows() -> (Row, bool) {
             } else {
                 format!("missing: {}", missing.join(", "))
             };
-            (row("BTF (/sys/kernel/btf/vmlinux)", true, note), resolved.is_complete())
+            (
+                row("BTF (/sys/kernel/btf/vmlinux)", true, note),
+                resolved.is_complete(),
+            )
         }
-        Err(e) => (row("BTF (/sys/kernel/btf/vmlinux)", false, e.to_string()), false),
+        Err(e) => (
+            row("BTF (/sys/kernel/btf/vmlinux)", false, e.to_string()),
+            false,
+        ),
     }
 }
 
@@ -107,7 +117,9 @@ pub fn report() -> u8 {
     }
     println!();
     if usable {
-        println!("backend: tracepoint (raw tracepoints for lifecycle, syscall tracepoints for acts)");
+        println!(
+            "backend: tracepoint (raw tracepoints for lifecycle, syscall tracepoints for acts)"
+        );
         exit::OK
     } else {
         println!("backend: none usable (needs BTF, ring buffers, tracepoints and raw tracepoints)");

@@ -26,8 +26,8 @@ use crate::{
     http::{self, Endpoints},
     ingest,
     kernel::{
-        btf::Btf, host::host_reference, loader, loss::LossCounters, marks::ContainerMarks,
-        offsets, probes, tracefs,
+        btf::Btf, host::host_reference, loader, loss::LossCounters, marks::ContainerMarks, offsets,
+        probes, tracefs,
     },
     metrics::Metrics,
     outputs::{Output, Outputs},
@@ -104,9 +104,8 @@ fn init_logging(settings: &Settings) {
 fn open_outputs(settings: &Settings) -> anyhow::Result<Vec<Output>> {
     let mut outputs = vec![Output::stdout()];
     if let Some(path) = &settings.alerts_file {
-        outputs.push(
-            Output::file(path).with_context(|| format!("--alerts-file {}", path.display()))?,
-        );
+        outputs
+            .push(Output::file(path).with_context(|| format!("--alerts-file {}", path.display()))?);
     }
     Ok(outputs)
 }
@@ -166,7 +165,11 @@ fn attach_probes(ebpf: &mut Ebpf, metrics: &Metrics) -> anyhow::Result<()> {
             Some(e) if probe.required => bail!("required probe {}: {e}", probe.program),
             Some(e) => {
                 gauge.set(0);
-                log::warn!("probe {} not attached, {} degraded: {e}", probe.program, probe.feeds);
+                log::warn!(
+                    "probe {} not attached, {} degraded: {e}",
+                    probe.program,
+                    probe.feeds
+                );
             }
         }
     }
@@ -220,7 +223,11 @@ async fn daemon(settings: Settings, outputs: Vec<Output>) -> anyhow::Result<()> 
         PipelineSettings {
             hostname: hostname(&settings),
             enforce: settings.enforce,
-            disabled_rules: settings.disabled_rules.iter().cloned().collect::<HashSet<_>>(),
+            disabled_rules: settings
+                .disabled_rules
+                .iter()
+                .cloned()
+                .collect::<HashSet<_>>(),
         },
     );
     pipeline.load_snapshot(procfs::snapshot());

@@ -47,9 +47,18 @@ pub const PROBES: &[Probe] = &[
     raw("cgroup_attach_task", "container attribution", false),
     syscall("sys_enter_setns", "host-namespace-entry"),
     syscall("sys_exit_setns", "host-namespace-entry"),
-    syscall("sys_exit_openat", "cgroup-release-agent, kernel-helper-hijack"),
-    syscall("sys_exit_openat2", "cgroup-release-agent, kernel-helper-hijack"),
-    syscall("sys_exit_open", "cgroup-release-agent, kernel-helper-hijack"),
+    syscall(
+        "sys_exit_openat",
+        "cgroup-release-agent, kernel-helper-hijack",
+    ),
+    syscall(
+        "sys_exit_openat2",
+        "cgroup-release-agent, kernel-helper-hijack",
+    ),
+    syscall(
+        "sys_exit_open",
+        "cgroup-release-agent, kernel-helper-hijack",
+    ),
     syscall("sys_enter_mount", "sensitive-mount"),
     syscall("sys_exit_mount", "sensitive-mount"),
 ];

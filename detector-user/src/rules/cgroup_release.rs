@@ -35,7 +35,10 @@ pub fn release_agent_write(e: &FileOpenEvent, subject: &Subject) -> Option<Findi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{rules::opened_file::tests::open_event, rules::test_support::subject, state::filesystems::Filesystems};
+    use crate::{
+        rules::opened_file::tests::open_event, rules::test_support::subject,
+        state::filesystems::Filesystems,
+    };
 
     #[test]
     fn fires_on_either_file_of_a_cgroup_v1_superblock_only() {

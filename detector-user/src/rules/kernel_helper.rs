@@ -18,10 +18,26 @@ pub const KERNEL_HELPER_HIJACK: RuleInfo = RuleInfo {
 
 /// (helper name, filesystem, path below that filesystem's root).
 const HELPER_SETTINGS: &[(&str, u64, &[&str])] = &[
-    ("core_pattern", magic::PROC_SUPER_MAGIC, &["sys", "kernel", "core_pattern"]),
-    ("modprobe", magic::PROC_SUPER_MAGIC, &["sys", "kernel", "modprobe"]),
-    ("hotplug", magic::PROC_SUPER_MAGIC, &["sys", "kernel", "hotplug"]),
-    ("uevent_helper", magic::SYSFS_MAGIC, &["kernel", "uevent_helper"]),
+    (
+        "core_pattern",
+        magic::PROC_SUPER_MAGIC,
+        &["sys", "kernel", "core_pattern"],
+    ),
+    (
+        "modprobe",
+        magic::PROC_SUPER_MAGIC,
+        &["sys", "kernel", "modprobe"],
+    ),
+    (
+        "hotplug",
+        magic::PROC_SUPER_MAGIC,
+        &["sys", "kernel", "hotplug"],
+    ),
+    (
+        "uevent_helper",
+        magic::SYSFS_MAGIC,
+        &["kernel", "uevent_helper"],
+    ),
     ("binfmt_misc", magic::BINFMTFS_MAGIC, &["register"]),
 ];
 
@@ -43,17 +59,36 @@ pub fn helper_path_write(e: &FileOpenEvent, subject: &Subject) -> Option<Finding
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{rules::opened_file::tests::open_event, rules::test_support::subject, state::filesystems::Filesystems};
+    use crate::{
+        rules::opened_file::tests::open_event, rules::test_support::subject,
+        state::filesystems::Filesystems,
+    };
 
     #[test]
     fn recognises_each_helper_setting_by_filesystem_and_names() {
         let fs = Filesystems::default();
         let s = subject(&fs);
         let cases: &[(u64, &[&str], &str)] = &[
-            (magic::PROC_SUPER_MAGIC, &["core_pattern", "kernel", "sys", "/"], "core_pattern"),
-            (magic::PROC_SUPER_MAGIC, &["modprobe", "kernel", "sys", "/"], "modprobe"),
-            (magic::PROC_SUPER_MAGIC, &["hotplug", "kernel", "sys", "/"], "hotplug"),
-            (magic::SYSFS_MAGIC, &["uevent_helper", "kernel", "/"], "uevent_helper"),
+            (
+                magic::PROC_SUPER_MAGIC,
+                &["core_pattern", "kernel", "sys", "/"],
+                "core_pattern",
+            ),
+            (
+                magic::PROC_SUPER_MAGIC,
+                &["modprobe", "kernel", "sys", "/"],
+                "modprobe",
+            ),
+            (
+                magic::PROC_SUPER_MAGIC,
+                &["hotplug", "kernel", "sys", "/"],
+                "hotplug",
+            ),
+            (
+                magic::SYSFS_MAGIC,
+                &["uevent_helper", "kernel", "/"],
+                "uevent_helper",
+            ),
             (magic::BINFMTFS_MAGIC, &["register", "/"], "binfmt_misc"),
         ];
         for (fs_magic, names, helper) in cases {
@@ -70,13 +105,19 @@ mod tests {
             // A regular file named like the setting, e.g. inside a container image.
             (0xef53, &["core_pattern", "kernel", "sys", "/"]),
             // A neighbouring sysctl.
-            (magic::PROC_SUPER_MAGIC, &["core_uses_pid", "kernel", "sys", "/"]),
+            (
+                magic::PROC_SUPER_MAGIC,
+                &["core_uses_pid", "kernel", "sys", "/"],
+            ),
             // A per-process file that happens to be called modprobe.
             (magic::PROC_SUPER_MAGIC, &["modprobe", "42", "/"]),
             (magic::BINFMTFS_MAGIC, &["status", "/"]),
         ];
         for (fs_magic, names) in lookalikes {
-            assert!(helper_path_write(&open_event(*fs_magic, names), &s).is_none(), "{names:?}");
+            assert!(
+                helper_path_write(&open_event(*fs_magic, names), &s).is_none(),
+                "{names:?}"
+            );
         }
     }
 }

@@ -76,13 +76,20 @@ mod tests {
             entered: ns_bit::MNT | ns_bit::NET,
             _pad: 0,
             before: Namespaces::default(),
-            after: Namespaces { mnt: 4026531832, ..Namespaces::default() },
+            after: Namespaces {
+                mnt: 4026531832,
+                ..Namespaces::default()
+            },
         };
         let f = host_namespace_entry(&event, &subject(&fs)).unwrap();
         assert_eq!(f.rule.id, "host-namespace-entry");
         assert_eq!(f.details["namespaces"], json!(["mnt", "net"]));
         assert_eq!(f.details["after"]["mnt"], 4026531832u32);
-        assert!(f.message.ends_with("joined the host mnt, net namespaces"), "{}", f.message);
+        assert!(
+            f.message.ends_with("joined the host mnt, net namespaces"),
+            "{}",
+            f.message
+        );
     }
 
     #[test]

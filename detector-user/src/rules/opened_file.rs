@@ -39,7 +39,11 @@ impl OpenedFile {
     pub fn is(&self, filesystem: u64, path: &[&str]) -> bool {
         self.magic == filesystem
             && self.names.len() > path.len()
-            && self.names.iter().zip(path.iter().rev()).all(|(a, b)| a == b)
+            && self
+                .names
+                .iter()
+                .zip(path.iter().rev())
+                .all(|(a, b)| a == b)
             && self.names[path.len()] == "/"
     }
 

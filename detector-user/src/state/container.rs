@@ -33,12 +33,10 @@ impl ContainerTable {
     pub fn attribute(&mut self, cgroup_path: &str) -> Option<String> {
         let reference = cgroup::classify(cgroup_path)?;
         let id = reference.id.clone();
-        self.containers
-            .entry(id.clone())
-            .or_insert(Entry {
-                reference,
-                state: None,
-            });
+        self.containers.entry(id.clone()).or_insert(Entry {
+            reference,
+            state: None,
+        });
         Some(id)
     }
 
@@ -91,7 +89,10 @@ mod tests {
     #[test]
     fn attributes_by_cgroup_and_forgets_containers_without_processes() {
         let mut table = ContainerTable::new(Vec::new());
-        assert_eq!(table.attribute(&format!("/docker/{ID}")).as_deref(), Some(ID));
+        assert_eq!(
+            table.attribute(&format!("/docker/{ID}")).as_deref(),
+            Some(ID)
+        );
         assert_eq!(table.attribute("/system.slice/sshd.service"), None);
         let info = table.info(ID).unwrap();
         assert_eq!(info.runtime, "docker");

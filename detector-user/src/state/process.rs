@@ -199,14 +199,17 @@ mod tests {
             _pad: 0,
         });
         assert!(!missed);
-        assert_eq!(table.get(P + 1).unwrap().cgroup.as_deref(), Some("/docker/abc"));
+        assert_eq!(
+            table.get(P + 1).unwrap().cgroup.as_deref(),
+            Some("/docker/abc")
+        );
 
         let mut exec: ExecEvent = unsafe { std::mem::zeroed() };
         exec.header = header(EventKind::Exec, P + 1);
         exec.ppid = P;
         exec.comm[..7].copy_from_slice(b"nsenter");
         exec.filename[..12].copy_from_slice(b"/bin/nsenter");
-        let argv = b"nsenter\0-t\0042\0";
+        let argv = b"nsenter\0-t\x0042\0";
         exec.args[..argv.len()].copy_from_slice(argv);
         exec.args_len = argv.len() as u32;
         assert!(!table.on_exec(&exec));

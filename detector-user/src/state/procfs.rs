@@ -124,7 +124,7 @@ mod tests {
     fn parses_namespace_links_and_args() {
         assert_eq!(parse_ns_link("mnt:[4026531832]"), Some(4026531832));
         assert_eq!(parse_ns_link("mnt:4026531832"), None);
-        assert_eq!(split_args(b"nsenter\0-t\01\0"), ["nsenter", "-t", "1"]);
+        assert_eq!(split_args(b"nsenter\0-t\x001\0"), ["nsenter", "-t", "1"]);
     }
 
     #[test]
