@@ -9,11 +9,10 @@ use std::{
     fs, io,
     path::{Path, PathBuf},
     sync::{Mutex, PoisonError},
-    thread,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use crate::mounts;
+use crate::{mounts, poll};
 
 /// Parent directories this test process caused to exist. Process-wide because containers share
 /// parents: the last container to go removes them.
@@ -90,17 +89,12 @@ pub fn hierarchies() -> Vec<PathBuf> {
 
 /// A cgroup directory can only be removed once its last task has exited, which lags a SIGKILL.
 fn remove_when_empty(dir: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        match fs::remove_dir(dir) {
-            Ok(()) => return,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
-            Err(e) if Instant::now() > deadline => {
-                eprintln!("removing cgroup {}: {e}", dir.display());
-                return;
-            }
-            Err(_) => thread::sleep(Duration::from_millis(50)),
-        }
+    let removed = poll::eventually(Duration::from_secs(5), || match fs::remove_dir(dir) {
+        Ok(()) => true,
+        Err(e) => e.kind() == io::ErrorKind::NotFound,
+    });
+    if !removed {
+        eprintln!("could not remove cgroup {}", dir.display());
     }
 }
 

@@ -14,14 +14,13 @@ use std::{
 use anyhow::{Context, bail, ensure};
 use serde_json::Value;
 
-use crate::{http, temp_dir::TempDir};
+use crate::{http, poll, temp_dir::TempDir};
 
 /// Names the binary to test; `cargo xtask test` sets it to the freshly built one.
 pub const BIN_ENV: &str = "ESCAPE_DETECTOR_BIN";
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-const POLL: Duration = Duration::from_millis(20);
 const LOG_TAIL_LINES: usize = 40;
 
 pub struct Detector {
@@ -53,23 +52,24 @@ impl Detector {
     }
 
     fn wait_ready(&mut self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait()? {
-                bail!(
-                    "the detector exited ({status}) before it was ready\n{}",
-                    self.log_tail()
-                );
-            }
-            if matches!(self.http_get("/readyz"), Ok((200, _))) {
-                return Ok(());
-            }
-            thread::sleep(Duration::from_millis(100));
+        let addr = self.addr;
+        let mut exited = None;
+        let ready = poll::eventually(READY_TIMEOUT, || {
+            exited = self.child.try_wait().ok().flatten();
+            exited.is_some() || matches!(http::get(addr, "/readyz"), Ok((200, _)))
+        });
+        if let Some(status) = exited {
+            bail!(
+                "the detector exited ({status}) before it was ready\n{}",
+                self.log_tail()
+            );
         }
-        bail!(
+        ensure!(
+            ready,
             "the detector was not ready after {READY_TIMEOUT:?}\n{}",
             self.log_tail()
-        )
+        );
+        Ok(())
     }
 
     pub fn pid(&self) -> u32 {
@@ -117,7 +117,7 @@ impl Detector {
                     self.log_tail()
                 );
             }
-            thread::sleep(POLL);
+            thread::sleep(poll::INTERVAL);
         }
     }
 
@@ -128,7 +128,7 @@ impl Detector {
             if let Some(alert) = self.alerts().into_iter().find(|a| pred(a)) {
                 panic!("unexpected alert: {alert:#}\n{}", self.log_tail());
             }
-            thread::sleep(POLL);
+            thread::sleep(poll::INTERVAL);
         }
     }
 
@@ -146,7 +146,7 @@ impl Detector {
     /// SIGTERM, then waits for a clean exit (code 0).
     pub fn stop(mut self) -> anyhow::Result<ExitStatus> {
         self.signal(libc::SIGTERM);
-        let status = self.wait_exit(STOP_TIMEOUT)?.with_context(|| {
+        let status = self.wait_exit(STOP_TIMEOUT).with_context(|| {
             format!(
                 "the detector did not exit within {STOP_TIMEOUT:?} of SIGTERM\n{}",
                 self.log_tail()
@@ -196,17 +196,14 @@ impl Detector {
         unsafe { libc::kill(self.pid() as libc::pid_t, signal) };
     }
 
-    fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<Option<ExitStatus>> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(Some(status));
-            }
-            if Instant::now() > deadline {
-                return Ok(None);
-            }
-            thread::sleep(POLL);
-        }
+    /// The exit status, once the child has exited within `timeout`.
+    fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let mut status = None;
+        poll::eventually(timeout, || {
+            status = self.child.try_wait().ok().flatten();
+            status.is_some()
+        });
+        status
     }
 }
 
@@ -215,11 +212,12 @@ impl Drop for Detector {
         if thread::panicking() {
             eprintln!("alerts:\n{}\n{}", self.render_alerts(), self.log_tail());
         }
+        // Once reaped, the pid may belong to someone else: never signal it then.
         if matches!(self.child.try_wait(), Ok(Some(_))) {
             return;
         }
         self.signal(libc::SIGTERM);
-        if !matches!(self.wait_exit(Duration::from_secs(5)), Ok(Some(_))) {
+        if self.wait_exit(Duration::from_secs(5)).is_none() {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }

@@ -16,6 +16,7 @@ pub mod ids;
 pub mod kernel_setting;
 pub mod machine;
 pub mod mounts;
+pub mod poll;
 pub mod rootfs;
 pub mod runc;
 pub mod scenario;

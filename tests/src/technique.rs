@@ -2,16 +2,14 @@
 //! its effect on the host and fails if the escape did not work, so that a missing alert can only
 //! mean the detector missed a working escape.
 
-use std::{
-    fs,
-    path::Path,
-    thread,
-    time::{Duration, Instant},
-};
+use std::{fs, path::Path, time::Duration};
 
 use anyhow::{Context, bail, ensure};
 
-use crate::{cgroup, container::Container, host_disk::HostDisk, host_process::HostProcess, ids};
+use crate::{
+    cgroup, container::Container, host_disk::HostDisk, host_process::HostProcess, ids,
+    poll::eventually,
+};
 
 /// The namespaces `nsenter -m -u -i -n` enters.
 const ENTERED_NAMESPACES: [&str; 4] = ["mnt", "uts", "ipc", "net"];
@@ -29,6 +27,10 @@ pub fn enter_host_namespaces(container: &Container, target: &HostProcess) -> any
         target.pid(),
         links.join(" ")
     ))?;
+    ensure!(
+        inside.lines().count() == ENTERED_NAMESPACES.len(),
+        "unexpected output after nsenter: {inside}"
+    );
     for (ns, seen) in ENTERED_NAMESPACES.iter().zip(inside.lines()) {
         let host = fs::read_link(format!("/proc/{}/ns/{ns}", target.pid()))?;
         ensure!(
@@ -180,16 +182,4 @@ fn expect_host_file(path: &Path, value: &str) -> anyhow::Result<()> {
         path.display()
     );
     Ok(())
-}
-
-/// Polls `done` until it holds or `timeout` passes; tells which.
-fn eventually(timeout: Duration, done: impl Fn() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        if Instant::now() > deadline {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    true
 }

@@ -92,7 +92,8 @@ pub fn report() -> u8 {
     let ringbuf = is_map_supported(MapType::RingBuf).unwrap_or(false);
     let tracepoint = is_program_supported(ProgramType::TracePoint).unwrap_or(false);
     let raw_tp = is_program_supported(ProgramType::RawTracePoint).unwrap_or(false);
-    let tracefs_ok = tracefs::ensure_mounted().is_ok();
+    // Probing changes nothing on the host: `run` mounts tracefs when it is missing.
+    let tracefs_ok = tracefs::is_mounted();
     let send_signal = is_helper_supported(ProgramType::TracePoint, BpfHelper::BPF_FUNC_send_signal)
         .unwrap_or(false);
 
@@ -105,7 +106,15 @@ pub fn report() -> u8 {
         program_type("lsm", ProgramType::Lsm(LsmAttachType::Mac)),
         lsm_enabled(),
         row("helper bpf_send_signal", send_signal, "in-kernel kill"),
-        row("tracefs", tracefs_ok, "/sys/kernel/tracing"),
+        row(
+            "tracefs",
+            tracefs_ok,
+            if tracefs_ok {
+                "/sys/kernel/tracing"
+            } else {
+                "not mounted: `run` mounts it; syscall tracepoints not listed"
+            },
+        ),
     ];
     rows.extend(hook_rows(tracefs_ok));
 

@@ -14,9 +14,13 @@ pub fn has_tracepoint(category: &str, name: &str) -> bool {
         .exists()
 }
 
+pub fn is_mounted() -> bool {
+    Path::new(TRACEFS).join("events").exists()
+}
+
 /// Mounts tracefs when it is not mounted; says whether it did.
 pub fn ensure_mounted() -> io::Result<bool> {
-    if Path::new(TRACEFS).join("events").exists() {
+    if is_mounted() {
         return Ok(false);
     }
     let target = CString::new(TRACEFS)?;
