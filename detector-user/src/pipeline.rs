@@ -12,7 +12,7 @@ use detector_common::{Header, NamespaceEvent, user::Event};
 use crate::{
     alert::{Action, Alert, ContainerInfo, ProcessInfo, timestamp},
     enforce,
-    kernel::marks::ContainerMarks,
+    kernel::marks::MarkContainerTasks,
     metrics::Metrics,
     outputs::Outputs,
     rules::{self, Finding, Severity, Subject},
@@ -53,7 +53,7 @@ pub struct Pipeline {
     processes: ProcessTable,
     containers: ContainerTable,
     filesystems: Filesystems,
-    marks: ContainerMarks,
+    marks: Box<dyn MarkContainerTasks>,
     metrics: Arc<Metrics>,
     outputs: Outputs,
     settings: PipelineSettings,
@@ -64,7 +64,7 @@ impl Pipeline {
     pub fn new(
         containers: ContainerTable,
         filesystems: Filesystems,
-        marks: ContainerMarks,
+        marks: Box<dyn MarkContainerTasks>,
         metrics: Arc<Metrics>,
         outputs: Outputs,
         settings: PipelineSettings,
@@ -275,5 +275,170 @@ impl Pipeline {
         self.metrics
             .tracked_containers
             .set(self.containers.len() as i64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{outputs::Output, state::process::Process};
+    use detector_common::{EventKind, ExecEvent, ForkEvent, Namespaces, ns_bit, syscall};
+    use std::sync::Mutex;
+
+    const ID: &str = "3f2a5c6d7e8f90123456789abcdef0123456789abcdef0123456789abcdef012";
+    // Pids above pid_max, so /proc never answers for them.
+    const SH: u32 = 4_000_000_001;
+    const NSENTER: u32 = SH + 1;
+    const HOST: u32 = SH + 2;
+
+    struct Recorder(Arc<Mutex<Vec<u32>>>);
+    impl MarkContainerTasks for Recorder {
+        fn mark(&mut self, tgid: u32) {
+            self.0.lock().unwrap().push(tgid);
+        }
+    }
+
+    struct Harness {
+        pipeline: Pipeline,
+        marked: Arc<Mutex<Vec<u32>>>,
+        alerts_file: std::path::PathBuf,
+    }
+
+    impl Harness {
+        fn new(name: &str, disabled: &[&str]) -> Harness {
+            let dir =
+                std::env::temp_dir().join(format!("escdet-pipeline-{name}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let alerts_file = dir.join("alerts.jsonl");
+            let _ = std::fs::remove_file(&alerts_file);
+            let metrics = Arc::new(Metrics::new().unwrap());
+            let outputs = Outputs::new(vec![Output::file(&alerts_file).unwrap()], &metrics);
+            let marked = Arc::new(Mutex::new(Vec::new()));
+            let mut pipeline = Pipeline::new(
+                ContainerTable::new(Vec::new()),
+                Filesystems::parse("nodev\tproc\n\text4\n"),
+                Box::new(Recorder(marked.clone())),
+                metrics,
+                outputs,
+                PipelineSettings {
+                    hostname: "node-1".into(),
+                    enforce: false,
+                    disabled_rules: disabled.iter().map(|r| r.to_string()).collect(),
+                },
+            );
+            let process = |pid, comm: &str, cgroup: &str| Process {
+                pid,
+                ppid: 1,
+                comm: comm.into(),
+                cgroup: Some(cgroup.into()),
+                ..Process::default()
+            };
+            pipeline.load_snapshot(vec![
+                process(SH, "sh", &format!("/docker/{ID}")),
+                process(HOST, "bash", "/user.slice/session-1.scope"),
+            ]);
+            Harness {
+                pipeline,
+                marked,
+                alerts_file,
+            }
+        }
+
+        fn alerts(&self) -> Vec<serde_json::Value> {
+            std::fs::read_to_string(&self.alerts_file)
+                .unwrap_or_default()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect()
+        }
+    }
+
+    impl Drop for Harness {
+        fn drop(&mut self) {
+            if let Some(dir) = self.alerts_file.parent() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+
+    fn header(kind: EventKind, tgid: u32) -> Header {
+        Header {
+            kind: kind as u32,
+            tgid,
+            tid: tgid,
+            _pad: 0,
+            ktime_ns: 0,
+        }
+    }
+
+    fn exec(pid: u32, comm: &str) -> Event {
+        // SAFETY: plain data; all-zero is a valid ExecEvent.
+        let mut e: ExecEvent = unsafe { std::mem::zeroed() };
+        e.header = header(EventKind::Exec, pid);
+        e.ppid = SH;
+        e.comm[..comm.len()].copy_from_slice(comm.as_bytes());
+        Event::Exec(e)
+    }
+
+    fn setns(pid: u32, entered: u32) -> Event {
+        Event::Namespace(NamespaceEvent {
+            header: header(EventKind::Namespace, pid),
+            syscall: syscall::SETNS,
+            nstype: 0,
+            entered,
+            _pad: 0,
+            before: Namespaces::default(),
+            after: Namespaces::default(),
+        })
+    }
+
+    #[test]
+    fn one_nsenter_is_one_alert_about_the_process_as_it_was() {
+        let mut h = Harness::new("nsenter", &[]);
+        assert_eq!(*h.marked.lock().unwrap(), [SH]);
+        let t0 = Instant::now();
+        let fork = ForkEvent {
+            header: header(EventKind::Fork, NSENTER),
+            ppid: SH,
+            _pad: 0,
+        };
+        for event in [
+            Event::Fork(fork),
+            exec(NSENTER, "nsenter"),
+            setns(NSENTER, ns_bit::MNT),
+            setns(NSENTER, ns_bit::NET),
+            exec(NSENTER, "sh"),
+        ] {
+            h.pipeline.handle(&event, t0);
+        }
+        h.pipeline.tick(t0);
+        assert!(
+            h.alerts().is_empty(),
+            "raised before the merge window closed"
+        );
+        h.pipeline.tick(t0 + NAMESPACE_MERGE_WINDOW);
+        let alerts = h.alerts();
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        let a = &alerts[0];
+        assert_eq!(a["rule"], "host-namespace-entry");
+        assert_eq!(a["container"]["id"], ID);
+        assert_eq!(a["process"]["comm"], "nsenter");
+        assert_eq!(a["process"]["pid"], NSENTER);
+        assert_eq!(a["process"]["ancestors"][0]["comm"], "sh");
+        assert_eq!(
+            a["details"]["namespaces"],
+            serde_json::json!(["mnt", "net"])
+        );
+        assert_eq!(a["hostname"], "node-1");
+    }
+
+    #[test]
+    fn host_processes_and_disabled_rules_are_silent() {
+        let mut h = Harness::new("silent", &["host-namespace-entry"]);
+        let t0 = Instant::now();
+        h.pipeline.handle(&setns(HOST, ns_bit::MNT), t0);
+        h.pipeline.handle(&setns(SH, ns_bit::MNT), t0);
+        h.pipeline.flush();
+        assert!(h.alerts().is_empty());
     }
 }

@@ -188,7 +188,10 @@ async fn daemon(settings: Settings, outputs: Vec<Output>) -> anyhow::Result<()> 
     let loss = Arc::new(Mutex::new(LossCounters::new(PerCpuArray::try_from(
         take_map(&mut ebpf, "LOST")?,
     )?)));
-    let marks = ContainerMarks::new(HashMap::try_from(take_map(&mut ebpf, "CONTAINER_TASKS")?)?);
+    let marks = Box::new(ContainerMarks::new(HashMap::try_from(take_map(
+        &mut ebpf,
+        "CONTAINER_TASKS",
+    )?)?));
 
     let refresh_loss = {
         let (loss, metrics) = (loss.clone(), metrics.clone());

@@ -5,6 +5,11 @@
 use aya::maps::{HashMap, MapData};
 use detector_common::task_mark;
 
+/// Where the pipeline records container processes for the kernel's filter.
+pub trait MarkContainerTasks: Send {
+    fn mark(&mut self, tgid: u32);
+}
+
 pub struct ContainerMarks {
     map: HashMap<MapData, u32, u32>,
 }
@@ -13,8 +18,10 @@ impl ContainerMarks {
     pub fn new(map: HashMap<MapData, u32, u32>) -> ContainerMarks {
         ContainerMarks { map }
     }
+}
 
-    pub fn mark(&mut self, tgid: u32) {
+impl MarkContainerTasks for ContainerMarks {
+    fn mark(&mut self, tgid: u32) {
         let mark = self.map.get(&tgid, 0).unwrap_or(0) | task_mark::AGENT;
         if let Err(e) = self.map.insert(tgid, mark, 0) {
             log::warn!("cannot mark pid {tgid} as a container process in the kernel: {e}");
