@@ -70,6 +70,18 @@ pub struct Header {
     pub ktime_ns: u64,
 }
 
+impl Header {
+    pub const fn new(kind: EventKind, tgid: u32, tid: u32, ktime_ns: u64) -> Header {
+        Header {
+            kind: kind as u32,
+            tgid,
+            tid,
+            _pad: 0,
+            ktime_ns,
+        }
+    }
+}
+
 /// `sched_process_exec`: a task replaced its image. Sent for every process.
 #[repr(C)]
 #[derive(Clone, Copy)]

@@ -134,13 +134,7 @@ mod tests {
     #[test]
     fn decodes_by_kind_and_rejects_short_or_unknown_records() {
         let fork = ForkEvent {
-            header: Header {
-                kind: EventKind::Fork as u32,
-                tgid: 42,
-                tid: 42,
-                _pad: 0,
-                ktime_ns: 7,
-            },
+            header: Header::new(EventKind::Fork, 42, 42, 7),
             ppid: 1,
             _pad: 0,
         };

@@ -30,14 +30,8 @@ fn count_loss(kind: EventKind) {
 /// A header for an event about the task `tgid`/`tid`.
 #[inline(always)]
 pub fn header(kind: EventKind, tgid: u32, tid: u32) -> Header {
-    Header {
-        kind: kind as u32,
-        tgid,
-        tid,
-        _pad: 0,
-        // SAFETY: helper without arguments.
-        ktime_ns: unsafe { bpf_ktime_get_boot_ns() },
-    }
+    // SAFETY: helper without arguments.
+    Header::new(kind, tgid, tid, unsafe { bpf_ktime_get_boot_ns() })
 }
 
 /// (tgid, tid) of the current task.

@@ -4,7 +4,8 @@
 
 use detector_common::EventKind;
 use prometheus::{
-    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::rules::CATALOGUE;
@@ -12,6 +13,7 @@ use crate::rules::CATALOGUE;
 pub struct Metrics {
     registry: Registry,
     pub alerts_total: IntCounterVec,
+    pub alert_latency_seconds: HistogramVec,
     pub events_total: IntCounterVec,
     pub events_lost_total: IntCounterVec,
     pub decode_errors_total: IntCounter,
@@ -36,6 +38,16 @@ impl Metrics {
             alerts_total: IntCounterVec::new(
                 opts("alerts_total", "Alerts raised, by rule and severity."),
                 &["rule", "severity"],
+            )?,
+            alert_latency_seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    format!("{PREFIX}alert_latency_seconds"),
+                    "From the kernel seeing the act to the alert being written, by rule.",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ]),
+                &["rule"],
             )?,
             events_total: IntCounterVec::new(
                 opts("events_total", "Events received from the kernel, by kind."),
@@ -88,6 +100,7 @@ impl Metrics {
     fn register_all(&self) -> prometheus::Result<()> {
         let r = &self.registry;
         r.register(Box::new(self.alerts_total.clone()))?;
+        r.register(Box::new(self.alert_latency_seconds.clone()))?;
         r.register(Box::new(self.events_total.clone()))?;
         r.register(Box::new(self.events_lost_total.clone()))?;
         r.register(Box::new(self.decode_errors_total.clone()))?;
@@ -107,6 +120,7 @@ impl Metrics {
         for rule in CATALOGUE {
             self.alerts_total
                 .with_label_values(&[rule.id, rule.severity.as_str()]);
+            self.alert_latency_seconds.with_label_values(&[rule.id]);
         }
     }
 
@@ -143,6 +157,7 @@ mod tests {
             "escape_detector_process_cache_misses_total 0",
             "escape_detector_output_errors_total{output=\"stdout\"} 0",
             "escape_detector_build_info{backend=\"tracepoint\",version=\"0.1.0\"} 1",
+            "escape_detector_alert_latency_seconds_count{rule=\"sensitive-mount\"} 0",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

@@ -44,6 +44,8 @@ struct HeldNamespaceChange {
 
 /// A container process as it was when it acted.
 struct Actor {
+    /// When the kernel saw the act (`CLOCK_BOOTTIME`).
+    seen_ns: u64,
     process: ProcessInfo,
     container_id: String,
     container: Option<ContainerInfo>,
@@ -210,6 +212,7 @@ impl Pipeline {
             ancestors: self.processes.ancestors(process.pid),
         };
         Some(Actor {
+            seen_ns: header.ktime_ns,
             process: info,
             container: self.containers.info(&container_id),
             container_id,
@@ -259,6 +262,12 @@ impl Pipeline {
             .with_label_values(&[alert.rule, alert.severity.as_str()])
             .inc();
         self.outputs.emit(&alert.to_json_line(), &self.metrics);
+        if let Some(since_act) = boottime_ns().checked_sub(actor.seen_ns) {
+            self.metrics
+                .alert_latency_seconds
+                .with_label_values(&[alert.rule])
+                .observe(since_act as f64 / 1e9);
+        }
     }
 
     fn update_gauges(&mut self) {
@@ -276,6 +285,17 @@ impl Pipeline {
             .tracked_containers
             .set(self.containers.len() as i64);
     }
+}
+
+/// Now on the clock the kernel stamps events with (`bpf_ktime_get_boot_ns`).
+fn boottime_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid pointer to a timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut now) };
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
 }
 
 #[cfg(test)]
@@ -362,13 +382,7 @@ mod tests {
     }
 
     fn header(kind: EventKind, tgid: u32) -> Header {
-        Header {
-            kind: kind as u32,
-            tgid,
-            tid: tgid,
-            _pad: 0,
-            ktime_ns: 0,
-        }
+        Header::new(kind, tgid, tgid, 0)
     }
 
     fn exec(pid: u32, comm: &str) -> Event {

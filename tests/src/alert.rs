@@ -46,16 +46,24 @@ pub fn alert_matches(alert: &Value, rule: &str, container_id: &str) -> bool {
     alert["rule"] == rule && alert["container"]["id"] == container_id
 }
 
-/// The alert's process name (`process.comm`), if any.
-pub fn comm(alert: &Value) -> Option<&str> {
-    alert["process"]["comm"].as_str()
-}
-
 /// True when the alert's process is `name`: by its kernel name, or by `argv[0]` for busybox
 /// applets, which busybox's shell runs by re-executing `/proc/self/exe` (kernel name `exe`).
 pub fn process_named(alert: &Value, name: &str) -> bool {
-    let argv0 = alert["process"]["args"][0].as_str().unwrap_or("");
-    comm(alert) == Some(name) || argv0.rsplit('/').next() == Some(name)
+    let process = &alert["process"];
+    process["comm"] == name
+        || process["args"][0]
+            .as_str()
+            .is_some_and(|arg0| arg0.rsplit('/').next() == Some(name))
+}
+
+/// True when process `pid` is the alert's process or one of its ancestors.
+pub fn involves_pid(alert: &Value, pid: u32) -> bool {
+    let process = &alert["process"];
+    process["pid"] == pid
+        || process["ppid"] == pid
+        || process["ancestors"]
+            .as_array()
+            .is_some_and(|ancestors| ancestors.iter().any(|a| a["pid"] == pid))
 }
 
 /// Fails when `alert` lacks a contract field or contradicts the catalogue.
@@ -97,7 +105,13 @@ mod tests {
         });
         check_contract(&alert).unwrap();
         assert!(alert_matches(&alert, "host-namespace-entry", "3f2a"));
-        assert_eq!(comm(&alert), Some("nsenter"));
+        assert!(process_named(&alert, "nsenter"));
+        alert["process"] = json!({"pid": 4242, "comm": "exe", "args": ["/bin/mount", "-t"]});
+        assert!(process_named(&alert, "mount"));
+        assert!(!process_named(&alert, "nsenter"));
+        alert["process"]["ancestors"] = json!([{"pid": 4200, "comm": "sh"}]);
+        assert!(involves_pid(&alert, 4242) && involves_pid(&alert, 4200));
+        assert!(!involves_pid(&alert, 1));
         alert["severity"] = json!("high");
         assert!(check_contract(&alert).is_err());
     }

@@ -4,6 +4,10 @@
 //! Everything here needs root, runc and busybox-static; every object a test creates (containers,
 //! cgroups, mounts, kernel settings, temp dirs) is owned by a guard that undoes it on drop, also
 //! when the test panics.
+//!
+//! Run as root, naming the binary under test:
+//! `ESCAPE_DETECTOR_BIN=target/release/escape-detector cargo test -p escape-detector-e2e`
+//! (`cargo xtask test` does this). Tests take a machine-wide lock, so concurrent runs queue.
 
 pub mod alert;
 pub mod cgroup;

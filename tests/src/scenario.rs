@@ -1,7 +1,7 @@
 //! Steps the scenario tests share: expecting an alert, expecting silence, proving the detector
 //! is alive.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -18,25 +18,31 @@ pub const ALERT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a benign activity must stay unreported.
 pub const SETTLE: Duration = Duration::from_secs(3);
 
-/// Waits for alert `rule` about `container` (raised by a process named `comm`, when given),
-/// prints how long it took to appear after the technique returned, and checks it against the
-/// contract.
+/// Runs `technique`, then waits for alert `rule` about `container` (raised by a process running
+/// `program`, when given; see [`alert::process_named`]) and checks it against the contract.
+/// Prints the latency from the start of the technique, an upper bound: the alert is usually
+/// written before `runc exec` returns.
 pub fn expect_alert(
     detector: &Detector,
     rule: &str,
     container: &Container,
-    comm: Option<&str>,
+    program: Option<&str>,
+    technique: impl FnOnce() -> anyhow::Result<()>,
 ) -> anyhow::Result<Value> {
-    let by = comm.map(|c| format!(" raised by {c}")).unwrap_or_default();
-    let (alert, waited) = detector.wait_for_alert(
+    let started = Instant::now();
+    technique()?;
+    let by = program
+        .map(|p| format!(" raised by {p}"))
+        .unwrap_or_default();
+    let (alert, _) = detector.wait_for_alert(
         &format!("{rule} alert for container {}{by}", container.id()),
         |a| {
             alert_matches(a, rule, container.id())
-                && comm.is_none_or(|c| alert::process_named(a, c))
+                && program.is_none_or(|p| alert::process_named(a, p))
         },
         ALERT_TIMEOUT,
     )?;
-    eprintln!("latency {rule}: {} ms", waited.as_millis());
+    eprintln!("latency {rule}: {} ms", started.elapsed().as_millis());
     alert::check_contract(&alert)?;
     Ok(alert)
 }
@@ -50,7 +56,8 @@ pub fn expect_no_alert_for(detector: &Detector, id: &str) {
 /// fresh privileged container mounts a procfs and the detector must report it.
 pub fn expect_detector_alerts(detector: &Detector) -> anyhow::Result<()> {
     let canary = Container::start(Profile::Privileged, CgroupLayout::Docker)?;
-    technique::mount_procfs(&canary)?;
-    expect_alert(detector, "sensitive-mount", &canary, Some("mount"))?;
+    expect_alert(detector, "sensitive-mount", &canary, Some("mount"), || {
+        technique::mount_procfs(&canary)
+    })?;
     Ok(())
 }

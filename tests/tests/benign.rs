@@ -1,11 +1,13 @@
 //! What containers and operators do every day must not raise alerts. Each test ends with a
 //! canary escape, so that silence cannot come from a dead or blind detector.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use anyhow::ensure;
 use escape_detector_e2e::{
-    CgroupLayout, Container, Detector, Profile, exclusive,
+    CgroupLayout, Container, Detector, Profile,
+    alert::involves_pid,
+    exclusive,
     scenario::{self, SETTLE},
 };
 
@@ -50,17 +52,17 @@ fn nsenter_from_the_host_into_a_container_is_silent() -> anyhow::Result<()> {
     let nsenter = Command::new("nsenter")
         .args(["-t", &container.init_pid().to_string()])
         .args(["-m", "-u", "-i", "-n", "-p", "--", "/bin/sh", "-c", "ls /"])
-        .output()?;
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let nsenter_pid = nsenter.id();
+    let nsenter = nsenter.wait_with_output()?;
     ensure!(nsenter.status.success(), "host nsenter failed: {nsenter:?}");
     ensure!(
         String::from_utf8(nsenter.stdout)? == container.exec_ok("ls /")?,
         "nsenter did not land in the container's root"
     );
     detector.assert_no_alert(
-        |a| {
-            a["container"]["id"] == container.id()
-                || ["nsenter", "ls"].iter().any(|c| a["process"]["comm"] == *c)
-        },
+        |a| a["container"]["id"] == container.id() || involves_pid(a, nsenter_pid),
         SETTLE,
     );
     scenario::expect_detector_alerts(&detector)

@@ -10,9 +10,14 @@ fn release_agent_escape_from_a_privileged_pod_is_reported() -> anyhow::Result<()
     let _machine = exclusive();
     let detector = Detector::start(&[])?;
     let container = Container::start(Profile::Privileged, CgroupLayout::kubepods())?;
-    // Returns only once the agent has run on the host.
-    technique::abuse_release_agent(&container)?;
-    scenario::expect_alert(&detector, "cgroup-release-agent", &container, Some("sh"))?;
+    // The technique returns only once the agent has run on the host.
+    scenario::expect_alert(
+        &detector,
+        "cgroup-release-agent",
+        &container,
+        Some("sh"),
+        || technique::abuse_release_agent(&container),
+    )?;
     assert_eq!(cgroup::stray_hierarchies(), Vec::<String>::new());
     Ok(())
 }

@@ -12,12 +12,12 @@ fn nsenter_from_a_host_pid_container_into_host_namespaces_is_reported() -> anyho
     let detector = Detector::start(&[])?;
     let host_process = HostProcess::sleep()?;
     let container = Container::start(Profile::HostPid, CgroupLayout::Docker)?;
-    technique::enter_host_namespaces(&container, &host_process)?;
     scenario::expect_alert(
         &detector,
         "host-namespace-entry",
         &container,
         Some("nsenter"),
+        || technique::enter_host_namespaces(&container, &host_process),
     )?;
     Ok(())
 }

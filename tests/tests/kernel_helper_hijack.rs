@@ -18,8 +18,19 @@ fn core_pattern_written_through_a_second_procfs_is_reported() -> anyhow::Result<
     let core_pattern = KernelSetting::save(CORE_PATTERN)?;
     let detector = Detector::start(&[])?;
     let container = Container::start(Profile::Privileged, CgroupLayout::Docker)?;
-    technique::write_sysctl_through_second_procfs(&container, "kernel/core_pattern", HANDLER)?;
-    scenario::expect_alert(&detector, "kernel-helper-hijack", &container, Some("sh"))?;
+    scenario::expect_alert(
+        &detector,
+        "kernel-helper-hijack",
+        &container,
+        Some("sh"),
+        || {
+            technique::write_sysctl_through_second_procfs(
+                &container,
+                "kernel/core_pattern",
+                HANDLER,
+            )
+        },
+    )?;
     core_pattern.restore_now()
 }
 
@@ -31,7 +42,12 @@ fn a_kernel_helper_written_directly_is_reported() -> anyhow::Result<()> {
     let helper = KernelSetting::save(helper_path)?;
     let detector = Detector::start(&[])?;
     let container = Container::start(Profile::Privileged, CgroupLayout::kubepods())?;
-    technique::write_kernel_file(&container, helper_path, "/tmp/escdet-helper")?;
-    scenario::expect_alert(&detector, "kernel-helper-hijack", &container, Some("sh"))?;
+    scenario::expect_alert(
+        &detector,
+        "kernel-helper-hijack",
+        &container,
+        Some("sh"),
+        || technique::write_kernel_file(&container, helper_path, "/tmp/escdet-helper"),
+    )?;
     helper.restore_now()
 }

@@ -9,8 +9,13 @@ fn a_procfs_mount_is_reported() -> anyhow::Result<()> {
     let _machine = exclusive();
     let detector = Detector::start(&[])?;
     let container = Container::start(Profile::Privileged, CgroupLayout::Docker)?;
-    technique::mount_procfs(&container)?;
-    scenario::expect_alert(&detector, "sensitive-mount", &container, Some("mount"))?;
+    scenario::expect_alert(
+        &detector,
+        "sensitive-mount",
+        &container,
+        Some("mount"),
+        || technique::mount_procfs(&container),
+    )?;
     Ok(())
 }
 
@@ -20,8 +25,13 @@ fn a_host_block_device_mount_is_reported_with_the_device() -> anyhow::Result<()>
     let disk = HostDisk::attach()?;
     let detector = Detector::start(&[])?;
     let container = Container::start(Profile::Privileged, CgroupLayout::kubepods())?;
-    technique::mount_host_disk(&container, &disk)?;
-    let alert = scenario::expect_alert(&detector, "sensitive-mount", &container, Some("mount"))?;
+    let alert = scenario::expect_alert(
+        &detector,
+        "sensitive-mount",
+        &container,
+        Some("mount"),
+        || technique::mount_host_disk(&container, &disk),
+    )?;
     let details = alert["details"].to_string();
     assert!(
         details.contains("/dev/hostdisk") || details.contains(&disk.device().to_string()),

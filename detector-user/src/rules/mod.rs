@@ -111,13 +111,7 @@ pub(crate) mod test_support {
     }
 
     pub fn header(kind: detector_common::EventKind) -> detector_common::Header {
-        detector_common::Header {
-            kind: kind as u32,
-            tgid: 4242,
-            tid: 4242,
-            _pad: 0,
-            ktime_ns: 0,
-        }
+        detector_common::Header::new(kind, 4242, 4242, 0)
     }
 }
 

@@ -167,13 +167,7 @@ mod tests {
     use detector_common::{EventKind, Header};
 
     fn header(kind: EventKind, tgid: u32) -> Header {
-        Header {
-            kind: kind as u32,
-            tgid,
-            tid: tgid,
-            _pad: 0,
-            ktime_ns: 0,
-        }
+        Header::new(kind, tgid, tgid, 0)
     }
 
     fn known(pid: u32, ppid: u32, comm: &str) -> Process {
