@@ -9,15 +9,22 @@ use escape_detector_e2e::{
 fn release_agent_escape_from_a_privileged_pod_is_reported() -> anyhow::Result<()> {
     let _machine = exclusive();
     let detector = Detector::start(&[])?;
-    let container = Container::start(Profile::Privileged, CgroupLayout::kubepods())?;
+    let layout = CgroupLayout::kubepods();
+    let CgroupLayout::Kubepods { pod_uid } = &layout else {
+        unreachable!("kubepods() is the Kubepods layout")
+    };
+    let pod_uid = pod_uid.clone();
+    let container = Container::start(Profile::Privileged, layout)?;
     // The technique returns only once the agent has run on the host.
-    scenario::expect_alert(
+    let alert = scenario::expect_alert(
         &detector,
         "cgroup-release-agent",
         &container,
         Some("sh"),
         || technique::abuse_release_agent(&container),
     )?;
+    // A Kubernetes container is attributed to its pod through the kubelet's cgroup layout.
+    assert_eq!(alert["container"]["pod"]["uid"], pod_uid.as_str());
     assert_eq!(cgroup::stray_hierarchies(), Vec::<String>::new());
     Ok(())
 }

@@ -31,6 +31,7 @@ fn serves_health_and_contract_metrics_then_exits_0_on_sigterm() -> anyhow::Resul
         missing.is_empty(),
         "no samples of {missing:?} in\n{metrics}"
     );
+    promtool_accepts(&metrics)?;
     detector.stop()?;
     Ok(())
 }
@@ -43,6 +44,30 @@ fn bad_flags_exit_2() -> anyhow::Result<()> {
         .output()?
         .status;
     assert_eq!(status.code(), Some(2));
+    Ok(())
+}
+
+/// Prometheus' own linter must accept the exposition (names, help, types, suffixes).
+fn promtool_accepts(metrics: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    promtool
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(metrics.as_bytes())?;
+    let out = promtool.wait_with_output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(())
 }
 

@@ -18,6 +18,8 @@ const APT_PACKAGES: &[&str] = &[
     // The end-to-end tests run real containers from a busybox rootfs.
     "runc",
     "busybox-static",
+    // The block-device technique mounts a small ext2 image (mkfs.ext2) on a loop device.
+    "e2fsprogs",
     // promtool checks the Prometheus alert rules under deploy/.
     "prometheus",
 ];

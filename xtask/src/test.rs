@@ -99,6 +99,7 @@ fn stages(options: &Options) -> Vec<Stage> {
             Action::Run(clippy_kernel),
         ),
         Stage::new("unit tests", Action::Run(unit_tests)),
+        Stage::new("prometheus rules (promtool)", Action::Run(prometheus_rules)),
         Stage::new("release build", Action::Run(release_build)),
         Stage::new("e2e tests (root)", e2e),
     ]
@@ -145,6 +146,21 @@ fn unit_tests() -> Result<()> {
         "--exclude",
         "escape-detector-e2e",
     ]))
+}
+
+/// The alerting rules shipped under deploy/ must load and pass their own unit tests.
+fn prometheus_rules() -> Result<()> {
+    let dir = "deploy/prometheus";
+    cmd::run(
+        cmd::new("promtool")
+            .args(["check", "rules"])
+            .arg(format!("{dir}/escape-detector.rules.yml")),
+    )?;
+    cmd::run(
+        cmd::new("promtool")
+            .args(["test", "rules"])
+            .arg(format!("{dir}/escape-detector.rules.test.yml")),
+    )
 }
 
 fn release_build() -> Result<()> {
