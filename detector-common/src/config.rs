@@ -190,7 +190,8 @@ pub struct Config {
     pub host_ns: Namespaces,
     /// The agent's own tgid: nothing it does is reported.
     pub agent_tgid: u32,
-    pub _pad: u32,
+    /// Non-zero: hooks that can refuse an act (LSM) refuse writes to helper files.
+    pub enforce: u32,
     pub offsets: Offsets,
 }
 
@@ -207,7 +208,7 @@ impl Config {
             time: 0,
         },
         agent_tgid: 0,
-        _pad: 0,
+        enforce: 0,
         offsets: Offsets::MISSING,
     };
 }

@@ -178,6 +178,9 @@ pub struct FileOpenEvent {
     /// `super_block.s_magic`.
     pub magic: u64,
     pub ino: u64,
+    /// Non-zero when an LSM hook refused the open (enforcement).
+    pub denied: u32,
+    pub _pad: u32,
     /// NUL-terminated dentry names: the file, its parent, its grandparent, ...
     pub names: [[u8; NAME_LEN]; NAME_DEPTH],
 }

@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod event;
+pub mod helper_files;
 pub mod magic;
 
 pub use config::*;

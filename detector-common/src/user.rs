@@ -119,7 +119,7 @@ mod tests {
         assert_eq!(size_of::<CgroupAttachEvent>(), 304);
         assert_eq!(offset_of!(CgroupAttachEvent, cgroup_id), 40);
         assert_eq!(size_of::<NamespaceEvent>(), 104);
-        assert_eq!(size_of::<FileOpenEvent>(), 312);
+        assert_eq!(size_of::<FileOpenEvent>(), 320);
         assert_eq!(offset_of!(FileOpenEvent, magic), 40);
         assert_eq!(size_of::<MountEvent>(), 328);
         assert_eq!(size_of::<Offsets>(), 47 * 4);

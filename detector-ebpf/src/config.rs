@@ -36,3 +36,8 @@ pub fn host_mnt_ns() -> u32 {
 pub fn agent_tgid() -> u32 {
     volatile(&raw const CONFIG.agent_tgid)
 }
+
+#[inline(always)]
+pub fn enforcing() -> bool {
+    volatile(&raw const CONFIG.enforce) != 0
+}

@@ -2,13 +2,14 @@
 //! The file is identified by its superblock magic and dentry names, read from the opened
 //! `struct file`, so a second procfs mount, a bind mount or a symlink cannot dodge it.
 
-use aya_ebpf::programs::TracePointContext;
+use aya_ebpf::programs::{LsmContext, TracePointContext};
 use detector_common::{
-    EventKind, FMODE_WRITE, FileOpenEvent, NAME_DEPTH, magic::KERNEL_SETTING_FILESYSTEMS,
+    EventKind, FMODE_WRITE, FileOpenEvent, NAME_DEPTH, helper_files::HelperFile,
+    magic::KERNEL_SETTING_FILESYSTEMS,
 };
 
 use crate::{
-    config::offset,
+    config::{enforcing, offset},
     emit::{current_ids, header, reserve},
     kread::{field, kernel_str, pointer},
     maps::container_mark,
@@ -16,6 +17,7 @@ use crate::{
 };
 
 const RET: usize = 16;
+const EPERM: i32 = 1;
 
 pub fn on_open_exit(ctx: &TracePointContext) {
     // SAFETY: `ret` is the first slot of a sys_exit record.
@@ -27,25 +29,53 @@ pub fn on_open_exit(ctx: &TracePointContext) {
     if container_mark(tgid).is_none() {
         return;
     }
-    let Some(file) = fd_file(task::current(), fd as u32) else {
-        return;
-    };
+    if let Some(file) = fd_file(task::current(), fd as u32) {
+        // After the fact: nothing to refuse any more.
+        inspect_write_open(file, fd as i32, tgid, tid, false);
+    }
+}
+
+/// `security_file_open(struct file *file)`, as a BPF LSM program (arguments, then the verdict
+/// so far). It sees the file before the open completes, so under enforcement it refuses
+/// writes to the files that make the kernel run a program on the host.
+pub fn on_file_open(ctx: &LsmContext) -> i32 {
+    let verdict: i32 = ctx.arg(1);
+    if verdict != 0 {
+        return verdict;
+    }
+    let (tgid, tid) = current_ids();
+    if container_mark(tgid).is_none() {
+        return 0;
+    }
+    let file: *const u8 = ctx.arg(0);
+    if inspect_write_open(file, -1, tgid, tid, enforcing()) {
+        -EPERM
+    } else {
+        0
+    }
+}
+
+/// Reports a write-open of a kernel-setting file; returns true when `may_deny` and the file is
+/// one whose content the kernel runs as root.
+#[inline(always)]
+fn inspect_write_open(file: *const u8, fd: i32, tgid: u32, tid: u32, may_deny: bool) -> bool {
     let f_mode = field::<u32>(file, offset!(file_f_mode)).unwrap_or(0);
     if f_mode & FMODE_WRITE == 0 {
-        return;
+        return false;
     }
     let Some(dentry) = pointer(file, offset!(file_dentry)) else {
-        return;
+        return false;
     };
     let Some(sb) = pointer(dentry, offset!(dentry_sb)) else {
-        return;
+        return false;
     };
     let magic = field::<u64>(sb, offset!(sb_magic)).unwrap_or(0);
     if !KERNEL_SETTING_FILESYSTEMS.contains(&magic) {
-        return;
+        return false;
     }
+    let deny = may_deny && is_helper_file(magic, dentry);
     let Some(mut entry) = reserve::<FileOpenEvent>(EventKind::FileOpen) else {
-        return;
+        return deny;
     };
     let e = entry.as_mut_ptr();
     let inode = pointer(dentry, offset!(dentry_inode));
@@ -57,14 +87,35 @@ pub fn on_open_exit(ctx: &TracePointContext) {
             .and_then(|i| field::<u16>(i, offset!(inode_mode)))
             .unwrap_or(0) as u32;
         (*e).dev = field::<u32>(sb, offset!(sb_dev)).unwrap_or(0);
-        (*e).fd = fd as i32;
+        (*e).fd = fd;
         (*e).magic = magic;
         (*e).ino = inode
             .and_then(|i| field::<u64>(i, offset!(inode_ino)))
-            .unwrap_or(0);
+            .unwrap_or_default();
+        (*e).denied = u32::from(deny);
+        (*e)._pad = 0;
         write_names(dentry, &mut (*e).names);
     }
     entry.submit(0);
+    deny
+}
+
+/// The file's own name and its parent's decide; both fit small stack buffers.
+#[inline(always)]
+fn is_helper_file(magic: u64, dentry: *const u8) -> bool {
+    let mut name = [0u8; 24];
+    let mut parent = [0u8; 8];
+    kernel_str(
+        pointer(dentry, offset!(dentry_name)).unwrap_or_default(),
+        &mut name,
+    );
+    if let Some(up) = pointer(dentry, offset!(dentry_parent)) {
+        kernel_str(
+            pointer(up, offset!(dentry_name)).unwrap_or_default(),
+            &mut parent,
+        );
+    }
+    HelperFile::identify(magic, &name, &parent).is_some()
 }
 
 /// The `struct file` behind descriptor `fd` of `task`: `task->files->fdt->fd[fd]`.

@@ -13,8 +13,8 @@ mod namespaces;
 mod task;
 
 use aya_ebpf::{
-    macros::{raw_tracepoint, tracepoint},
-    programs::{RawTracePointContext, TracePointContext},
+    macros::{lsm, raw_tracepoint, tracepoint},
+    programs::{LsmContext, RawTracePointContext, TracePointContext},
 };
 
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
@@ -69,6 +69,11 @@ pub fn sys_exit_openat2(ctx: TracePointContext) -> u32 {
 pub fn sys_exit_open(ctx: TracePointContext) -> u32 {
     files::on_open_exit(&ctx);
     0
+}
+
+#[lsm(hook = "file_open")]
+pub fn file_open(ctx: LsmContext) -> i32 {
+    files::on_file_open(&ctx)
 }
 
 #[tracepoint(category = "syscalls", name = "sys_enter_mount")]

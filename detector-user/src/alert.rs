@@ -23,7 +23,10 @@ pub struct Alert {
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     Alert,
+    /// `--enforce` killed the process after the act.
     Killed,
+    /// `--enforce` with an LSM hook refused the act itself.
+    Denied,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

@@ -120,7 +120,11 @@ impl Pipeline {
                 if let Some(actor) = self.actor(event.header())
                     && let Some(finding) = self.judge(event, &actor)
                 {
-                    let action = self.enforce(&finding, event.header());
+                    let action = match event {
+                        // The kernel refused the act: the process did nothing to kill it for.
+                        Event::FileOpen(e) if e.denied != 0 => Action::Denied,
+                        _ => self.enforce(&finding, event.header()),
+                    };
                     self.raise(finding, actor, action);
                 }
             }

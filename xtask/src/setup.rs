@@ -22,6 +22,9 @@ const APT_PACKAGES: &[&str] = &[
     "e2fsprogs",
     // promtool checks the Prometheus alert rules under deploy/.
     "prometheus",
+    // `cargo xtask vmtest` boots a second kernel (Debian's 6.1 cloud kernel, which it installs
+    // itself by the newest name apt offers) under TCG.
+    "qemu-system-x86",
 ];
 
 /// The nightly builds the kernel crate with `-Z build-std=core` (needs the sources) and lints it.

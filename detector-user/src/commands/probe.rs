@@ -10,7 +10,7 @@ use super::exit;
 use crate::kernel::{
     btf::Btf,
     offsets,
-    probes::{Hook, PROBES},
+    probes::{Hook, SENSORS},
     tracefs,
 };
 
@@ -72,19 +72,41 @@ fn btf_rows() -> (Row, bool) {
     }
 }
 
-fn hook_rows(tracefs_ok: bool) -> Vec<Row> {
-    PROBES
-        .iter()
-        .map(|probe| match probe.hook {
-            // Raw tracepoints are found by name at attach time; nothing to look up here.
-            Hook::RawTracepoint(name) => row(format!("raw_tp {name}"), true, probe.feeds),
-            Hook::Tracepoint(category, name) => row(
-                format!("tracepoint {category}/{name}"),
-                tracefs_ok && tracefs::has_tracepoint(category, name),
-                probe.feeds,
-            ),
-        })
-        .collect()
+/// Whether this kernel looks able to attach `hook`, without loading anything.
+fn hook_available(hook: Hook, tracefs_ok: bool, lsm_ok: bool) -> bool {
+    match hook {
+        // Raw tracepoints are found by name at attach time.
+        Hook::RawTracepoint(_) => true,
+        Hook::Tracepoint(category, name) => tracefs_ok && tracefs::has_tracepoint(category, name),
+        Hook::Lsm(_) => lsm_ok,
+    }
+}
+
+/// One row per sensor implementation; the first usable one of each sensor is marked.
+fn sensor_rows(tracefs_ok: bool, lsm_ok: bool) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for sensor in SENSORS {
+        let mut chosen = false;
+        for implementation in sensor.implementations {
+            let usable = implementation
+                .probes
+                .iter()
+                .all(|p| p.optional || hook_available(p.hook, tracefs_ok, lsm_ok));
+            let hooks: Vec<&str> = implementation.probes.iter().map(|p| p.program).collect();
+            let mark = if usable && !chosen {
+                "<- will use; "
+            } else {
+                ""
+            };
+            chosen |= usable;
+            rows.push(row(
+                format!("{} via {}", sensor.name, implementation.backend.as_str()),
+                usable,
+                format!("{mark}{} ({})", hooks.join(", "), sensor.feeds),
+            ));
+        }
+    }
+    rows
 }
 
 pub fn report() -> u8 {
@@ -97,14 +119,17 @@ pub fn report() -> u8 {
     let send_signal = is_helper_supported(ProgramType::TracePoint, BpfHelper::BPF_FUNC_send_signal)
         .unwrap_or(false);
 
+    let lsm_type = program_type("lsm", ProgramType::Lsm(LsmAttachType::Mac));
+    let lsm_enabled = lsm_enabled();
+    let lsm_ok = lsm_type.available && lsm_enabled.available;
     let mut rows = vec![
         btf,
         row("ring buffer map", ringbuf, "event transport"),
         row("program type tracepoint", tracepoint, "syscall hooks"),
         row("program type raw_tracepoint", raw_tp, "lifecycle hooks"),
         program_type("tracing (fentry, tp_btf)", ProgramType::Tracing),
-        program_type("lsm", ProgramType::Lsm(LsmAttachType::Mac)),
-        lsm_enabled(),
+        lsm_type,
+        lsm_enabled,
         row("helper bpf_send_signal", send_signal, "in-kernel kill"),
         row(
             "tracefs",
@@ -116,7 +141,7 @@ pub fn report() -> u8 {
             },
         ),
     ];
-    rows.extend(hook_rows(tracefs_ok));
+    rows.extend(sensor_rows(tracefs_ok, lsm_ok));
 
     let usable = offsets_complete && ringbuf && tracepoint && raw_tp;
     println!("{:<44} {:<6} NOTE", "FEATURE", "OK");
@@ -126,9 +151,8 @@ pub fn report() -> u8 {
     }
     println!();
     if usable {
-        println!(
-            "backend: tracepoint (raw tracepoints for lifecycle, syscall tracepoints for acts)"
-        );
+        let backend = if lsm_ok { "lsm" } else { "tracepoint" };
+        println!("backend: {backend} (per sensor: the rows marked \"will use\")");
         exit::OK
     } else {
         println!("backend: none usable (needs BTF, ring buffers, tracepoints and raw tracepoints)");

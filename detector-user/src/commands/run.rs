@@ -36,8 +36,6 @@ use crate::{
     state::{container::ContainerTable, filesystems::Filesystems, procfs, runtime_state},
 };
 
-/// The detection backend this build uses on every kernel.
-const BACKEND: &str = "tracepoint";
 const TICK: Duration = Duration::from_millis(20);
 const SWEEP: Duration = Duration::from_secs(1);
 
@@ -141,7 +139,7 @@ fn load_kernel_object(settings: &Settings) -> anyhow::Result<Ebpf> {
     let config = Config {
         host_ns: host.namespaces,
         agent_tgid: std::process::id(),
-        _pad: 0,
+        enforce: u32::from(settings.enforce),
         offsets: resolved.offsets,
     };
     loader::load(&config, settings.ring_buffer_bytes)
@@ -152,28 +150,56 @@ fn take_map(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<aya::maps::Map> {
         .with_context(|| format!("map {name} missing from the kernel object"))
 }
 
-/// Attaches every probe, exports and logs the result; fails when a required one is missing.
-fn attach_probes(ebpf: &mut Ebpf, metrics: &Metrics) -> anyhow::Result<()> {
-    for attachment in probes::attach_all(ebpf) {
-        let probe = attachment.probe;
-        let gauge = metrics.probe_attached.with_label_values(&[probe.program]);
-        match attachment.error {
-            None => {
-                gauge.set(1);
-                log::info!("attached {} ({})", probe.program, probe.feeds);
+/// Attaches every sensor with the best implementation this kernel accepts, exports and logs
+/// the result, and returns the backend label; fails when a required sensor cannot attach.
+fn attach_sensors(ebpf: &mut Ebpf, metrics: &Metrics) -> anyhow::Result<&'static str> {
+    let btf = aya::Btf::from_sys_fs()
+        .map_err(|e| log::warn!("kernel BTF unusable for LSM programs: {e}"))
+        .ok();
+    let outcomes = probes::attach_all(ebpf, btf.as_ref());
+    for outcome in &outcomes {
+        let sensor = outcome.sensor;
+        for why in &outcome.passed_over {
+            log::info!("{} ({}): passed over {why}", sensor.name, sensor.feeds);
+        }
+        let Some(chosen) = outcome.chosen else {
+            if sensor.required {
+                bail!("required sensor {}: {:?}", sensor.name, outcome.passed_over);
             }
-            Some(e) if probe.required => bail!("required probe {}: {e}", probe.program),
-            Some(e) => {
-                gauge.set(0);
-                log::warn!(
-                    "probe {} not attached, {} degraded: {e}",
-                    probe.program,
-                    probe.feeds
-                );
+            log::warn!("{} not attached: {} degraded", sensor.name, sensor.feeds);
+            // A degraded sensor shows as 0 on the probes of its last resort.
+            if let Some(last) = sensor.implementations.last() {
+                for probe in last.probes {
+                    metrics
+                        .probe_attached
+                        .with_label_values(&[probe.program])
+                        .set(0);
+                }
+            }
+            continue;
+        };
+        for probe in chosen.probes {
+            let missing = outcome
+                .missing_optional
+                .iter()
+                .find(|(p, _)| *p == probe.program);
+            let gauge = metrics.probe_attached.with_label_values(&[probe.program]);
+            match missing {
+                Some((_, e)) => {
+                    gauge.set(0);
+                    log::info!("optional probe {} not attached: {e}", probe.program);
+                }
+                None => gauge.set(1),
             }
         }
+        log::info!(
+            "{} ({}): {} backend",
+            sensor.name,
+            sensor.feeds,
+            chosen.backend.as_str()
+        );
     }
-    Ok(())
+    Ok(probes::backend_label(&outcomes))
 }
 
 async fn daemon(settings: Settings, outputs: Vec<Output>) -> anyhow::Result<()> {
@@ -211,10 +237,10 @@ async fn daemon(settings: Settings, outputs: Vec<Output>) -> anyhow::Result<()> 
 
     let (events_tx, mut events) = mpsc::channel::<Event>(ingest::QUEUE_DEPTH);
     let mut reader = tokio::spawn(ingest::read_events(ring, events_tx, metrics.clone()));
-    attach_probes(&mut ebpf, &metrics)?;
+    let backend = attach_sensors(&mut ebpf, &metrics)?;
     metrics
         .build_info
-        .with_label_values(&[env!("CARGO_PKG_VERSION"), BACKEND])
+        .with_label_values(&[env!("CARGO_PKG_VERSION"), backend])
         .set(1);
 
     let mut pipeline = Pipeline::new(
@@ -236,7 +262,7 @@ async fn daemon(settings: Settings, outputs: Vec<Output>) -> anyhow::Result<()> 
     pipeline.load_snapshot(procfs::snapshot());
     health.set_ready();
     log::info!(
-        "ready: backend {BACKEND}, metrics on http://{}, enforce {}",
+        "ready: backend {backend}, metrics on http://{}, enforce {}",
         settings.metrics_addr,
         settings.enforce
     );

@@ -1,85 +1,222 @@
-//! The kernel hooks, as data: which program attaches where, and whether the agent can run
-//! without it. A hook the kernel lacks is reported and the agent runs with the rest.
+//! The kernel hooks, as data. Each sensor lists its implementations, best first; the first
+//! whose hooks all attach on this kernel is used, so a kernel without BPF LSM falls back to
+//! tracepoints and a kernel without a hook is reported while the agent runs with the rest.
 
 use aya::{
-    Ebpf,
-    programs::{RawTracePoint, TracePoint},
+    Btf, Ebpf,
+    programs::{Lsm, Program, RawTracePoint, TracePoint},
 };
 
 #[derive(Debug, Clone, Copy)]
 pub enum Hook {
     RawTracepoint(&'static str),
     Tracepoint(&'static str, &'static str),
+    Lsm(&'static str),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Tracepoints and raw tracepoints: every kernel since 4.17.
+    Tracepoint,
+    /// BPF LSM: exact objects, before the act, and able to refuse it.
+    Lsm,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Tracepoint => "tracepoint",
+            Backend::Lsm => "lsm",
+        }
+    }
 }
 
 pub struct Probe {
     /// The program's name in the kernel object (and the `probe` metric label).
     pub program: &'static str,
     pub hook: Hook,
-    /// Without it the process table cannot be kept, so the agent refuses to run.
-    pub required: bool,
-    /// What depends on it, for the log and `escape-detector probe`.
-    pub feeds: &'static str,
+    /// The implementation works without it (e.g. a syscall this architecture lacks).
+    pub optional: bool,
 }
 
-const fn raw(program: &'static str, feeds: &'static str, required: bool) -> Probe {
+pub struct Implementation {
+    pub backend: Backend,
+    pub probes: &'static [Probe],
+}
+
+pub struct Sensor {
+    pub name: &'static str,
+    /// What depends on it, for the log and `escape-detector probe`.
+    pub feeds: &'static str,
+    /// Without it the process table cannot be kept, so the agent refuses to run.
+    pub required: bool,
+    /// Best first.
+    pub implementations: &'static [Implementation],
+}
+
+const fn raw(program: &'static str) -> Probe {
     Probe {
         program,
         hook: Hook::RawTracepoint(program),
-        required,
-        feeds,
+        optional: false,
     }
 }
 
-const fn syscall(program: &'static str, feeds: &'static str) -> Probe {
+const fn syscall(program: &'static str, optional: bool) -> Probe {
     Probe {
         program,
         hook: Hook::Tracepoint("syscalls", program),
-        required: false,
-        feeds,
+        optional,
     }
 }
 
-pub const PROBES: &[Probe] = &[
-    raw("sched_process_exec", "process table", true),
-    raw("sched_process_fork", "process table", true),
-    raw("sched_process_exit", "process table", true),
-    raw("cgroup_attach_task", "container attribution", false),
-    syscall("sys_enter_setns", "host-namespace-entry"),
-    syscall("sys_exit_setns", "host-namespace-entry"),
-    syscall(
-        "sys_exit_openat",
-        "cgroup-release-agent, kernel-helper-hijack",
-    ),
-    syscall(
-        "sys_exit_openat2",
-        "cgroup-release-agent, kernel-helper-hijack",
-    ),
-    syscall(
-        "sys_exit_open",
-        "cgroup-release-agent, kernel-helper-hijack",
-    ),
-    syscall("sys_enter_mount", "sensitive-mount"),
-    syscall("sys_exit_mount", "sensitive-mount"),
-];
-
-pub struct Attachment {
-    pub probe: &'static Probe,
-    pub error: Option<String>,
+const fn lsm(program: &'static str) -> Probe {
+    Probe {
+        program,
+        hook: Hook::Lsm(program),
+        optional: false,
+    }
 }
 
-/// Loads and attaches every probe; failures are collected, not fatal here.
-pub fn attach_all(ebpf: &mut Ebpf) -> Vec<Attachment> {
-    PROBES
+const fn tracepoints(probes: &'static [Probe]) -> Implementation {
+    Implementation {
+        backend: Backend::Tracepoint,
+        probes,
+    }
+}
+
+pub const SENSORS: &[Sensor] = &[
+    Sensor {
+        name: "process lifecycle",
+        feeds: "process table",
+        required: true,
+        implementations: &[tracepoints(&[
+            raw("sched_process_exec"),
+            raw("sched_process_fork"),
+            raw("sched_process_exit"),
+        ])],
+    },
+    Sensor {
+        name: "cgroup moves",
+        feeds: "container attribution",
+        required: false,
+        implementations: &[tracepoints(&[raw("cgroup_attach_task")])],
+    },
+    Sensor {
+        name: "namespace changes",
+        feeds: "host-namespace-entry",
+        required: false,
+        // No LSM hook sees setns.
+        implementations: &[tracepoints(&[
+            syscall("sys_enter_setns", false),
+            syscall("sys_exit_setns", false),
+        ])],
+    },
+    Sensor {
+        name: "file writes",
+        feeds: "cgroup-release-agent, kernel-helper-hijack",
+        required: false,
+        implementations: &[
+            Implementation {
+                backend: Backend::Lsm,
+                probes: &[lsm("file_open")],
+            },
+            tracepoints(&[
+                syscall("sys_exit_openat", false),
+                syscall("sys_exit_openat2", true),
+                syscall("sys_exit_open", true),
+            ]),
+        ],
+    },
+    Sensor {
+        name: "mounts",
+        feeds: "sensitive-mount",
+        required: false,
+        implementations: &[tracepoints(&[
+            syscall("sys_enter_mount", false),
+            syscall("sys_exit_mount", false),
+        ])],
+    },
+];
+
+/// What became of one sensor on this kernel.
+pub struct SensorOutcome {
+    pub sensor: &'static Sensor,
+    /// The implementation in use, or `None` when none attached.
+    pub chosen: Option<&'static Implementation>,
+    /// Why better implementations (or, with none chosen, every one) were passed over.
+    pub passed_over: Vec<String>,
+    /// Probes of the chosen implementation that did not attach (optional ones).
+    pub missing_optional: Vec<(&'static str, String)>,
+}
+
+pub fn attach_all(ebpf: &mut Ebpf, btf: Option<&Btf>) -> Vec<SensorOutcome> {
+    SENSORS
         .iter()
-        .map(|probe| Attachment {
-            probe,
-            error: attach(ebpf, probe).err().map(|e| format!("{e:#}")),
-        })
+        .map(|sensor| attach_sensor(ebpf, btf, sensor))
         .collect()
 }
 
-fn attach(ebpf: &mut Ebpf, probe: &Probe) -> anyhow::Result<()> {
+fn attach_sensor(ebpf: &mut Ebpf, btf: Option<&Btf>, sensor: &'static Sensor) -> SensorOutcome {
+    let mut passed_over = Vec::new();
+    for implementation in sensor.implementations {
+        match attach_implementation(ebpf, btf, implementation) {
+            Ok(missing_optional) => {
+                return SensorOutcome {
+                    sensor,
+                    chosen: Some(implementation),
+                    passed_over,
+                    missing_optional,
+                };
+            }
+            Err(e) => passed_over.push(format!("{}: {e:#}", implementation.backend.as_str())),
+        }
+    }
+    SensorOutcome {
+        sensor,
+        chosen: None,
+        passed_over,
+        missing_optional: Vec::new(),
+    }
+}
+
+/// Attaches every probe of the implementation, or none: a half-attached one is unloaded.
+fn attach_implementation(
+    ebpf: &mut Ebpf,
+    btf: Option<&Btf>,
+    implementation: &Implementation,
+) -> anyhow::Result<Vec<(&'static str, String)>> {
+    let mut attached = Vec::new();
+    let mut missing_optional = Vec::new();
+    for probe in implementation.probes {
+        match attach(ebpf, btf, probe) {
+            Ok(()) => attached.push(probe.program),
+            Err(e) if probe.optional => missing_optional.push((probe.program, format!("{e:#}"))),
+            Err(e) => {
+                for program in attached {
+                    unload(ebpf, program);
+                }
+                return Err(e.context(probe.program));
+            }
+        }
+    }
+    Ok(missing_optional)
+}
+
+/// Detaches and unloads a program of a half-attached implementation.
+fn unload(ebpf: &mut Ebpf, program: &str) {
+    let result = match ebpf.program_mut(program) {
+        Some(Program::RawTracePoint(p)) => p.unload(),
+        Some(Program::TracePoint(p)) => p.unload(),
+        Some(Program::Lsm(p)) => p.unload(),
+        _ => Ok(()),
+    };
+    if let Err(e) = result {
+        log::warn!("unloading {program}: {e}");
+    }
+}
+
+fn attach(ebpf: &mut Ebpf, btf: Option<&Btf>, probe: &Probe) -> anyhow::Result<()> {
     let program = ebpf
         .program_mut(probe.program)
         .ok_or_else(|| anyhow::anyhow!("program {} missing from the object", probe.program))?;
@@ -94,6 +231,24 @@ fn attach(ebpf: &mut Ebpf, probe: &Probe) -> anyhow::Result<()> {
             p.load()?;
             p.attach(category, name)?;
         }
+        Hook::Lsm(hook) => {
+            let btf = btf.ok_or_else(|| anyhow::anyhow!("no kernel BTF for LSM programs"))?;
+            let p: &mut Lsm = program.try_into()?;
+            p.load(hook, btf)?;
+            p.attach()?;
+        }
     }
     Ok(())
+}
+
+/// The backend label of `build_info`: LSM when any sensor runs on it.
+pub fn backend_label(outcomes: &[SensorOutcome]) -> &'static str {
+    let uses_lsm = outcomes
+        .iter()
+        .any(|o| o.chosen.is_some_and(|i| i.backend == Backend::Lsm));
+    if uses_lsm {
+        Backend::Lsm.as_str()
+    } else {
+        Backend::Tracepoint.as_str()
+    }
 }

@@ -2,7 +2,7 @@
 //! `notify_on_release` for writing. The kernel runs the release agent as root in the host's
 //! namespaces, so whoever writes it runs code on the host.
 
-use detector_common::{FileOpenEvent, magic};
+use detector_common::{FileOpenEvent, helper_files::HelperFile};
 use serde_json::json;
 
 use super::{Finding, RuleInfo, Severity, Subject, opened_file::OpenedFile};
@@ -14,13 +14,13 @@ pub const CGROUP_RELEASE_AGENT: RuleInfo = RuleInfo {
     description: "writes a cgroup v1 release_agent or notify_on_release",
 };
 
-const RELEASE_FILES: [&str; 2] = ["release_agent", "notify_on_release"];
-
 pub fn release_agent_write(e: &FileOpenEvent, subject: &Subject) -> Option<Finding> {
-    let file = OpenedFile::from_event(e);
-    if e.magic != magic::CGROUP_SUPER_MAGIC || !RELEASE_FILES.contains(&file.name()) {
+    let (HelperFile::ReleaseAgent | HelperFile::NotifyOnRelease) =
+        HelperFile::identify(e.magic, &e.names[0], &e.names[1])?
+    else {
         return None;
-    }
+    };
+    let file = OpenedFile::from_event(e);
     Some(Finding {
         rule: &CGROUP_RELEASE_AGENT,
         message: format!(
@@ -39,12 +39,13 @@ mod tests {
         rules::opened_file::tests::open_event, rules::test_support::subject,
         state::filesystems::Filesystems,
     };
+    use detector_common::magic;
 
     #[test]
     fn fires_on_either_file_of_a_cgroup_v1_superblock_only() {
         let fs = Filesystems::default();
         let s = subject(&fs);
-        for name in RELEASE_FILES {
+        for name in ["release_agent", "notify_on_release"] {
             let e = open_event(magic::CGROUP_SUPER_MAGIC, &[name, "x", "/"]);
             let f = release_agent_write(&e, &s).expect(name);
             assert_eq!(f.details["file"]["name"], name);

@@ -3,7 +3,7 @@
 //! hotplug helpers, binfmt_misc interpreters). Matched by filesystem and dentry names, so a
 //! second procfs mount at any path is caught as well.
 
-use detector_common::{FileOpenEvent, magic};
+use detector_common::{FileOpenEvent, helper_files::HelperFile};
 use serde_json::json;
 
 use super::{Finding, RuleInfo, Severity, Subject, opened_file::OpenedFile};
@@ -16,36 +16,13 @@ pub const KERNEL_HELPER_HIJACK: RuleInfo = RuleInfo {
                   uevent_helper, binfmt_misc registration, hotplug",
 };
 
-/// (helper name, filesystem, path below that filesystem's root).
-const HELPER_SETTINGS: &[(&str, u64, &[&str])] = &[
-    (
-        "core_pattern",
-        magic::PROC_SUPER_MAGIC,
-        &["sys", "kernel", "core_pattern"],
-    ),
-    (
-        "modprobe",
-        magic::PROC_SUPER_MAGIC,
-        &["sys", "kernel", "modprobe"],
-    ),
-    (
-        "hotplug",
-        magic::PROC_SUPER_MAGIC,
-        &["sys", "kernel", "hotplug"],
-    ),
-    (
-        "uevent_helper",
-        magic::SYSFS_MAGIC,
-        &["kernel", "uevent_helper"],
-    ),
-    ("binfmt_misc", magic::BINFMTFS_MAGIC, &["register"]),
-];
-
 pub fn helper_path_write(e: &FileOpenEvent, subject: &Subject) -> Option<Finding> {
+    let helper = match HelperFile::identify(e.magic, &e.names[0], &e.names[1])? {
+        // Those arm the cgroup release agent: cgroup-release-agent speaks for them.
+        HelperFile::ReleaseAgent | HelperFile::NotifyOnRelease => return None,
+        helper => helper.name(),
+    };
     let file = OpenedFile::from_event(e);
-    let (helper, _, _) = HELPER_SETTINGS
-        .iter()
-        .find(|(_, fs, path)| file.is(*fs, path))?;
     Some(Finding {
         rule: &KERNEL_HELPER_HIJACK,
         message: format!(
@@ -63,6 +40,7 @@ mod tests {
         rules::opened_file::tests::open_event, rules::test_support::subject,
         state::filesystems::Filesystems,
     };
+    use detector_common::magic;
 
     #[test]
     fn recognises_each_helper_setting_by_filesystem_and_names() {

@@ -1,0 +1,118 @@
+//! The project's binaries the guest runs: the release detector and the e2e test binaries.
+
+use std::{
+    path::PathBuf,
+    process::{Command, Stdio},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use super::json;
+use crate::{
+    build::{self, Profile},
+    cmd,
+};
+
+const E2E_PACKAGE: &str = "escape-detector-e2e";
+
+pub struct Artifacts {
+    pub detector: PathBuf,
+    pub tests: Vec<TestBinary>,
+}
+
+pub struct TestBinary {
+    /// The test target's name (`harness` for tests/harness.rs).
+    pub name: String,
+    pub path: PathBuf,
+}
+
+pub fn build() -> Result<Artifacts> {
+    let detector = build::agent(Profile::Release)?;
+    let tests = e2e_test_binaries()?;
+    if tests.is_empty() {
+        bail!("cargo built no test binary for {E2E_PACKAGE}");
+    }
+    Ok(Artifacts { detector, tests })
+}
+
+/// Builds the e2e tests without running them and reads their paths from cargo's messages.
+fn e2e_test_binaries() -> Result<Vec<TestBinary>> {
+    let mut cargo = cmd::new("cargo");
+    cargo
+        .args(["test", "--package", E2E_PACKAGE, "--release", "--no-run"])
+        .arg("--message-format=json");
+    let messages = stdout_of(&mut cargo)?;
+    let mut tests = Vec::new();
+    for line in messages.lines().filter(|line| line.starts_with('{')) {
+        let message = json::parse(line).with_context(|| format!("cargo printed {line}"))?;
+        if let Some(test) = test_binary(&message) {
+            tests.push(test);
+        }
+    }
+    tests.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(tests)
+}
+
+/// Runs `command` with its progress (stderr) shown and returns its stdout.
+fn stdout_of(command: &mut Command) -> Result<String> {
+    let shown = cmd::display(command);
+    println!("$ {shown}");
+    let output = command
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("could not start `{shown}`"))?;
+    if !output.status.success() {
+        bail!("`{shown}` failed ({})", output.status);
+    }
+    String::from_utf8(output.stdout).with_context(|| format!("`{shown}` printed non-UTF-8"))
+}
+
+/// The executable of an integration test target (tests/*.rs), from one cargo message. The
+/// library's own unit tests are left out: they test the harness's pure helpers, not the kernel,
+/// and `cargo xtask test` runs them on the host.
+fn test_binary(message: &json::Value) -> Option<TestBinary> {
+    if message.get("reason")?.as_str()? != "compiler-artifact" {
+        return None;
+    }
+    let target = message.get("target")?;
+    let is_integration_test = target
+        .get("kind")?
+        .as_array()
+        .iter()
+        .any(|kind| kind.as_str() == Some("test"));
+    if !is_integration_test || !message.get("profile")?.get("test")?.is_true() {
+        return None;
+    }
+    Some(TestBinary {
+        name: target.get("name")?.as_str()?.to_owned(),
+        path: PathBuf::from(message.get("executable")?.as_str()?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(kind: &str, executable: &str) -> json::Value {
+        json::parse(&format!(
+            r#"{{"reason":"compiler-artifact","target":{{"kind":["{kind}"],"name":"harness"}},"profile":{{"test":true}},"executable":{executable}}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn takes_integration_test_executables() {
+        let test = test_binary(&message("test", r#""/t/release/deps/harness-1a""#)).unwrap();
+        assert_eq!(test.name, "harness");
+        assert_eq!(test.path, PathBuf::from("/t/release/deps/harness-1a"));
+    }
+
+    #[test]
+    fn leaves_out_unit_tests_libraries_and_other_messages() {
+        assert!(test_binary(&message("lib", r#""/t/release/deps/e2e-1a""#)).is_none());
+        assert!(test_binary(&message("test", "null")).is_none());
+        let finished = json::parse(r#"{"reason":"build-finished","success":true}"#).unwrap();
+        assert!(test_binary(&finished).is_none());
+    }
+}

@@ -1,0 +1,83 @@
+#!/bin/sh
+# /init of the vmtest guest, PID 1, run by busybox sh. It mounts what the detector and the e2e
+# tests need, runs `escape-detector probe` and every test binary in /vmtest/tests, and powers
+# the machine off. Lines starting with "VMTEST " are for the host (xtask/src/vmtest/report.rs);
+# the last one is the verdict. Arguments (the kernel command line after "--") go to every test
+# binary, e.g. the name of one test.
+
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+
+power_off() {
+    # The serial console may still hold the last lines; give it a moment before the machine goes.
+    sleep 1
+    poweroff -f
+    echo o >/proc/sysrq-trigger
+}
+
+abort() {
+    echo "VMTEST ABORTED: $*"
+    power_off
+    exit 1
+}
+
+# runc's pivot_root refuses the initramfs (rootfs can never be unmounted) and the tests do not
+# ask runc for --no-pivot, so the first run copies everything onto a tmpfs and starts this
+# script again with the tmpfs as the root.
+if [ -z "${VMTEST_ON_TMPFS:-}" ]; then
+    mount -t tmpfs -o mode=0755 tmpfs /newroot || abort "mounting a tmpfs at /newroot"
+    for entry in /*; do
+        if [ "$entry" != /newroot ]; then
+            cp -a "$entry" /newroot/ || abort "copying $entry to the tmpfs"
+        fi
+    done
+    export VMTEST_ON_TMPFS=1
+    exec switch_root /newroot /init "$@"
+fi
+
+mount -t proc proc /proc || abort "mounting proc at /proc"
+read -r uptime _ </proc/uptime
+echo "VMTEST BOOTED: ${uptime} s after the kernel started"
+
+mount_fs() {
+    mount -t "$1" "$1" "$2" || abort "mounting $1 at $2"
+}
+mount_fs sysfs /sys
+mount_fs devtmpfs /dev
+mount_fs tmpfs /run
+mount_fs tmpfs /tmp
+mount_fs cgroup2 /sys/fs/cgroup
+mount_fs securityfs /sys/kernel/security
+mount_fs tracefs /sys/kernel/tracing
+# Nothing pins BPF objects yet: a missing bpffs is worth a line, not a failed run.
+mount -t bpf bpf /sys/fs/bpf || echo "vmtest: no bpffs at /sys/fs/bpf"
+# The e2e tests' machine-wide lock file, and runc's state.
+mkdir -p /run/lock /run/runc
+
+release=$(uname -r)
+while read -r module; do
+    insmod "/lib/modules/$release/$module" || abort "loading $module"
+done </vmtest/modules
+
+echo "VMTEST KERNEL: $release"
+echo "VMTEST LSM: $(cat /sys/kernel/security/lsm)"
+
+escape-detector probe
+echo "VMTEST PROBE: exit $?"
+
+passed=0
+failed=0
+for test in /vmtest/tests/*; do
+    name=${test##*/}
+    echo "VMTEST RUNNING: $name"
+    started=$(date +%s)
+    ESCAPE_DETECTOR_BIN=/bin/escape-detector "$test" --test-threads=1 "$@" </dev/null
+    status=$?
+    echo "VMTEST BINARY: $name exit $status after $(($(date +%s) - started)) s"
+    if [ "$status" = 0 ]; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+    fi
+done
+echo "VMTEST RESULT: $passed passed, $failed failed"
+power_off
