@@ -192,6 +192,10 @@ pub struct Config {
     pub agent_tgid: u32,
     /// Non-zero: hooks that can refuse an act (LSM) refuse writes to helper files.
     pub enforce: u32,
+    /// `READING_MODULE` of `enum kernel_read_file_id` and `LOADING_MODULE` of
+    /// `enum kernel_load_data_id`, from BTF; [`FIELD_MISSING`] when unknown (never matches).
+    pub reading_module: u32,
+    pub loading_module: u32,
     pub offsets: Offsets,
 }
 
@@ -209,6 +213,8 @@ impl Config {
         },
         agent_tgid: 0,
         enforce: 0,
+        reading_module: FIELD_MISSING,
+        loading_module: FIELD_MISSING,
         offsets: Offsets::MISSING,
     };
 }

@@ -14,13 +14,14 @@ pub enum EventKind {
     Namespace = 5,
     FileOpen = 6,
     Mount = 7,
+    Module = 8,
 }
 
 /// Size of the per-kind loss counter array (index 0 is unused).
-pub const KIND_SLOTS: u32 = 8;
+pub const KIND_SLOTS: u32 = 9;
 
 impl EventKind {
-    pub const ALL: [EventKind; 7] = [
+    pub const ALL: [EventKind; 8] = [
         EventKind::Exec,
         EventKind::Fork,
         EventKind::Exit,
@@ -28,6 +29,7 @@ impl EventKind {
         EventKind::Namespace,
         EventKind::FileOpen,
         EventKind::Mount,
+        EventKind::Module,
     ];
 
     pub fn from_u32(v: u32) -> Option<EventKind> {
@@ -44,6 +46,7 @@ impl EventKind {
             EventKind::Namespace => "namespace",
             EventKind::FileOpen => "file_open",
             EventKind::Mount => "mount",
+            EventKind::Module => "module",
         }
     }
 }
@@ -196,6 +199,38 @@ pub struct MountEvent {
     pub fstype: [u8; FSTYPE_LEN],
     pub source: [u8; MOUNT_PATH_LEN],
     pub target: [u8; MOUNT_PATH_LEN],
+}
+
+/// How a container process made the kernel take in a module.
+pub mod module_source {
+    /// `init_module`: a module image from memory.
+    pub const IMAGE: u32 = 1;
+    /// `finit_module`: a module file.
+    pub const FILE: u32 = 2;
+    /// The kernel was asked to load a module by name (autoload, `request_module`).
+    pub const REQUEST: u32 = 3;
+
+    pub const fn name(source: u32) -> &'static str {
+        match source {
+            IMAGE => "init_module",
+            FILE => "finit_module",
+            REQUEST => "request_module",
+            _ => "unknown",
+        }
+    }
+}
+
+/// A container process loaded, or made the kernel request, a kernel module.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ModuleEvent {
+    pub header: Header,
+    /// A `module_source` value.
+    pub source: u32,
+    /// Non-zero when an LSM hook refused the load (enforcement).
+    pub denied: u32,
+    /// The module file's name, or the requested module's name; empty for an image.
+    pub name: [u8; NAME_LEN],
 }
 
 /// `file.f_mode` bit for a file opened for writing.

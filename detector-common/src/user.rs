@@ -22,6 +22,7 @@ pub enum Event {
     Namespace(NamespaceEvent),
     FileOpen(FileOpenEvent),
     Mount(MountEvent),
+    Module(ModuleEvent),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -68,6 +69,7 @@ impl Event {
             EventKind::Namespace => Event::Namespace(read(bytes, k)?),
             EventKind::FileOpen => Event::FileOpen(read(bytes, k)?),
             EventKind::Mount => Event::Mount(read(bytes, k)?),
+            EventKind::Module => Event::Module(read(bytes, k)?),
         })
     }
 
@@ -80,6 +82,7 @@ impl Event {
             Event::Namespace(e) => &e.header,
             Event::FileOpen(e) => &e.header,
             Event::Mount(e) => &e.header,
+            Event::Module(e) => &e.header,
         }
     }
 
@@ -92,6 +95,7 @@ impl Event {
             Event::Namespace(_) => EventKind::Namespace,
             Event::FileOpen(_) => EventKind::FileOpen,
             Event::Mount(_) => EventKind::Mount,
+            Event::Module(_) => EventKind::Module,
         }
     }
 }
@@ -122,8 +126,9 @@ mod tests {
         assert_eq!(size_of::<FileOpenEvent>(), 320);
         assert_eq!(offset_of!(FileOpenEvent, magic), 40);
         assert_eq!(size_of::<MountEvent>(), 328);
+        assert_eq!(size_of::<ModuleEvent>(), 96);
         assert_eq!(size_of::<Offsets>(), 47 * 4);
-        assert_eq!(size_of::<Config>(), 32 + 8 + 47 * 4);
+        assert_eq!(size_of::<Config>(), 32 + 16 + 47 * 4);
     }
 
     fn bytes_of<T>(v: &T) -> &[u8] {

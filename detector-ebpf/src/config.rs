@@ -41,3 +41,13 @@ pub fn agent_tgid() -> u32 {
 pub fn enforcing() -> bool {
     volatile(&raw const CONFIG.enforce) != 0
 }
+
+#[inline(always)]
+pub fn reading_module_id() -> u32 {
+    volatile(&raw const CONFIG.reading_module)
+}
+
+#[inline(always)]
+pub fn loading_module_id() -> u32 {
+    volatile(&raw const CONFIG.loading_module)
+}

@@ -120,7 +120,7 @@ fn is_helper_file(magic: u64, dentry: *const u8) -> bool {
 
 /// The `struct file` behind descriptor `fd` of `task`: `task->files->fdt->fd[fd]`.
 #[inline(always)]
-fn fd_file(task: *const u8, fd: u32) -> Option<*const u8> {
+pub fn fd_file(task: *const u8, fd: u32) -> Option<*const u8> {
     let files = pointer(task, offset!(task_files))?;
     let fdt = pointer(files, offset!(files_fdt))?;
     let max_fds = field::<u32>(fdt, offset!(fdtable_max_fds))?;
@@ -129,6 +129,14 @@ fn fd_file(task: *const u8, fd: u32) -> Option<*const u8> {
     }
     let fd_array = pointer(fdt, offset!(fdtable_fd))?;
     pointer(fd_array, fd * 8)
+}
+
+/// The name of the file's dentry, a kernel string.
+#[inline(always)]
+pub fn file_name(file: *const u8) -> *const u8 {
+    pointer(file, offset!(file_dentry))
+        .and_then(|dentry| pointer(dentry, offset!(dentry_name)))
+        .unwrap_or_default()
 }
 
 /// The dentry's own name, then its ancestors', up to the filesystem root.

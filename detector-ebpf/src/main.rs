@@ -8,6 +8,7 @@ mod files;
 mod kread;
 mod lifecycle;
 mod maps;
+mod modules;
 mod mounts;
 mod namespaces;
 mod task;
@@ -74,6 +75,39 @@ pub fn sys_exit_open(ctx: TracePointContext) -> u32 {
 #[lsm(hook = "file_open")]
 pub fn file_open(ctx: LsmContext) -> i32 {
     files::on_file_open(&ctx)
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_init_module")]
+pub fn sys_enter_init_module(ctx: TracePointContext) -> u32 {
+    modules::on_init_module_enter(&ctx);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_finit_module")]
+pub fn sys_enter_finit_module(ctx: TracePointContext) -> u32 {
+    modules::on_finit_module_enter(&ctx);
+    0
+}
+
+#[raw_tracepoint(tracepoint = "module_request")]
+pub fn module_request(ctx: RawTracePointContext) -> i32 {
+    modules::on_module_request(&ctx);
+    0
+}
+
+#[lsm(hook = "kernel_read_file")]
+pub fn kernel_read_file(ctx: LsmContext) -> i32 {
+    modules::on_kernel_read_file(&ctx)
+}
+
+#[lsm(hook = "kernel_load_data")]
+pub fn kernel_load_data(ctx: LsmContext) -> i32 {
+    modules::on_kernel_load_data(&ctx)
+}
+
+#[lsm(hook = "kernel_module_request")]
+pub fn kernel_module_request(ctx: LsmContext) -> i32 {
+    modules::on_kernel_module_request(&ctx)
 }
 
 #[tracepoint(category = "syscalls", name = "sys_enter_mount")]

@@ -116,13 +116,14 @@ impl Pipeline {
                 }
             }
             Event::Namespace(e) => self.hold_namespace_change(e, now),
-            Event::FileOpen(_) | Event::Mount(_) => {
+            Event::FileOpen(_) | Event::Mount(_) | Event::Module(_) => {
                 if let Some(actor) = self.actor(event.header())
                     && let Some(finding) = self.judge(event, &actor)
                 {
                     let action = match event {
                         // The kernel refused the act: the process did nothing to kill it for.
                         Event::FileOpen(e) if e.denied != 0 => Action::Denied,
+                        Event::Module(e) if e.denied != 0 => Action::Denied,
                         _ => self.enforce(&finding, event.header()),
                     };
                     self.raise(finding, actor, action);

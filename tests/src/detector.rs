@@ -160,9 +160,30 @@ impl Detector {
         Ok(status)
     }
 
+    /// The detector's whole stderr log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("detector.log")).unwrap_or_default()
+    }
+
+    /// The `backend` label of `escape_detector_build_info`: which hooks this kernel gave it.
+    pub fn backend(&self) -> anyhow::Result<String> {
+        let metrics = self.metrics()?;
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("escape_detector_build_info{"))
+            .find_map(|l| {
+                l.split("backend=\"")
+                    .nth(1)?
+                    .split('"')
+                    .next()
+                    .map(str::to_owned)
+            })
+            .ok_or_else(|| anyhow::anyhow!("no build_info backend in /metrics"))
+    }
+
     /// The last lines of the detector's stderr, to explain a failure.
     pub fn log_tail(&self) -> String {
-        let log = fs::read_to_string(self.dir.path().join("detector.log")).unwrap_or_default();
+        let log = self.log();
         let lines: Vec<&str> = log.lines().collect();
         let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
         format!(

@@ -17,6 +17,7 @@ pub mod host_disk;
 pub mod host_process;
 pub mod http;
 pub mod ids;
+pub mod kernel_module;
 pub mod kernel_setting;
 pub mod machine;
 pub mod mounts;

@@ -70,6 +70,27 @@ pub fn abuse_release_agent(container: &Container) -> anyhow::Result<()> {
     escaped.and(removed)
 }
 
+/// Mounts a private named cgroup v1 hierarchy at [`CGROUP_MOUNT`] in the container, runs `act`
+/// with its path, then unmounts it (it has no child cgroup, so the kernel destroys it).
+pub fn with_private_hierarchy<T>(
+    container: &Container,
+    act: impl FnOnce(&str) -> T,
+) -> anyhow::Result<T> {
+    let hierarchy = format!("escdet{}", ids::random_hex(4));
+    container.exec_ok(&format!(
+        "mkdir -p {CGROUP_MOUNT} && mount -t cgroup -o none,name={hierarchy} cgroup {CGROUP_MOUNT}"
+    ))?;
+    let result = act(CGROUP_MOUNT);
+    container.exec_ok(&format!("umount {CGROUP_MOUNT}"))?;
+    ensure!(
+        eventually(Duration::from_secs(5), || !cgroup::hierarchy_exists(
+            &hierarchy
+        )),
+        "the cgroup hierarchy {hierarchy} outlives its unmount"
+    );
+    Ok(result)
+}
+
 /// Removes the child cgroup and unmounts the hierarchy, which the kernel then destroys (in the
 /// background) unless the child is still linked to it: rmdir returns before the kernel unlinks
 /// it, and a hierarchy unmounted with a child lingers, invisible, until it is mounted and
@@ -180,6 +201,18 @@ fn expect_host_file(path: &Path, value: &str) -> anyhow::Result<()> {
         now.trim_end() == value,
         "{} on the host reads {now:?}, not {value:?}",
         path.display()
+    );
+    Ok(())
+}
+
+/// Copies the module file `host_path` into the container and loads it there with `insmod`;
+/// checks the kernel then lists module `name`.
+pub fn load_module(container: &Container, host_path: &Path, name: &str) -> anyhow::Result<()> {
+    fs::copy(host_path, container.rootfs_on_host().join("module.ko"))?;
+    container.exec_ok("insmod /module.ko")?;
+    ensure!(
+        crate::kernel_module::is_loaded(name),
+        "insmod succeeded but the kernel does not list {name}"
     );
     Ok(())
 }

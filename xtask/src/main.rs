@@ -8,6 +8,7 @@ mod run;
 mod setup;
 mod table;
 mod test;
+mod vmtest;
 
 use std::{ffi::OsString, process::ExitCode};
 
@@ -43,6 +44,8 @@ enum Command {
     Test(test::Options),
     /// Measure what the agent costs the host (needs root)
     Bench(bench::Options),
+    /// Run the e2e tests on Debian's 6.1 cloud kernel under QEMU (needs root)
+    Vmtest(vmtest::Options),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +74,7 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Run { args } => return run::run(&args),
         Command::Test(options) => test::run(&options)?,
         Command::Bench(options) => bench::run(&options)?,
+        Command::Vmtest(options) => vmtest::run(&options)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -86,6 +86,14 @@ fn hook_available(hook: Hook, tracefs_ok: bool, lsm_ok: bool) -> bool {
 fn sensor_rows(tracefs_ok: bool, lsm_ok: bool) -> Vec<Row> {
     let mut rows = Vec::new();
     for sensor in SENSORS {
+        if !sensor.needs.met() {
+            rows.push(row(
+                format!("{} (not needed)", sensor.name),
+                true,
+                sensor.needs.unmet_reason(),
+            ));
+            continue;
+        }
         let mut chosen = false;
         for implementation in sensor.implementations {
             let usable = implementation

@@ -140,9 +140,22 @@ fn load_kernel_object(settings: &Settings) -> anyhow::Result<Ebpf> {
         host_ns: host.namespaces,
         agent_tgid: std::process::id(),
         enforce: u32::from(settings.enforce),
+        reading_module: kernel_enum(&btf, "READING_MODULE"),
+        loading_module: kernel_enum(&btf, "LOADING_MODULE"),
         offsets: resolved.offsets,
     };
     loader::load(&config, settings.ring_buffer_bytes)
+}
+
+/// An enumerator the programs compare with, from BTF; never matching when absent.
+fn kernel_enum(btf: &Btf, name: &str) -> u32 {
+    match btf.enumerator(name).and_then(|v| u32::try_from(v).ok()) {
+        Some(value) => value,
+        None => {
+            log::warn!("kernel enumerator {name} not found; what needs it is skipped");
+            detector_common::FIELD_MISSING
+        }
+    }
 }
 
 fn take_map(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<aya::maps::Map> {
@@ -159,6 +172,14 @@ fn attach_sensors(ebpf: &mut Ebpf, metrics: &Metrics) -> anyhow::Result<&'static
     let outcomes = probes::attach_all(ebpf, btf.as_ref());
     for outcome in &outcomes {
         let sensor = outcome.sensor;
+        if !outcome.applies {
+            log::info!(
+                "{} not needed: {}",
+                sensor.name,
+                sensor.needs.unmet_reason()
+            );
+            continue;
+        }
         for why in &outcome.passed_over {
             log::info!("{} ({}): passed over {why}", sensor.name, sensor.feeds);
         }

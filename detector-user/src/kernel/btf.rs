@@ -192,6 +192,8 @@ pub struct Btf {
     strings: Vec<u8>,
     /// The first STRUCT of each name; a FWD of the same name is a different kind and not here.
     structs: HashMap<String, u32>,
+    /// (name offset, value) of every enumerator, of ENUM and ENUM64 types alike.
+    enumerators: Vec<(u32, i64)>,
 }
 
 impl Btf {
@@ -215,6 +217,7 @@ impl Btf {
             members: Vec::new(),
             strings: sections.strings.to_vec(),
             structs: HashMap::new(),
+            enumerators: Vec::new(),
         };
         btf.parse_types(sections.types)?;
         btf.index_structs()?;
@@ -303,6 +306,10 @@ impl Btf {
                     target: size_or_type,
                 }
             }
+            KIND_ENUM | KIND_ENUM64 => {
+                self.parse_enumerators(kind, trailing);
+                Shape::Opaque
+            }
             _ => Shape::Opaque,
         };
         Ok((Type { name_off, shape }, len))
@@ -330,6 +337,29 @@ impl Btf {
             size,
             members: start..self.members.len(),
         }
+    }
+
+    /// ENUM entries are (name_off, i32 value); ENUM64 entries (name_off, low u32, high u32).
+    fn parse_enumerators(&mut self, kind: u32, trailing: &[u8]) {
+        let entry_len = if kind == KIND_ENUM64 { 12 } else { 8 };
+        for raw in trailing.chunks_exact(entry_len) {
+            let word = |index: usize| read_u32(raw, index * 4).unwrap_or_default();
+            let value = if kind == KIND_ENUM64 {
+                (i64::from(word(2)) << 32) | i64::from(word(1))
+            } else {
+                i64::from(word(1) as i32)
+            };
+            self.enumerators.push((word(0), value));
+        }
+    }
+
+    /// The value of the enumerator `name`: C gives enumerators one namespace, so the name
+    /// alone identifies it (e.g. `READING_MODULE`).
+    pub fn enumerator(&self, name: &str) -> Option<i64> {
+        self.enumerators
+            .iter()
+            .find(|(name_off, _)| self.name(*name_off).is_ok_and(|n| n == name))
+            .map(|(_, value)| *value)
     }
 
     fn index_structs(&mut self) -> Result<(), BtfError> {
@@ -899,6 +929,29 @@ mod tests {
             btf.struct_size("nsproxy"),
             Err(BtfError::NoStruct(_))
         ));
+    }
+
+    #[test]
+    fn finds_enumerators_of_enum_and_enum64_by_name() {
+        let mut b = BtfBuilder::new();
+        let (a, minus) = (b.string("READING_A"), b.string("MINUS"));
+        b.raw(KIND_ENUM, "e", 2, false, 4, &[a, 2, minus, (-3i32) as u32]);
+        let big = b.string("BIG");
+        b.raw(KIND_ENUM64, "e64", 1, false, 8, &[big, 7, 1]);
+        let btf = Btf::parse(&b.build()).unwrap();
+        assert_eq!(btf.enumerator("READING_A"), Some(2));
+        assert_eq!(btf.enumerator("MINUS"), Some(-3));
+        assert_eq!(btf.enumerator("BIG"), Some((1 << 32) | 7));
+        assert_eq!(btf.enumerator("NOPE"), None);
+    }
+
+    #[test]
+    fn the_module_loading_ids_resolve_on_the_running_kernel() {
+        let Some(btf) = testing::vmlinux() else {
+            return;
+        };
+        assert!(btf.enumerator("READING_MODULE").is_some());
+        assert!(btf.enumerator("LOADING_MODULE").is_some());
     }
 
     #[test]

@@ -44,8 +44,33 @@ pub struct Implementation {
     pub probes: &'static [Probe],
 }
 
+/// What a sensor needs of the kernel to make sense at all.
+#[derive(Debug, Clone, Copy)]
+pub enum Needs {
+    Nothing,
+    /// A kernel built without modules loads none: there is nothing to watch.
+    ModuleSupport,
+}
+
+impl Needs {
+    pub fn met(self) -> bool {
+        match self {
+            Needs::Nothing => true,
+            Needs::ModuleSupport => std::path::Path::new("/proc/modules").exists(),
+        }
+    }
+
+    pub fn unmet_reason(self) -> &'static str {
+        match self {
+            Needs::Nothing => "",
+            Needs::ModuleSupport => "the kernel has no module support (no /proc/modules)",
+        }
+    }
+}
+
 pub struct Sensor {
     pub name: &'static str,
+    pub needs: Needs,
     /// What depends on it, for the log and `escape-detector probe`.
     pub feeds: &'static str,
     /// Without it the process table cannot be kept, so the agent refuses to run.
@@ -88,6 +113,7 @@ const fn tracepoints(probes: &'static [Probe]) -> Implementation {
 pub const SENSORS: &[Sensor] = &[
     Sensor {
         name: "process lifecycle",
+        needs: Needs::Nothing,
         feeds: "process table",
         required: true,
         implementations: &[tracepoints(&[
@@ -98,12 +124,14 @@ pub const SENSORS: &[Sensor] = &[
     },
     Sensor {
         name: "cgroup moves",
+        needs: Needs::Nothing,
         feeds: "container attribution",
         required: false,
         implementations: &[tracepoints(&[raw("cgroup_attach_task")])],
     },
     Sensor {
         name: "namespace changes",
+        needs: Needs::Nothing,
         feeds: "host-namespace-entry",
         required: false,
         // No LSM hook sees setns.
@@ -114,6 +142,7 @@ pub const SENSORS: &[Sensor] = &[
     },
     Sensor {
         name: "file writes",
+        needs: Needs::Nothing,
         feeds: "cgroup-release-agent, kernel-helper-hijack",
         required: false,
         implementations: &[
@@ -129,7 +158,29 @@ pub const SENSORS: &[Sensor] = &[
         ],
     },
     Sensor {
+        name: "module loads",
+        needs: Needs::ModuleSupport,
+        feeds: "kernel-module-load",
+        required: false,
+        implementations: &[
+            Implementation {
+                backend: Backend::Lsm,
+                probes: &[
+                    lsm("kernel_read_file"),
+                    lsm("kernel_load_data"),
+                    lsm("kernel_module_request"),
+                ],
+            },
+            tracepoints(&[
+                syscall("sys_enter_finit_module", false),
+                syscall("sys_enter_init_module", false),
+                raw("module_request"),
+            ]),
+        ],
+    },
+    Sensor {
         name: "mounts",
+        needs: Needs::Nothing,
         feeds: "sensitive-mount",
         required: false,
         implementations: &[tracepoints(&[
@@ -142,6 +193,8 @@ pub const SENSORS: &[Sensor] = &[
 /// What became of one sensor on this kernel.
 pub struct SensorOutcome {
     pub sensor: &'static Sensor,
+    /// False when the kernel has nothing for the sensor to watch; nothing was attached.
+    pub applies: bool,
     /// The implementation in use, or `None` when none attached.
     pub chosen: Option<&'static Implementation>,
     /// Why better implementations (or, with none chosen, every one) were passed over.
@@ -159,11 +212,21 @@ pub fn attach_all(ebpf: &mut Ebpf, btf: Option<&Btf>) -> Vec<SensorOutcome> {
 
 fn attach_sensor(ebpf: &mut Ebpf, btf: Option<&Btf>, sensor: &'static Sensor) -> SensorOutcome {
     let mut passed_over = Vec::new();
+    if !sensor.needs.met() {
+        return SensorOutcome {
+            sensor,
+            applies: false,
+            chosen: None,
+            passed_over,
+            missing_optional: Vec::new(),
+        };
+    }
     for implementation in sensor.implementations {
         match attach_implementation(ebpf, btf, implementation) {
             Ok(missing_optional) => {
                 return SensorOutcome {
                     sensor,
+                    applies: true,
                     chosen: Some(implementation),
                     passed_over,
                     missing_optional,
@@ -174,6 +237,7 @@ fn attach_sensor(ebpf: &mut Ebpf, btf: Option<&Btf>, sensor: &'static Sensor) ->
     }
     SensorOutcome {
         sensor,
+        applies: true,
         chosen: None,
         passed_over,
         missing_optional: Vec::new(),

@@ -3,6 +3,7 @@
 
 mod cgroup_release;
 mod kernel_helper;
+mod kernel_module;
 mod namespace;
 mod opened_file;
 mod sensitive_mount;
@@ -42,6 +43,7 @@ pub const CATALOGUE: &[&RuleInfo] = &[
     &namespace::HOST_NAMESPACE_ENTRY,
     &cgroup_release::CGROUP_RELEASE_AGENT,
     &kernel_helper::KERNEL_HELPER_HIJACK,
+    &kernel_module::KERNEL_MODULE_LOAD,
     &sensitive_mount::SENSITIVE_MOUNT,
 ];
 
@@ -82,6 +84,7 @@ pub fn evaluate(event: &Event, subject: &Subject) -> Option<Finding> {
         Event::FileOpen(e) => cgroup_release::release_agent_write(e, subject)
             .or_else(|| kernel_helper::helper_path_write(e, subject)),
         Event::Mount(e) => sensitive_mount::sensitive_mount(e, subject),
+        Event::Module(e) => kernel_module::module_load(e, subject),
         Event::Exec(_) | Event::Fork(_) | Event::Exit(_) | Event::CgroupAttach(_) => None,
     }
 }
@@ -125,6 +128,7 @@ mod tests {
             "host-namespace-entry",
             "cgroup-release-agent",
             "kernel-helper-hijack",
+            "kernel-module-load",
             "sensitive-mount",
         ];
         assert_eq!(rule_ids(), contract);

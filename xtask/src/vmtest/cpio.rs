@@ -151,7 +151,11 @@ mod tests {
         let data_size = field(archive, at, 6) as usize;
         let name_start = at + 110;
         let name = String::from_utf8(archive[name_start..name_start + name_size - 1].to_vec());
-        assert_eq!(archive[name_start + name_size - 1], 0, "name not NUL-terminated");
+        assert_eq!(
+            archive[name_start + name_size - 1],
+            0,
+            "name not NUL-terminated"
+        );
         let data_start = (name_start + name_size).next_multiple_of(4);
         let data = archive[data_start..data_start + data_size].to_vec();
         let next = (data_start + data_size).next_multiple_of(4);

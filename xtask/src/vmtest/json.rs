@@ -232,7 +232,14 @@ mod tests {
             target.get("kind").unwrap().as_array(),
             [Value::String("test".into())]
         );
-        assert!(message.get("profile").unwrap().get("test").unwrap().is_true());
+        assert!(
+            message
+                .get("profile")
+                .unwrap()
+                .get("test")
+                .unwrap()
+                .is_true()
+        );
         assert_eq!(
             message.get("executable").and_then(Value::as_str),
             Some("/w/target/release/deps/harness-1a2b")

@@ -28,11 +28,8 @@ pub fn ensure_installed() -> Result<Kernel> {
     }
     // The package lists must be fresh: the archive keeps only recent kernel ABIs.
     cmd::run(apt_get().arg("update"))?;
-    let offered = cmd::output(cmd::new("apt-cache").args([
-        "search",
-        "--names-only",
-        PACKAGE_PATTERN,
-    ]))?;
+    let offered =
+        cmd::output(cmd::new("apt-cache").args(["search", "--names-only", PACKAGE_PATTERN]))?;
     let package = newest_package(&offered)
         .with_context(|| format!("apt offers no package matching {PACKAGE_PATTERN}"))?;
     println!("installing: {package} (apt)");

@@ -39,7 +39,11 @@ pub fn shared_libraries(program: &Path) -> Result<Vec<PathBuf>> {
 /// since the program would not start in the guest either.
 fn parse(printed: &str) -> Result<Vec<PathBuf>> {
     let mut libraries = Vec::new();
-    for line in printed.lines().map(str::trim).filter(|line| !line.is_empty()) {
+    for line in printed
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+    {
         // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or, for the loader,
         // "/lib64/ld-linux-x86-64.so.2 (0x...)".
         let resolved = match line.split_once(" => ") {

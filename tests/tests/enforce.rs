@@ -1,0 +1,103 @@
+//! `--enforce`: a critical act is refused by the kernel where BPF LSM is available (action
+//! `denied`, nothing changed), and its process is killed right after the act otherwise (action
+//! `killed`). Each act is followed by `sleep` so that a kill has a live process to stop.
+
+use std::process::Output;
+
+use escape_detector_e2e::{
+    CgroupLayout, Container, Detector, KernelSetting, Profile, alert_matches, exclusive,
+    kernel_module, scenario::ALERT_TIMEOUT, technique,
+};
+
+const CORE_PATTERN: &str = "/proc/sys/kernel/core_pattern";
+/// What `runc exec` returns for a process killed by SIGKILL.
+const KILLED: i32 = 128 + 9;
+
+/// Starts an enforcing detector and a privileged container; says which action to expect.
+fn enforcing() -> anyhow::Result<(Detector, Container, &'static str)> {
+    let detector = Detector::start(&["--enforce"])?;
+    let action = match detector.backend()?.as_str() {
+        "lsm" => "denied",
+        _ => "killed",
+    };
+    eprintln!("backend {}: expecting action {action}", detector.backend()?);
+    let container = Container::start(Profile::Privileged, CgroupLayout::kubepods())?;
+    Ok((detector, container, action))
+}
+
+/// Waits for `rule` about the container with the expected action, and checks the act's fate.
+fn expect_enforced(
+    detector: &Detector,
+    container: &Container,
+    rule: &str,
+    action: &str,
+    act: &Output,
+) -> anyhow::Result<()> {
+    let (alert, _) = detector.wait_for_alert(
+        &format!("{rule} alert with action {action}"),
+        |a| alert_matches(a, rule, container.id()) && a["action"] == action,
+        ALERT_TIMEOUT,
+    )?;
+    match action {
+        // Refused: the shell's `&&` stops at the failed write.
+        "denied" => anyhow::ensure!(
+            act.status.code() == Some(1),
+            "a denied act should fail at once: {act:?}"
+        ),
+        _ => anyhow::ensure!(
+            act.status.code() == Some(KILLED),
+            "the process should have been killed: {act:?}"
+        ),
+    }
+    eprintln!("{rule}: {} ({})", alert["action"], alert["message"]);
+    Ok(())
+}
+
+#[test]
+fn a_core_pattern_write_is_stopped() -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let core_pattern = KernelSetting::save(CORE_PATTERN)?;
+    let (detector, container, action) = enforcing()?;
+    let act = container.exec(&format!(
+        "echo '|/tmp/escdet-enforced' > {CORE_PATTERN} && sleep 5"
+    ))?;
+    expect_enforced(&detector, &container, "kernel-helper-hijack", action, &act)?;
+    if action == "denied" {
+        assert_eq!(core_pattern.current()?, core_pattern.saved());
+    }
+    core_pattern.restore_now()
+}
+
+#[test]
+fn a_release_agent_write_is_stopped() -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let (detector, container, action) = enforcing()?;
+    let act = technique::with_private_hierarchy(&container, |cg| {
+        container.exec(&format!(
+            "echo /escdet-agent > {cg}/release_agent && sleep 5"
+        ))
+    })??;
+    expect_enforced(&detector, &container, "cgroup-release-agent", action, &act)
+}
+
+#[test]
+fn a_module_load_is_stopped() -> anyhow::Result<()> {
+    let _machine = exclusive();
+    if !kernel_module::supported() {
+        eprintln!("this kernel has no module support: no module load to stop");
+        return Ok(());
+    }
+    let module = kernel_module::file("drivers/net/dummy.ko")?;
+    let _unload = kernel_module::UnloadOnDrop::new("dummy")?;
+    let (detector, container, action) = enforcing()?;
+    std::fs::copy(&module, container.rootfs_on_host().join("module.ko"))?;
+    let act = container.exec("insmod /module.ko && sleep 5")?;
+    expect_enforced(&detector, &container, "kernel-module-load", action, &act)?;
+    if action == "denied" {
+        assert!(
+            !kernel_module::is_loaded("dummy"),
+            "a denied module was loaded"
+        );
+    }
+    Ok(())
+}

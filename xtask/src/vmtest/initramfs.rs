@@ -1,0 +1,294 @@
+//! The guest's root filesystem, an uncompressed initramfs made of two cpio archives cached under
+//! target/xtask/vmtest/: the system part (busybox, runc and two more host tools, every shared
+//! library, kernel modules, /init), which changes when Debian packages do, and the project part
+//! (the detector and the e2e test binaries), which changes with every build. Each part is
+//! rewritten only when its manifest (every file's source, size and mtime) changes; the kernel
+//! unpacks the two back to back.
+
+use std::{
+    collections::BTreeMap,
+    fs::{self, File},
+    io::{self, BufWriter},
+    os::unix::fs::{MetadataExt as _, PermissionsExt as _},
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use super::{artifacts::Artifacts, cpio, kernel::Kernel, kmod, ldd};
+use crate::cmd;
+
+const INIT_SCRIPT: &str = include_str!("init.sh");
+
+/// Static, so it runs in every container rootfs too; the e2e harness copies it from this path.
+const BUSYBOX: &str = "/bin/busybox";
+/// Host programs the guest runs from the same paths: runc, and two tools of which the e2e
+/// harness asks more than busybox's applets offer (`losetup --find --show`, `mkfs.ext2 -q -F`).
+const HOST_PROGRAMS: &[&str] = &["/usr/sbin/runc", "/usr/sbin/losetup", "/usr/sbin/mkfs.ext2"];
+/// mkfs.ext2's defaults.
+const HOST_FILES: &[&str] = &["/etc/mke2fs.conf"];
+/// Mount points, and /newroot, the tmpfs /init moves everything to.
+const EMPTY_DIRS: &[&str] = &["/proc", "/sys", "/dev", "/run", "/tmp", "/newroot"];
+
+const DETECTOR: &str = "/bin/escape-detector";
+const TESTS_DIR: &str = "/vmtest/tests";
+/// Modules to load, one path a line, relative to /lib/modules/RELEASE.
+const MODULE_LIST: &str = "/vmtest/modules";
+
+/// Builds (or reuses) both parts in `dir` and returns the initramfs to boot.
+pub fn build(dir: &Path, kernel: &Kernel, artifacts: &Artifacts) -> Result<PathBuf> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let project = project_tree(artifacts)?;
+    let system = system_tree(kernel, &project)?;
+    let system_changed = write_part(dir, "system", &system)?;
+    let project_changed = write_part(dir, "project", &project)?;
+    let initramfs = dir.join("initramfs.cpio");
+    if system_changed || project_changed || !initramfs.is_file() {
+        concatenate(
+            &[dir.join("system.cpio"), dir.join("project.cpio")],
+            &initramfs,
+        )?;
+    }
+    Ok(initramfs)
+}
+
+fn project_tree(artifacts: &Artifacts) -> Result<Tree> {
+    let mut tree = Tree::default();
+    tree.host_file(DETECTOR, &artifacts.detector)?;
+    for test in &artifacts.tests {
+        tree.host_file(&format!("{TESTS_DIR}/{}", test.name), &test.path)?;
+    }
+    Ok(tree)
+}
+
+/// Everything but the project's binaries, whose shared libraries it holds too.
+fn system_tree(kernel: &Kernel, project: &Tree) -> Result<Tree> {
+    let mut tree = Tree::default();
+    tree.insert("/init", Node::Text(INIT_SCRIPT.to_owned(), 0o755));
+    // The kernel opens it for /init before anything is mounted.
+    tree.insert("/dev/console", Node::CharDevice(5, 1));
+    for dir in EMPTY_DIRS {
+        tree.insert(dir, Node::Dir);
+    }
+    tree.host_file(BUSYBOX, Path::new(BUSYBOX))?;
+    for applet in busybox_applets()? {
+        tree.insert(
+            &format!("/bin/{applet}"),
+            Node::Symlink("busybox".to_owned()),
+        );
+    }
+    let mut programs: Vec<PathBuf> = HOST_PROGRAMS.iter().map(PathBuf::from).collect();
+    for path in HOST_PROGRAMS.iter().chain(HOST_FILES) {
+        tree.host_file(path, Path::new(path))?;
+    }
+    programs.extend(project.host_sources());
+    for program in &programs {
+        for library in ldd::shared_libraries(program)? {
+            tree.host_file(path_str(&library)?, &library)?;
+        }
+    }
+    add_modules(&mut tree, kernel)?;
+    Ok(tree)
+}
+
+fn add_modules(tree: &mut Tree, kernel: &Kernel) -> Result<()> {
+    let modules_dep = kernel.modules.join("modules.dep");
+    let modules_dep = fs::read_to_string(&modules_dep)
+        .with_context(|| format!("reading {}", modules_dep.display()))?;
+    let order = kmod::load_order(&modules_dep, kmod::GUEST_MODULES)?;
+    for module in &order {
+        tree.host_file(
+            &format!("/lib/modules/{}/{module}", kernel.release),
+            &kernel.modules.join(module),
+        )?;
+    }
+    let list: String = order.iter().map(|module| format!("{module}\n")).collect();
+    tree.insert(MODULE_LIST, Node::Text(list, 0o644));
+    Ok(())
+}
+
+fn busybox_applets() -> Result<Vec<String>> {
+    let listed = cmd::output(cmd::new(BUSYBOX).arg("--list"))?;
+    Ok(listed
+        .lines()
+        .map(str::trim)
+        .filter(|applet| !applet.is_empty() && *applet != "busybox")
+        .map(str::to_owned)
+        .collect())
+}
+
+/// Writes `<name>.cpio` unless `<name>.manifest` shows it holds `tree` already; says whether it
+/// wrote.
+fn write_part(dir: &Path, name: &str, tree: &Tree) -> Result<bool> {
+    let archive = dir.join(format!("{name}.cpio"));
+    let manifest_path = dir.join(format!("{name}.manifest"));
+    let manifest = tree.manifest()?;
+    if archive.is_file() && fs::read_to_string(&manifest_path).ok().as_ref() == Some(&manifest) {
+        println!("ok: {name} part of the initramfs is up to date");
+        return Ok(false);
+    }
+    println!(
+        "building: {name} part of the initramfs ({})",
+        archive.display()
+    );
+    // Without its manifest, an archive cut short by an interruption is never reused.
+    if let Err(error) = fs::remove_file(&manifest_path)
+        && error.kind() != io::ErrorKind::NotFound
+    {
+        return Err(error).with_context(|| format!("removing {}", manifest_path.display()));
+    }
+    tree.write_cpio(&archive)
+        .with_context(|| format!("writing {}", archive.display()))?;
+    fs::write(&manifest_path, manifest)
+        .with_context(|| format!("writing {}", manifest_path.display()))?;
+    Ok(true)
+}
+
+fn concatenate(parts: &[PathBuf], to: &Path) -> Result<()> {
+    let mut out =
+        BufWriter::new(File::create(to).with_context(|| format!("creating {}", to.display()))?);
+    for part in parts {
+        let mut input = File::open(part).with_context(|| format!("opening {}", part.display()))?;
+        io::copy(&mut input, &mut out).with_context(|| format!("writing {}", to.display()))?;
+    }
+    io::Write::flush(&mut out).with_context(|| format!("writing {}", to.display()))?;
+    Ok(())
+}
+
+fn path_str(path: &Path) -> Result<&str> {
+    path.to_str()
+        .with_context(|| format!("{} is not UTF-8", path.display()))
+}
+
+/// A file tree by absolute guest path. A BTreeMap visits a directory before anything in it,
+/// the order the kernel needs when it unpacks.
+#[derive(Default)]
+struct Tree {
+    nodes: BTreeMap<String, Node>,
+}
+
+#[derive(Debug)]
+enum Node {
+    Dir,
+    /// A host file copied with its permissions.
+    HostFile(PathBuf),
+    Text(String, u32),
+    Symlink(String),
+    CharDevice(u32, u32),
+}
+
+impl Tree {
+    /// Adds `node` at `path` and every missing parent directory. A later node replaces an
+    /// earlier one at the same path.
+    fn insert(&mut self, path: &str, node: Node) {
+        let mut parent = Path::new(path).parent();
+        while let Some(dir) = parent.and_then(Path::to_str).filter(|dir| *dir != "/") {
+            self.nodes.entry(dir.to_owned()).or_insert(Node::Dir);
+            parent = Path::new(dir).parent();
+        }
+        self.nodes.insert(path.to_owned(), node);
+    }
+
+    fn host_file(&mut self, guest_path: &str, source: &Path) -> Result<()> {
+        if !source.is_file() {
+            bail!(
+                "{} is missing (needed at {guest_path} in the guest)",
+                source.display()
+            );
+        }
+        self.insert(guest_path, Node::HostFile(source.to_owned()));
+        Ok(())
+    }
+
+    fn host_sources(&self) -> impl Iterator<Item = PathBuf> + '_ {
+        self.nodes.values().filter_map(|node| match node {
+            Node::HostFile(source) => Some(source.clone()),
+            _ => None,
+        })
+    }
+
+    /// One line per node; a host file's line has its size and modification time, so that a
+    /// rebuilt binary or an upgraded package changes the manifest.
+    fn manifest(&self) -> Result<String> {
+        let mut manifest = String::new();
+        for (path, node) in &self.nodes {
+            let stamp = match node {
+                Node::HostFile(source) => {
+                    let metadata = fs::metadata(source)
+                        .with_context(|| format!("reading {}", source.display()))?;
+                    format!(
+                        " {} bytes, mode {:o}, modified {}.{:09}",
+                        metadata.len(),
+                        metadata.permissions().mode(),
+                        metadata.mtime(),
+                        metadata.mtime_nsec()
+                    )
+                }
+                _ => String::new(),
+            };
+            manifest.push_str(&format!("{path} {node:?}{stamp}\n"));
+        }
+        Ok(manifest)
+    }
+
+    fn write_cpio(&self, to: &Path) -> Result<()> {
+        let mut writer = cpio::Writer::new(BufWriter::new(File::create(to)?));
+        for (path, node) in &self.nodes {
+            match node {
+                Node::Dir => writer.dir(path, 0o755)?,
+                Node::HostFile(source) => {
+                    let data = fs::read(source)
+                        .with_context(|| format!("reading {}", source.display()))?;
+                    let permissions = fs::metadata(source)?.permissions().mode() & 0o7777;
+                    writer.file(path, permissions, &data)?;
+                }
+                Node::Text(text, permissions) => {
+                    writer.file(path, *permissions, text.as_bytes())?
+                }
+                Node::Symlink(target) => writer.symlink(path, target)?,
+                Node::CharDevice(major, minor) => {
+                    writer.char_device(path, 0o600, (*major, *minor))?
+                }
+            }
+        }
+        writer.finish()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adds_parent_directories_before_their_contents() {
+        let mut tree = Tree::default();
+        tree.insert(
+            "/lib/modules/6.1/kernel/loop.ko",
+            Node::Text(String::new(), 0o644),
+        );
+        tree.insert("/lib64/ld.so", Node::Text(String::new(), 0o755));
+        let paths: Vec<&str> = tree.nodes.keys().map(String::as_str).collect();
+        assert_eq!(
+            paths,
+            [
+                "/lib",
+                "/lib/modules",
+                "/lib/modules/6.1",
+                "/lib/modules/6.1/kernel",
+                "/lib/modules/6.1/kernel/loop.ko",
+                "/lib64",
+                "/lib64/ld.so",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_changed_script_changes_the_manifest() {
+        let mut tree = Tree::default();
+        tree.insert("/init", Node::Text("echo one\n".into(), 0o755));
+        let before = tree.manifest().unwrap();
+        tree.insert("/init", Node::Text("echo two\n".into(), 0o755));
+        assert_ne!(tree.manifest().unwrap(), before);
+    }
+}

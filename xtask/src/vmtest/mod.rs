@@ -1,0 +1,142 @@
+//! `cargo xtask vmtest`: the e2e tests on a second kernel. Boots Debian's 6.1 cloud kernel under
+//! QEMU from an initramfs holding the release detector, the e2e test binaries, runc and busybox;
+//! the guest's /init (init.sh) runs `escape-detector probe` and every test binary, and the host
+//! reads the outcome from the serial console.
+
+mod artifacts;
+mod cpio;
+mod initramfs;
+mod json;
+mod kernel;
+mod kmod;
+mod ldd;
+mod qemu;
+mod report;
+
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Result, bail};
+
+use crate::{build, setup, table};
+
+#[derive(clap::Args)]
+pub struct Options {
+    /// Stop the guest after this many seconds; TCG emulates every instruction, so the whole
+    /// suite takes minutes
+    #[arg(long, default_value_t = 1200)]
+    timeout: u64,
+    /// Arguments for every test binary in the guest, after `--` (e.g. a test's name to run only
+    /// that test)
+    #[arg(last = true)]
+    test_args: Vec<String>,
+}
+
+pub fn run(options: &Options) -> Result<()> {
+    let started = Instant::now();
+    setup::run()?;
+    let kernel = kernel::ensure_installed()?;
+    let artifacts = artifacts::build()?;
+    let dir = build::target_dir().join("xtask/vmtest");
+    let initramfs = initramfs::build(&dir, &kernel, &artifacts)?;
+    let log = dir.join("console.log");
+    let guest = qemu::Guest {
+        kernel: &kernel.image,
+        initramfs: &initramfs,
+        init_args: &options.test_args,
+    };
+    let console = qemu::run(
+        &guest,
+        &log,
+        Duration::from_secs(options.timeout),
+        report::BOOTED,
+    )?;
+    let report = report::parse(&console.text);
+    print_summary(&report, &console, started.elapsed(), &log);
+    if console.timed_out {
+        bail!(
+            "the guest did not finish within {} s (raise it with --timeout)",
+            options.timeout
+        );
+    }
+    report.verdict(artifacts.tests.len())
+}
+
+fn print_summary(report: &report::Report, console: &qemu::Console, total: Duration, log: &Path) {
+    println!("\nvmtest summary");
+    println!(
+        "kernel: {} (LSMs: {})",
+        report
+            .kernel
+            .as_deref()
+            .unwrap_or("unknown: the guest never said"),
+        report.lsm.as_deref().unwrap_or("unknown")
+    );
+    let booted = console.booted_after.map_or("never".to_owned(), seconds);
+    println!(
+        "time: booted in {booted}, guest ran {}, vmtest took {} in all",
+        seconds(console.ran_for),
+        seconds(total)
+    );
+    let probe = match report.probe_exit {
+        Some(0) => "ok".to_owned(),
+        Some(code) => format!("FAILED (exit {code})"),
+        None => "did not run".to_owned(),
+    };
+    println!("escape-detector probe: {probe}");
+    let rows: Vec<Vec<String>> = report
+        .binaries
+        .iter()
+        .map(|binary| {
+            let result = match binary.exit {
+                Some(0) => "ok".to_owned(),
+                Some(code) => format!("FAILED (exit {code})"),
+                None => "did not finish".to_owned(),
+            };
+            let time = binary
+                .seconds
+                .map_or(String::new(), |seconds| format!("{seconds} s"));
+            vec![
+                binary.name.clone(),
+                result,
+                count_tests(&binary.tests),
+                time,
+            ]
+        })
+        .collect();
+    table::print(&["test binary", "result", "tests", "time"], &rows);
+    for binary in &report.binaries {
+        for (test, _) in binary
+            .tests
+            .iter()
+            .filter(|(_, outcome)| outcome == "FAILED")
+        {
+            println!("failed: {}::{test}", binary.name);
+        }
+    }
+    println!("console log: {}", log.display());
+}
+
+/// "12 ok, 1 FAILED, 2 ignored", leaving out zero counts but for ok.
+fn count_tests(tests: &[(String, String)]) -> String {
+    let count = |wanted: &str| {
+        tests
+            .iter()
+            .filter(|(_, outcome)| outcome.split(',').next() == Some(wanted))
+            .count()
+    };
+    let mut counts = vec![format!("{} ok", count("ok"))];
+    for outcome in ["FAILED", "ignored"] {
+        let n = count(outcome);
+        if n > 0 {
+            counts.push(format!("{n} {outcome}"));
+        }
+    }
+    counts.join(", ")
+}
+
+fn seconds(duration: Duration) -> String {
+    format!("{:.1} s", duration.as_secs_f64())
+}

@@ -1,0 +1,228 @@
+//! What the guest's console says: the `VMTEST ...` lines init.sh prints, and libtest's own
+//! lines for each test. Markers are searched anywhere in a line, since a kernel message can
+//! land in front of one on the shared console.
+
+use anyhow::{Result, bail};
+
+pub const BOOTED: &str = "VMTEST BOOTED: ";
+const KERNEL: &str = "VMTEST KERNEL: ";
+const LSM: &str = "VMTEST LSM: ";
+const PROBE: &str = "VMTEST PROBE: exit ";
+const RUNNING: &str = "VMTEST RUNNING: ";
+const BINARY: &str = "VMTEST BINARY: ";
+const RESULT: &str = "VMTEST RESULT: ";
+const ABORTED: &str = "VMTEST ABORTED: ";
+
+#[derive(Debug, Default, PartialEq)]
+pub struct Report {
+    /// `uname -r` in the guest.
+    pub kernel: Option<String>,
+    /// The guest's active LSMs, from securityfs.
+    pub lsm: Option<String>,
+    pub probe_exit: Option<i32>,
+    pub binaries: Vec<Binary>,
+    /// The guest's own count of test binaries: (passed, failed).
+    pub result: Option<(usize, usize)>,
+    /// Why the guest gave up before running the tests.
+    pub aborted: Option<String>,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct Binary {
+    pub name: String,
+    /// None while the binary had not finished when the console ended.
+    pub exit: Option<i32>,
+    pub seconds: Option<u64>,
+    /// `test NAME ... RESULT` lines: (test, "ok" | "FAILED" | "ignored").
+    pub tests: Vec<(String, String)>,
+}
+
+pub fn parse(console: &str) -> Report {
+    let mut report = Report::default();
+    for line in console.lines() {
+        if let Some(kernel) = after(line, KERNEL) {
+            report.kernel = Some(kernel.to_owned());
+        } else if let Some(lsm) = after(line, LSM) {
+            report.lsm = Some(lsm.to_owned());
+        } else if let Some(exit) = after(line, PROBE) {
+            report.probe_exit = exit.parse().ok();
+        } else if let Some(name) = after(line, RUNNING) {
+            report.binaries.push(Binary {
+                name: name.to_owned(),
+                exit: None,
+                seconds: None,
+                tests: Vec::new(),
+            });
+        } else if let Some(finished) = after(line, BINARY) {
+            // "NAME exit STATUS after SECONDS s"
+            let words: Vec<&str> = finished.split_whitespace().collect();
+            if let (Some(binary), [name, "exit", status, "after", seconds, "s"]) =
+                (report.binaries.last_mut(), words.as_slice())
+                && binary.name == *name
+            {
+                binary.exit = status.parse().ok();
+                binary.seconds = seconds.parse().ok();
+            }
+        } else if let Some(tally) = after(line, RESULT) {
+            report.result = parse_tally(tally);
+        } else if let Some(reason) = after(line, ABORTED) {
+            report.aborted = Some(reason.to_owned());
+        } else if let (Some(binary), Some(test)) = (report.binaries.last_mut(), test_line(line)) {
+            binary.tests.push(test);
+        }
+    }
+    report
+}
+
+impl Report {
+    /// Ok only if the probe ran and every one of `expected` test binaries ran and passed.
+    pub fn verdict(&self, expected: usize) -> Result<()> {
+        if let Some(reason) = &self.aborted {
+            bail!("the guest gave up: {reason}");
+        }
+        let Some((passed, failed)) = self.result else {
+            bail!(
+                "the guest never printed its result line (`{}`)",
+                RESULT.trim()
+            );
+        };
+        if self.probe_exit != Some(0) {
+            bail!(
+                "`escape-detector probe` failed in the guest (exit {:?})",
+                self.probe_exit
+            );
+        }
+        if failed > 0 {
+            bail!(
+                "{failed} of {} test binaries failed in the guest",
+                passed + failed
+            );
+        }
+        if passed != expected {
+            bail!("the guest ran {passed} test binaries, {expected} were built");
+        }
+        Ok(())
+    }
+}
+
+/// The rest of `line` after `marker`, wherever the marker starts.
+fn after<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
+    line.find(marker)
+        .map(|start| line[start + marker.len()..].trim_end())
+}
+
+/// "N passed, M failed"
+fn parse_tally(tally: &str) -> Option<(usize, usize)> {
+    let (passed, failed) = tally.split_once(", ")?;
+    Some((
+        passed.strip_suffix(" passed")?.parse().ok()?,
+        failed.strip_suffix(" failed")?.parse().ok()?,
+    ))
+}
+
+/// libtest's "test NAME ... ok" (also FAILED and ignored).
+fn test_line(line: &str) -> Option<(String, String)> {
+    let (name, outcome) = line.strip_prefix("test ")?.split_once(" ... ")?;
+    let outcome = outcome.trim_end();
+    let known = ["ok", "FAILED", "ignored"].contains(&outcome) || outcome.starts_with("ignored,");
+    known.then(|| (name.to_owned(), outcome.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONSOLE: &str = "\
+[    0.000000] Linux version 6.1.0-56-cloud-amd64
+VMTEST BOOTED: 2.91 s after the kernel started
+VMTEST KERNEL: 6.1.0-56-cloud-amd64
+VMTEST LSM: lockdown,capability,bpf
+FEATURE   OK  NOTE
+VMTEST PROBE: exit 0
+VMTEST RUNNING: benign
+
+running 2 tests
+test an_ordinary_workload_is_silent ... ok
+test nsenter_from_the_host_into_a_container_is_silent ... FAILED
+
+test result: FAILED. 1 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 9.1s
+
+VMTEST BINARY: benign exit 101 after 12 s
+VMTEST RUNNING: lifecycle
+
+running 1 test
+test test_result_line_is_not_a_test ... ignored
+[   40.1] loop: module loaded VMTEST BINARY: lifecycle exit 0 after 3 s
+VMTEST RESULT: 1 passed, 1 failed
+";
+
+    #[test]
+    fn reads_every_marker_and_test_line() {
+        let report = parse(CONSOLE);
+        assert_eq!(report.kernel.as_deref(), Some("6.1.0-56-cloud-amd64"));
+        assert_eq!(report.lsm.as_deref(), Some("lockdown,capability,bpf"));
+        assert_eq!(report.probe_exit, Some(0));
+        assert_eq!(report.result, Some((1, 1)));
+        assert_eq!(report.aborted, None);
+        assert_eq!(
+            report.binaries,
+            [
+                Binary {
+                    name: "benign".into(),
+                    exit: Some(101),
+                    seconds: Some(12),
+                    tests: vec![
+                        ("an_ordinary_workload_is_silent".into(), "ok".into()),
+                        (
+                            "nsenter_from_the_host_into_a_container_is_silent".into(),
+                            "FAILED".into()
+                        ),
+                    ],
+                },
+                Binary {
+                    name: "lifecycle".into(),
+                    exit: Some(0),
+                    seconds: Some(3),
+                    tests: vec![("test_result_line_is_not_a_test".into(), "ignored".into())],
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn passes_only_when_every_binary_ran_and_passed() {
+        let all_passed = |passed| Report {
+            probe_exit: Some(0),
+            result: Some((passed, 0)),
+            ..Report::default()
+        };
+        assert!(all_passed(6).verdict(6).is_ok());
+        assert!(all_passed(5).verdict(6).is_err(), "a binary did not run");
+        assert!(parse(CONSOLE).verdict(2).is_err(), "a binary failed");
+        let probe_failed = Report {
+            probe_exit: Some(1),
+            ..all_passed(6)
+        };
+        assert!(probe_failed.verdict(6).is_err());
+    }
+
+    #[test]
+    fn fails_without_a_result_line() {
+        let cut_short = parse("VMTEST BOOTED: 3.0 s\nVMTEST RUNNING: harness\ntest a ... ok\n");
+        assert_eq!(cut_short.binaries[0].exit, None);
+        assert!(cut_short.verdict(1).is_err());
+        let aborted = parse("VMTEST ABORTED: mounting cgroup2 at /sys/fs/cgroup\n");
+        assert_eq!(
+            aborted.aborted.as_deref(),
+            Some("mounting cgroup2 at /sys/fs/cgroup")
+        );
+        assert!(aborted.verdict(0).is_err());
+    }
+
+    #[test]
+    fn reads_the_tally() {
+        assert_eq!(parse_tally("12 passed, 0 failed"), Some((12, 0)));
+        assert_eq!(parse_tally("12 passed"), None);
+        assert_eq!(parse_tally("x passed, 0 failed"), None);
+    }
+}
