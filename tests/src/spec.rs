@@ -122,9 +122,12 @@ fn detach(spec: &mut Value, cgroups_path: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `runc spec` already asks for one on cgroup v2 hosts; v1 hosts get it added.
 fn add_cgroup_namespace(spec: &mut Value) -> anyhow::Result<()> {
-    if Path::new("/proc/self/ns/cgroup").exists() {
-        namespaces(spec)?.push(json!({"type": "cgroup"}));
+    let namespaces = namespaces(spec)?;
+    let has_one = namespaces.iter().any(|ns| ns["type"] == "cgroup");
+    if !has_one && Path::new("/proc/self/ns/cgroup").exists() {
+        namespaces.push(json!({"type": "cgroup"}));
     }
     Ok(())
 }
@@ -133,6 +136,7 @@ fn add_cgroup_namespace(spec: &mut Value) -> anyhow::Result<()> {
 /// only lets the initial cgroup namespace create a new v1 hierarchy, which the release_agent
 /// technique needs.
 fn privilege(spec: &mut Value) -> anyhow::Result<()> {
+    namespaces(spec)?.retain(|ns| ns["type"] != "cgroup");
     let all = host_capabilities()?;
     let capabilities = field(spec, "/process/capabilities")?;
     for set in [
