@@ -11,43 +11,43 @@ pub(crate) static CONFIG: Config = Config::UNSET;
 /// read at a time: copying the whole table would cost stack the programs do not have.
 macro_rules! offset {
     ($field:ident) => {
-        $crate::config::volatile(&raw const $crate::config::CONFIG.offsets.$field)
+        $crate::config::volatile(&$crate::config::CONFIG.offsets.$field)
     };
 }
 pub(crate) use offset;
 
 #[inline(always)]
-pub fn volatile<T: Copy>(value: *const T) -> T {
-    // SAFETY: only ever called with pointers into the CONFIG static.
+pub fn volatile<T: Copy>(value: &T) -> T {
+    // SAFETY: a reference is valid for reads.
     unsafe { core::ptr::read_volatile(value) }
 }
 
 #[inline(always)]
 pub fn host_ns() -> Namespaces {
-    volatile(&raw const CONFIG.host_ns)
+    volatile(&CONFIG.host_ns)
 }
 
 #[inline(always)]
 pub fn host_mnt_ns() -> u32 {
-    volatile(&raw const CONFIG.host_ns.mnt)
+    volatile(&CONFIG.host_ns.mnt)
 }
 
 #[inline(always)]
 pub fn agent_tgid() -> u32 {
-    volatile(&raw const CONFIG.agent_tgid)
+    volatile(&CONFIG.agent_tgid)
 }
 
 #[inline(always)]
 pub fn enforcing() -> bool {
-    volatile(&raw const CONFIG.enforce) != 0
+    volatile(&CONFIG.enforce) != 0
 }
 
 #[inline(always)]
 pub fn reading_module_id() -> u32 {
-    volatile(&raw const CONFIG.reading_module)
+    volatile(&CONFIG.reading_module)
 }
 
 #[inline(always)]
 pub fn loading_module_id() -> u32 {
-    volatile(&raw const CONFIG.loading_module)
+    volatile(&CONFIG.loading_module)
 }
