@@ -44,7 +44,7 @@ enum Command {
     Test(test::Options),
     /// Measure what the agent costs the host (needs root)
     Bench(bench::Options),
-    /// Run the e2e tests on Debian's 6.1 cloud kernel under QEMU (needs root)
+    /// Run the e2e tests on Debian's 6.1 cloud kernel under QEMU (installing it needs root)
     Vmtest(vmtest::Options),
 }
 

@@ -85,10 +85,10 @@ pub fn run(options: &Options) -> Result<()> {
 }
 
 fn stages(options: &Options) -> Vec<Stage> {
-    let e2e = if options.skip_e2e {
-        Action::Skip("--skip-e2e")
+    let (e2e, vm) = if options.skip_e2e {
+        (Action::Skip("--skip-e2e"), Action::Skip("--skip-e2e"))
     } else {
-        Action::Run(e2e_tests)
+        (Action::Run(e2e_tests), Action::Run(vm_tests))
     };
     vec![
         Stage::new("setup", Action::Run(setup::run)),
@@ -102,6 +102,7 @@ fn stages(options: &Options) -> Vec<Stage> {
         Stage::new("prometheus rules (promtool)", Action::Run(prometheus_rules)),
         Stage::new("release build", Action::Run(release_build)),
         Stage::new("e2e tests (root)", e2e),
+        Stage::new("e2e tests in a Debian 6.1 VM (BPF LSM)", vm),
     ]
 }
 
@@ -181,6 +182,14 @@ fn e2e_tests() -> Result<()> {
             .args(["test", "--package", "escape-detector-e2e", "--release"])
             .args(["--", "--test-threads=1"]),
     )
+}
+
+/// `cargo xtask vmtest` with its defaults: the same scenarios on a second kernel.
+fn vm_tests() -> Result<()> {
+    use clap::{Args, FromArgMatches};
+    let command = crate::vmtest::Options::augment_args(clap::Command::new("vmtest"));
+    let options = crate::vmtest::Options::from_arg_matches(&command.get_matches_from(["vmtest"]))?;
+    crate::vmtest::run(&options)
 }
 
 fn print_summary(stages: &[Stage], outcomes: &[Outcome]) {

@@ -1,9 +1,10 @@
 #!/bin/sh
-# /init of the vmtest guest, PID 1, run by busybox sh. It mounts what the detector and the e2e
-# tests need, runs `escape-detector probe` and every test binary in /vmtest/tests, and powers
-# the machine off. Lines starting with "VMTEST " are for the host (xtask/src/vmtest/report.rs);
-# the last one is the verdict. Arguments (the kernel command line after "--") go to every test
-# binary, e.g. the name of one test.
+# /init of the vmtest guest, PID 1 (/bin/sh is dash, as on the development VMs). It mounts what
+# the detector and the e2e tests need, runs `escape-detector probe` and every test binary in
+# /vmtest/tests, and powers the machine off. Lines starting with "VMTEST " are for the host
+# (xtask/src/vmtest/report.rs); the last one is the verdict. Arguments (the kernel command line
+# after "--") go to every test binary, e.g. the name of one test. The kernel passes
+# vmtest_cgroups=hybrid|unified (the cgroup layout to mount) in the environment.
 
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 
@@ -45,13 +46,33 @@ mount_fs sysfs /sys
 mount_fs devtmpfs /dev
 mount_fs tmpfs /run
 mount_fs tmpfs /tmp
-mount_fs cgroup2 /sys/fs/cgroup
+case "${vmtest_cgroups:-}" in
+hybrid)
+    # The development VMs' layout, which the e2e harness is written for: v1 controllers, a
+    # named systemd hierarchy, and cgroup2 at unified.
+    mount -t tmpfs -o mode=0755 cgroups /sys/fs/cgroup || abort "mounting a tmpfs at /sys/fs/cgroup"
+    for hierarchy in cpu cpuacct cpuset memory devices freezer blkio pids none,name=systemd; do
+        dir=/sys/fs/cgroup/${hierarchy#none,name=}
+        mkdir "$dir" && mount -t cgroup -o "$hierarchy" cgroup "$dir" || abort "mounting cgroup $hierarchy"
+    done
+    mkdir /sys/fs/cgroup/unified && mount_fs cgroup2 /sys/fs/cgroup/unified
+    ;;
+unified)
+    mount_fs cgroup2 /sys/fs/cgroup
+    ;;
+*)
+    abort "vmtest_cgroups=${vmtest_cgroups:-} on the kernel command line: hybrid or unified"
+    ;;
+esac
 mount_fs securityfs /sys/kernel/security
 mount_fs tracefs /sys/kernel/tracing
 # Nothing pins BPF objects yet: a missing bpffs is worth a line, not a failed run.
 mount -t bpf bpf /sys/fs/bpf || echo "vmtest: no bpffs at /sys/fs/bpf"
 # The e2e tests' machine-wide lock file, and runc's state.
 mkdir -p /run/lock /run/runc
+# The tests talk to the detector's HTTP endpoints on 127.0.0.1. Loopback only: the machine has
+# no network card.
+ip link set lo up || abort "bringing up the loopback interface"
 
 release=$(uname -r)
 while read -r module; do

@@ -1,9 +1,10 @@
-//! The guest's root filesystem, an uncompressed initramfs made of two cpio archives cached under
-//! target/xtask/vmtest/: the system part (busybox, runc and two more host tools, every shared
+//! The guest's root filesystem, an initramfs made of two cpio archives cached under
+//! target/xtask/vmtest/: the system part (busybox, runc and other host programs, every shared
 //! library, kernel modules, /init), which changes when Debian packages do, and the project part
 //! (the detector and the e2e test binaries), which changes with every build. Each part is
 //! rewritten only when its manifest (every file's source, size and mtime) changes; the kernel
-//! unpacks the two back to back.
+//! unpacks the two back to back. Uncompressed: gzip saved no boot time under TCG and cost a
+//! second of compression at every rebuild.
 
 use std::{
     collections::BTreeMap,
@@ -22,9 +23,21 @@ const INIT_SCRIPT: &str = include_str!("init.sh");
 
 /// Static, so it runs in every container rootfs too; the e2e harness copies it from this path.
 const BUSYBOX: &str = "/bin/busybox";
-/// Host programs the guest runs from the same paths: runc, and two tools of which the e2e
-/// harness asks more than busybox's applets offer (`losetup --find --show`, `mkfs.ext2 -q -F`).
-const HOST_PROGRAMS: &[&str] = &["/usr/sbin/runc", "/usr/sbin/losetup", "/usr/sbin/mkfs.ext2"];
+/// Host programs the guest runs from the same paths: runc; promtool, which checks the metrics
+/// page; and tools of which the e2e harness asks more than busybox's applets offer (`losetup
+/// --find --show`, `mkfs.ext2 -q -F`, `readlink` of several links).
+const HOST_PROGRAMS: &[&str] = &[
+    "/usr/sbin/runc",
+    "/usr/bin/promtool",
+    "/usr/sbin/losetup",
+    "/usr/sbin/mkfs.ext2",
+    "/usr/bin/readlink",
+    SHELL,
+];
+/// /bin/sh, as on the development VMs: busybox's sh runs its own applets before any program
+/// on the PATH, so a container that entered the host's mount namespace would get busybox's
+/// `readlink`, which takes one link only.
+const SHELL: &str = "/usr/bin/dash";
 /// mkfs.ext2's defaults.
 const HOST_FILES: &[&str] = &["/etc/mke2fs.conf"];
 /// Mount points, and /newroot, the tmpfs /init moves everything to.
@@ -44,10 +57,12 @@ pub fn build(dir: &Path, kernel: &Kernel, artifacts: &Artifacts) -> Result<PathB
     let project_changed = write_part(dir, "project", &project)?;
     let initramfs = dir.join("initramfs.cpio");
     if system_changed || project_changed || !initramfs.is_file() {
-        concatenate(
-            &[dir.join("system.cpio"), dir.join("project.cpio")],
-            &initramfs,
-        )?;
+        write_whole(&initramfs, |out| {
+            for part in ["system.cpio", "project.cpio"] {
+                io::copy(&mut File::open(dir.join(part))?, out)?;
+            }
+            Ok(())
+        })?;
     }
     Ok(initramfs)
 }
@@ -77,13 +92,16 @@ fn system_tree(kernel: &Kernel, project: &Tree) -> Result<Tree> {
             Node::Symlink("busybox".to_owned()),
         );
     }
-    let mut programs: Vec<PathBuf> = HOST_PROGRAMS.iter().map(PathBuf::from).collect();
+    tree.insert("/bin/sh", Node::Symlink(SHELL.to_owned()));
     for path in HOST_PROGRAMS.iter().chain(HOST_FILES) {
         tree.host_file(path, Path::new(path))?;
     }
-    programs.extend(project.host_sources());
-    for program in &programs {
-        for library in ldd::shared_libraries(program)? {
+    let programs = HOST_PROGRAMS
+        .iter()
+        .map(PathBuf::from)
+        .chain(project.host_sources());
+    for program in programs {
+        for library in ldd::shared_libraries(&program)? {
             tree.host_file(path_str(&library)?, &library)?;
         }
     }
@@ -95,14 +113,15 @@ fn add_modules(tree: &mut Tree, kernel: &Kernel) -> Result<()> {
     let modules_dep = kernel.modules.join("modules.dep");
     let modules_dep = fs::read_to_string(&modules_dep)
         .with_context(|| format!("reading {}", modules_dep.display()))?;
-    let order = kmod::load_order(&modules_dep, kmod::GUEST_MODULES)?;
-    for module in &order {
+    let at_boot = kmod::load_order(&modules_dep, kmod::LOADED_AT_BOOT)?;
+    let by_tests = kmod::load_order(&modules_dep, kmod::LOADED_BY_TESTS)?;
+    for module in at_boot.iter().chain(&by_tests) {
         tree.host_file(
             &format!("/lib/modules/{}/{module}", kernel.release),
             &kernel.modules.join(module),
         )?;
     }
-    let list: String = order.iter().map(|module| format!("{module}\n")).collect();
+    let list: String = at_boot.iter().map(|module| format!("{module}\n")).collect();
     tree.insert(MODULE_LIST, Node::Text(list, 0o644));
     Ok(())
 }
@@ -131,27 +150,33 @@ fn write_part(dir: &Path, name: &str, tree: &Tree) -> Result<bool> {
         "building: {name} part of the initramfs ({})",
         archive.display()
     );
-    // Without its manifest, an archive cut short by an interruption is never reused.
-    if let Err(error) = fs::remove_file(&manifest_path)
-        && error.kind() != io::ErrorKind::NotFound
-    {
-        return Err(error).with_context(|| format!("removing {}", manifest_path.display()));
-    }
-    tree.write_cpio(&archive)
-        .with_context(|| format!("writing {}", archive.display()))?;
+    write_whole(&archive, |out| tree.write_cpio(out))?;
+    // Last: a manifest never describes an archive that is not complete.
     fs::write(&manifest_path, manifest)
         .with_context(|| format!("writing {}", manifest_path.display()))?;
     Ok(true)
 }
 
-fn concatenate(parts: &[PathBuf], to: &Path) -> Result<()> {
-    let mut out =
-        BufWriter::new(File::create(to).with_context(|| format!("creating {}", to.display()))?);
-    for part in parts {
-        let mut input = File::open(part).with_context(|| format!("opening {}", part.display()))?;
-        io::copy(&mut input, &mut out).with_context(|| format!("writing {}", to.display()))?;
+/// Writes `path` through a temporary file renamed into place, so that an interrupted run leaves
+/// the old file or none, never a truncated one.
+fn write_whole(path: &Path, write: impl FnOnce(&mut BufWriter<File>) -> Result<()>) -> Result<()> {
+    let partial = path.with_extension("partial");
+    let written = write_then_rename(&partial, path, write);
+    if written.is_err() {
+        let _ = fs::remove_file(&partial);
     }
-    io::Write::flush(&mut out).with_context(|| format!("writing {}", to.display()))?;
+    written.with_context(|| format!("writing {}", path.display()))
+}
+
+fn write_then_rename(
+    partial: &Path,
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> Result<()>,
+) -> Result<()> {
+    let mut out = BufWriter::new(File::create(partial)?);
+    write(&mut out)?;
+    out.into_inner().map_err(io::IntoInnerError::into_error)?;
+    fs::rename(partial, path)?;
     Ok(())
 }
 
@@ -231,8 +256,8 @@ impl Tree {
         Ok(manifest)
     }
 
-    fn write_cpio(&self, to: &Path) -> Result<()> {
-        let mut writer = cpio::Writer::new(BufWriter::new(File::create(to)?));
+    fn write_cpio(&self, out: &mut impl io::Write) -> Result<()> {
+        let mut writer = cpio::Writer::new(out);
         for (path, node) in &self.nodes {
             match node {
                 Node::Dir => writer.dir(path, 0o755)?,

@@ -34,9 +34,10 @@ pub fn ensure_installed() -> Result<Kernel> {
         .with_context(|| format!("apt offers no package matching {PACKAGE_PATTERN}"))?;
     println!("installing: {package} (apt)");
     // No recommends: they are firmware and AppArmor, which a kernel booted by QEMU needs not.
+    // --no-remove: on a shared machine, failing beats apt removing a conflicting package.
     cmd::run(
         apt_get()
-            .args(["install", "-y", "--no-install-recommends"])
+            .args(["install", "-y", "--no-install-recommends", "--no-remove"])
             .arg(&package),
     )?;
     newest_installed()?.with_context(|| format!("{package} is installed but not found in /boot"))

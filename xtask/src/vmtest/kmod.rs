@@ -1,11 +1,13 @@
-//! The kernel modules the guest loads before the tests, with their dependencies, in load order.
+//! The kernel modules the guest needs, with their dependencies, in load order.
 
 use anyhow::{Result, bail};
 
-/// Built as modules in the cloud kernel, needed by the e2e tests: `loop` for the host disk the
-/// sensitive-mount technique mounts (an ext2 image on a loop device; ext4, which mounts ext2,
-/// is built in).
-pub const GUEST_MODULES: &[&str] = &["loop"];
+/// Loaded by /init: `loop` for the host disk the sensitive-mount technique mounts (an ext2 image
+/// on a loop device; ext4, which mounts ext2, is built in).
+pub const LOADED_AT_BOOT: &[&str] = &["loop"];
+/// Only shipped: the module-load technique copies `dummy` into a container and loads it there,
+/// and fails if it is loaded already.
+pub const LOADED_BY_TESTS: &[&str] = &["dummy"];
 
 /// Paths relative to the modules directory (`kernel/drivers/block/loop.ko`), each after the
 /// modules it needs, from `modules.dep` as depmod writes it.

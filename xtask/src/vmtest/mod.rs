@@ -28,10 +28,30 @@ pub struct Options {
     /// suite takes minutes
     #[arg(long, default_value_t = 1200)]
     timeout: u64,
+    /// The guest's cgroup layout: hybrid is the development VMs' (v1 controllers, cgroup2 at
+    /// /sys/fs/cgroup/unified), unified is cgroup2 alone at /sys/fs/cgroup
+    #[arg(long, value_enum, default_value_t = Cgroups::Hybrid)]
+    cgroups: Cgroups,
     /// Arguments for every test binary in the guest, after `--` (e.g. a test's name to run only
     /// that test)
     #[arg(last = true)]
     test_args: Vec<String>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Cgroups {
+    Hybrid,
+    Unified,
+}
+
+impl Cgroups {
+    /// As init.sh reads it from `vmtest_cgroups`.
+    fn name(self) -> &'static str {
+        match self {
+            Cgroups::Hybrid => "hybrid",
+            Cgroups::Unified => "unified",
+        }
+    }
 }
 
 pub fn run(options: &Options) -> Result<()> {
@@ -45,6 +65,7 @@ pub fn run(options: &Options) -> Result<()> {
     let guest = qemu::Guest {
         kernel: &kernel.image,
         initramfs: &initramfs,
+        init_env: &[("vmtest_cgroups", options.cgroups.name())],
         init_args: &options.test_args,
     };
     let console = qemu::run(
@@ -54,7 +75,7 @@ pub fn run(options: &Options) -> Result<()> {
         report::BOOTED,
     )?;
     let report = report::parse(&console.text);
-    print_summary(&report, &console, started.elapsed(), &log);
+    print_summary(&report, options.cgroups, &console, started.elapsed(), &log);
     if console.timed_out {
         bail!(
             "the guest did not finish within {} s (raise it with --timeout)",
@@ -64,19 +85,30 @@ pub fn run(options: &Options) -> Result<()> {
     report.verdict(artifacts.tests.len())
 }
 
-fn print_summary(report: &report::Report, console: &qemu::Console, total: Duration, log: &Path) {
+fn print_summary(
+    report: &report::Report,
+    cgroups: Cgroups,
+    console: &qemu::Console,
+    total: Duration,
+    log: &Path,
+) {
     println!("\nvmtest summary");
     println!(
-        "kernel: {} (LSMs: {})",
+        "kernel: {} (LSMs: {}; cgroups: {})",
         report
             .kernel
             .as_deref()
             .unwrap_or("unknown: the guest never said"),
-        report.lsm.as_deref().unwrap_or("unknown")
+        report.lsm.as_deref().unwrap_or("unknown"),
+        cgroups.name()
     );
-    let booted = console.booted_after.map_or("never".to_owned(), seconds);
+    let booted = console
+        .booted_after
+        .map_or("never booted".to_owned(), |took| {
+            format!("booted in {}", seconds(took))
+        });
     println!(
-        "time: booted in {booted}, guest ran {}, vmtest took {} in all",
+        "time: {booted}, guest ran {}, vmtest took {} in all",
         seconds(console.ran_for),
         seconds(total)
     );
@@ -139,4 +171,24 @@ fn count_tests(tests: &[(String, String)]) -> String {
 
 fn seconds(duration: Duration) -> String {
     format!("{:.1} s", duration.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_outcomes_leaving_out_zeros() {
+        let tests = |outcomes: &[&str]| -> Vec<(String, String)> {
+            outcomes
+                .iter()
+                .map(|outcome| ("t".to_owned(), (*outcome).to_owned()))
+                .collect()
+        };
+        assert_eq!(count_tests(&tests(&[])), "0 ok");
+        assert_eq!(
+            count_tests(&tests(&["ok", "FAILED", "ok", "ignored, needs a disk"])),
+            "2 ok, 1 FAILED, 1 ignored"
+        );
+    }
 }

@@ -12,6 +12,8 @@ const RUNNING: &str = "VMTEST RUNNING: ";
 const BINARY: &str = "VMTEST BINARY: ";
 const RESULT: &str = "VMTEST RESULT: ";
 const ABORTED: &str = "VMTEST ABORTED: ";
+/// The kernel's own last word.
+const PANIC: &str = "Kernel panic - not syncing: ";
 
 #[derive(Debug, Default, PartialEq)]
 pub struct Report {
@@ -25,6 +27,8 @@ pub struct Report {
     pub result: Option<(usize, usize)>,
     /// Why the guest gave up before running the tests.
     pub aborted: Option<String>,
+    /// Why the guest's kernel panicked, if it did.
+    pub panic: Option<String>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -67,6 +71,8 @@ pub fn parse(console: &str) -> Report {
             report.result = parse_tally(tally);
         } else if let Some(reason) = after(line, ABORTED) {
             report.aborted = Some(reason.to_owned());
+        } else if let Some(reason) = after(line, PANIC) {
+            report.panic.get_or_insert_with(|| reason.to_owned());
         } else if let (Some(binary), Some(test)) = (report.binaries.last_mut(), test_line(line)) {
             binary.tests.push(test);
         }
@@ -79,6 +85,15 @@ impl Report {
     pub fn verdict(&self, expected: usize) -> Result<()> {
         if let Some(reason) = &self.aborted {
             bail!("the guest gave up: {reason}");
+        }
+        if let Some(reason) = &self.panic {
+            let during = self
+                .binaries
+                .last()
+                .filter(|binary| binary.exit.is_none())
+                .map(|binary| format!(" during {}", binary.name))
+                .unwrap_or_default();
+            bail!("the guest's kernel panicked{during}: {reason}");
         }
         let Some((passed, failed)) = self.result else {
             bail!(
@@ -217,6 +232,21 @@ VMTEST RESULT: 1 passed, 1 failed
             Some("mounting cgroup2 at /sys/fs/cgroup")
         );
         assert!(aborted.verdict(0).is_err());
+    }
+
+    #[test]
+    fn names_a_kernel_panic_and_the_binary_it_cut_short() {
+        let panicked = parse(
+            "VMTEST RUNNING: harness\n\
+             test a ... [  208.6] watchdog: BUG: soft lockup - CPU#1 stuck for 23s!\n\
+             [  208.6] Kernel panic - not syncing: softlockup: hung tasks\n",
+        );
+        assert_eq!(panicked.panic.as_deref(), Some("softlockup: hung tasks"));
+        let error = panicked.verdict(1).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "the guest's kernel panicked during harness: softlockup: hung tasks"
+        );
     }
 
     #[test]
