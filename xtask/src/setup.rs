@@ -25,6 +25,9 @@ const APT_PACKAGES: &[&str] = &[
     // `cargo xtask vmtest` boots a second kernel (Debian's 6.1 cloud kernel, which it installs
     // itself by the newest name apt offers) under TCG.
     "qemu-system-x86",
+    // The machine image's qemu-img is a backport that Debian's qemu-system-x86 conflicts with:
+    // apt removes it while installing the VM lane, and this puts Debian's own back.
+    "qemu-utils",
 ];
 
 /// The nightly builds the kernel crate with `-Z build-std=core` (needs the sources) and lints it.
@@ -40,15 +43,7 @@ pub fn run() -> Result<()> {
 }
 
 fn install_apt_packages() -> Result<()> {
-    let mut missing = Vec::new();
-    for &package in APT_PACKAGES {
-        if apt_package_installed(package) {
-            println!("ok: {package} present");
-        } else {
-            println!("installing: {package} (apt)");
-            missing.push(package);
-        }
-    }
+    let missing = missing_apt_packages(true);
     if missing.is_empty() {
         return Ok(());
     }
@@ -60,10 +55,43 @@ fn install_apt_packages() -> Result<()> {
     }
     // One update and one install for all missing packages: the update is the slow part.
     cmd::run(apt_get().arg("update"))?;
+    apt_install(&missing)?;
+    // An install may remove a listed package it conflicts with; put those back.
+    let removed = missing_apt_packages(false);
+    if removed.is_empty() {
+        return Ok(());
+    }
+    println!(
+        "reinstalling what the install removed: {}",
+        removed.join(", ")
+    );
+    apt_install(&removed)
+}
+
+/// The listed packages not installed, saying so per package when `report` is set.
+fn missing_apt_packages(report: bool) -> Vec<&'static str> {
+    let mut missing = Vec::new();
+    for &package in APT_PACKAGES {
+        let present = apt_package_installed(package);
+        if report {
+            if present {
+                println!("ok: {package} present");
+            } else {
+                println!("installing: {package} (apt)");
+            }
+        }
+        if !present {
+            missing.push(package);
+        }
+    }
+    missing
+}
+
+fn apt_install(packages: &[&str]) -> Result<()> {
     cmd::run(
         apt_get()
             .args(["install", "-y", "--no-install-recommends"])
-            .args(&missing),
+            .args(packages),
     )
 }
 

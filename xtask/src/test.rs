@@ -176,6 +176,8 @@ fn e2e_tests() -> Result<()> {
         );
     }
     let binary = build::agent_path(Profile::Release);
+    // The backend each kernel gives the detector belongs in the test output.
+    cmd::run(cmd::new(&binary).arg("probe"))?;
     cmd::run(
         cmd::new("cargo")
             .env("ESCAPE_DETECTOR_BIN", &binary)
