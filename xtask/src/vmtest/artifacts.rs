@@ -7,11 +7,11 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use super::json;
 use crate::{
     build::{self, Profile},
     cmd,
 };
+use serde_json::Value;
 
 const E2E_PACKAGE: &str = "escape-detector-e2e";
 
@@ -44,7 +44,8 @@ fn e2e_test_binaries() -> Result<Vec<TestBinary>> {
     let messages = stdout_of(&mut cargo)?;
     let mut tests = Vec::new();
     for line in messages.lines().filter(|line| line.starts_with('{')) {
-        let message = json::parse(line).with_context(|| format!("cargo printed {line}"))?;
+        let message: Value =
+            serde_json::from_str(line).with_context(|| format!("cargo printed {line}"))?;
         if let Some(test) = test_binary(&message) {
             tests.push(test);
         }
@@ -71,17 +72,17 @@ fn stdout_of(command: &mut Command) -> Result<String> {
 /// The executable of an integration test target (tests/*.rs), from one cargo message. The
 /// library's own unit tests are left out: they test the harness's pure helpers, not the kernel,
 /// and `cargo xtask test` runs them on the host.
-fn test_binary(message: &json::Value) -> Option<TestBinary> {
+fn test_binary(message: &Value) -> Option<TestBinary> {
     if message.get("reason")?.as_str()? != "compiler-artifact" {
         return None;
     }
     let target = message.get("target")?;
     let is_integration_test = target
         .get("kind")?
-        .as_array()
+        .as_array()?
         .iter()
         .any(|kind| kind.as_str() == Some("test"));
-    if !is_integration_test || !message.get("profile")?.get("test")?.is_true() {
+    if !is_integration_test || message.get("profile")?.get("test")?.as_bool() != Some(true) {
         return None;
     }
     Some(TestBinary {
@@ -94,8 +95,8 @@ fn test_binary(message: &json::Value) -> Option<TestBinary> {
 mod tests {
     use super::*;
 
-    fn message(kind: &str, executable: &str) -> json::Value {
-        json::parse(&format!(
+    fn message(kind: &str, executable: &str) -> Value {
+        serde_json::from_str(&format!(
             r#"{{"reason":"compiler-artifact","target":{{"kind":["{kind}"],"name":"harness"}},"profile":{{"test":true}},"executable":{executable}}}"#
         ))
         .unwrap()
@@ -112,7 +113,8 @@ mod tests {
     fn leaves_out_unit_tests_libraries_and_other_messages() {
         assert!(test_binary(&message("lib", r#""/t/release/deps/e2e-1a""#)).is_none());
         assert!(test_binary(&message("test", "null")).is_none());
-        let finished = json::parse(r#"{"reason":"build-finished","success":true}"#).unwrap();
+        let finished =
+            serde_json::from_str(r#"{"reason":"build-finished","success":true}"#).unwrap();
         assert!(test_binary(&finished).is_none());
     }
 }

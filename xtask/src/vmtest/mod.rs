@@ -6,7 +6,6 @@
 mod artifacts;
 mod cpio;
 mod initramfs;
-mod json;
 mod kernel;
 mod kmod;
 mod ldd;
