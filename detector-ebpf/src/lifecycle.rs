@@ -17,10 +17,9 @@ use crate::{
 /// Marks the current process as a container process when it runs outside the host's mount
 /// namespace; returns its mark (0: not a container process).
 #[inline(always)]
-fn mark_at_exec(tgid: u32, current: *const u8) -> u32 {
+fn mark_at_exec(tgid: u32, mnt: u32) -> u32 {
     let old = container_mark(tgid).unwrap_or(0);
     let host = host_mnt_ns();
-    let mnt = task::mnt_ns(current);
     let mark = if host != 0 && mnt != 0 && mnt != host {
         old | task_mark::FOREIGN_MNT_NS
     } else {
@@ -40,7 +39,9 @@ pub fn on_exec(ctx: &RawTracePointContext) {
         return;
     }
     let current = task::current();
-    let marked = mark_at_exec(tgid, current);
+    // Read once: the mark needs the mount namespace, the event all of them.
+    let ns = task::namespaces(current);
+    let marked = mark_at_exec(tgid, ns.mnt);
     let Some(mut entry) = reserve::<ExecEvent>(EventKind::Exec) else {
         return;
     };
@@ -54,7 +55,7 @@ pub fn on_exec(ctx: &RawTracePointContext) {
         (*e).uid = uid;
         (*e).euid = euid;
         (*e).marked = marked;
-        (*e).ns = task::namespaces(current);
+        (*e).ns = ns;
         (*e).comm = bpf_get_current_comm().unwrap_or([0; 16]);
         let bprm: *const u8 = ctx.arg(2);
         let filename = pointer(bprm, offset!(binprm_filename)).unwrap_or_default();

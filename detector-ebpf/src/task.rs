@@ -45,14 +45,6 @@ pub fn namespaces(task: *const u8) -> Namespaces {
     ns
 }
 
-/// Only the mount namespace: the cheap test for "runs outside the host's mounts".
-#[inline(always)]
-pub fn mnt_ns(task: *const u8) -> u32 {
-    pointer(task, offset!(task_nsproxy))
-        .map(|nsproxy| ns_inum(nsproxy, offset!(nsproxy_mnt_ns), offset!(mnt_ns_inum)))
-        .unwrap_or(0)
-}
-
 /// (uid, euid) from the task's effective credentials.
 #[inline(always)]
 pub fn uids(task: *const u8) -> (u32, u32) {

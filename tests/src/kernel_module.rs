@@ -9,6 +9,11 @@ use std::{
 
 use anyhow::{Context, ensure};
 
+/// A module with no dependencies and no effect until configured: the one the tests load.
+pub const DUMMY: &str = "dummy";
+/// Its file below the running kernel's `kernel/` module tree.
+pub const DUMMY_FILE: &str = "drivers/net/dummy.ko";
+
 /// True when the running kernel loads modules at all.
 pub fn supported() -> bool {
     Path::new("/proc/modules").exists()

@@ -87,15 +87,15 @@ fn a_module_load_is_stopped() -> anyhow::Result<()> {
         eprintln!("this kernel has no module support: no module load to stop");
         return Ok(());
     }
-    let module = kernel_module::file("drivers/net/dummy.ko")?;
-    let _unload = kernel_module::UnloadOnDrop::new("dummy")?;
+    let module = kernel_module::file(kernel_module::DUMMY_FILE)?;
+    let _unload = kernel_module::UnloadOnDrop::new(kernel_module::DUMMY)?;
     let (detector, container, action) = enforcing()?;
     std::fs::copy(&module, container.rootfs_on_host().join("module.ko"))?;
     let act = container.exec("insmod /module.ko && sleep 5")?;
     expect_enforced(&detector, &container, "kernel-module-load", action, &act)?;
     if action == "denied" {
         assert!(
-            !kernel_module::is_loaded("dummy"),
+            !kernel_module::is_loaded(kernel_module::DUMMY),
             "a denied module was loaded"
         );
     }

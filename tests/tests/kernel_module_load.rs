@@ -5,9 +5,7 @@ use escape_detector_e2e::{
     CgroupLayout, Container, Detector, Profile, exclusive, kernel_module, scenario, technique,
 };
 
-/// A module with no dependencies and no effect until configured.
-const MODULE: &str = "dummy";
-const MODULE_FILE: &str = "drivers/net/dummy.ko";
+use kernel_module::{DUMMY as MODULE, DUMMY_FILE as MODULE_FILE};
 
 #[test]
 fn a_module_loaded_from_a_privileged_container_is_reported() -> anyhow::Result<()> {
