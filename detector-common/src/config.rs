@@ -127,6 +127,12 @@ pub struct Offsets {
     pub cgroup_root: u32,
     pub cgroup_root_hierarchy_id: u32,
     pub kernfs_node_id: u32,
+
+    pub file_private_data: u32,
+    pub socket_sk: u32,
+    pub sock_family: u32,
+    pub unix_sock_peer: u32,
+    pub unix_sock_path_dentry: u32,
 }
 
 impl Offsets {
@@ -179,6 +185,11 @@ impl Offsets {
         cgroup_root: FIELD_MISSING,
         cgroup_root_hierarchy_id: FIELD_MISSING,
         kernfs_node_id: FIELD_MISSING,
+        file_private_data: FIELD_MISSING,
+        socket_sk: FIELD_MISSING,
+        sock_family: FIELD_MISSING,
+        unix_sock_peer: FIELD_MISSING,
+        unix_sock_path_dentry: FIELD_MISSING,
     };
 }
 

@@ -15,13 +15,16 @@ pub enum EventKind {
     FileOpen = 6,
     Mount = 7,
     Module = 8,
+    Bpf = 9,
+    Ptrace = 10,
+    UnixConnect = 11,
 }
 
 /// Size of the per-kind loss counter array (index 0 is unused).
-pub const KIND_SLOTS: u32 = 9;
+pub const KIND_SLOTS: u32 = 12;
 
 impl EventKind {
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::Exec,
         EventKind::Fork,
         EventKind::Exit,
@@ -30,6 +33,9 @@ impl EventKind {
         EventKind::FileOpen,
         EventKind::Mount,
         EventKind::Module,
+        EventKind::Bpf,
+        EventKind::Ptrace,
+        EventKind::UnixConnect,
     ];
 
     pub fn from_u32(v: u32) -> Option<EventKind> {
@@ -47,6 +53,9 @@ impl EventKind {
             EventKind::FileOpen => "file_open",
             EventKind::Mount => "mount",
             EventKind::Module => "module",
+            EventKind::Bpf => "bpf",
+            EventKind::Ptrace => "ptrace",
+            EventKind::UnixConnect => "unix_connect",
         }
     }
 }
@@ -231,6 +240,81 @@ pub struct ModuleEvent {
     pub denied: u32,
     /// The module file's name, or the requested module's name; empty for an image.
     pub name: [u8; NAME_LEN],
+}
+
+/// A container process used the `bpf()` system call (map element operations left out: they
+/// need a descriptor one of the reported commands produced).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct BpfEvent {
+    pub header: Header,
+    /// The `cmd` argument (`enum bpf_cmd`).
+    pub cmd: u32,
+    pub _pad: u32,
+}
+
+/// How a container process reached into another process.
+pub mod ptrace_access {
+    /// `ptrace(PTRACE_ATTACH)`.
+    pub const ATTACH: u32 = 1;
+    /// `ptrace(PTRACE_SEIZE)`.
+    pub const SEIZE: u32 = 2;
+    /// `process_vm_readv`.
+    pub const VM_READ: u32 = 3;
+    /// `process_vm_writev`.
+    pub const VM_WRITE: u32 = 4;
+    /// The kernel granted attach-level access (`ptrace_may_access` with `PTRACE_MODE_ATTACH`)
+    /// using the real credentials: ptrace attach or process_vm_readv/writev.
+    pub const GRANTED_REALCREDS: u32 = 5;
+    /// The same with filesystem credentials: opening /proc/PID/mem (or similar).
+    pub const GRANTED_FSCREDS: u32 = 6;
+
+    pub const fn name(access: u32) -> &'static str {
+        match access {
+            ATTACH => "ptrace attach",
+            SEIZE => "ptrace seize",
+            VM_READ => "process_vm_readv",
+            VM_WRITE => "process_vm_writev",
+            GRANTED_REALCREDS => "ptrace or process_vm access",
+            GRANTED_FSCREDS => "/proc/PID/mem access",
+            _ => "unknown",
+        }
+    }
+}
+
+/// A container process gained ptrace-level access to a process in another mount namespace.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct PtraceEvent {
+    pub header: Header,
+    /// A `ptrace_access` value.
+    pub access: u32,
+    /// The target's tgid as the host sees it; 0 when only `target_vpid` is known.
+    pub target_tgid: u32,
+    /// The pid the caller named, in its own pid namespace (syscall tracepoints only).
+    pub target_vpid: u32,
+    pub _pad: u32,
+}
+
+/// A container process connected a unix socket to one of the sockets the agent watches
+/// (container runtime and kubelet APIs), identified by the socket file's device and inode.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct UnixConnectEvent {
+    pub header: Header,
+    pub dev: u32,
+    pub _pad: u32,
+    pub ino: u64,
+}
+
+/// Key of the kernel's watched-socket map: a socket file's `(st_dev, st_ino)`, with the
+/// device in the kernel's internal encoding (`super_block.s_dev`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SocketFile {
+    pub dev: u32,
+    pub _pad: u32,
+    pub ino: u64,
 }
 
 /// `file.f_mode` bit for a file opened for writing.

@@ -7,6 +7,7 @@ use crate::{config::*, event::*};
 unsafe impl aya::Pod for Config {}
 unsafe impl aya::Pod for Namespaces {}
 unsafe impl aya::Pod for Offsets {}
+unsafe impl aya::Pod for SocketFile {}
 
 /// One decoded ring-buffer record.
 #[derive(Clone, Copy)]
@@ -23,6 +24,9 @@ pub enum Event {
     FileOpen(FileOpenEvent),
     Mount(MountEvent),
     Module(ModuleEvent),
+    Bpf(BpfEvent),
+    Ptrace(PtraceEvent),
+    UnixConnect(UnixConnectEvent),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -70,6 +74,9 @@ impl Event {
             EventKind::FileOpen => Event::FileOpen(read(bytes, k)?),
             EventKind::Mount => Event::Mount(read(bytes, k)?),
             EventKind::Module => Event::Module(read(bytes, k)?),
+            EventKind::Bpf => Event::Bpf(read(bytes, k)?),
+            EventKind::Ptrace => Event::Ptrace(read(bytes, k)?),
+            EventKind::UnixConnect => Event::UnixConnect(read(bytes, k)?),
         })
     }
 
@@ -83,6 +90,9 @@ impl Event {
             Event::FileOpen(e) => &e.header,
             Event::Mount(e) => &e.header,
             Event::Module(e) => &e.header,
+            Event::Bpf(e) => &e.header,
+            Event::Ptrace(e) => &e.header,
+            Event::UnixConnect(e) => &e.header,
         }
     }
 
@@ -96,6 +106,9 @@ impl Event {
             Event::FileOpen(_) => EventKind::FileOpen,
             Event::Mount(_) => EventKind::Mount,
             Event::Module(_) => EventKind::Module,
+            Event::Bpf(_) => EventKind::Bpf,
+            Event::Ptrace(_) => EventKind::Ptrace,
+            Event::UnixConnect(_) => EventKind::UnixConnect,
         }
     }
 }
@@ -127,8 +140,12 @@ mod tests {
         assert_eq!(offset_of!(FileOpenEvent, magic), 40);
         assert_eq!(size_of::<MountEvent>(), 328);
         assert_eq!(size_of::<ModuleEvent>(), 96);
-        assert_eq!(size_of::<Offsets>(), 47 * 4);
-        assert_eq!(size_of::<Config>(), 32 + 16 + 47 * 4);
+        assert_eq!(size_of::<BpfEvent>(), 32);
+        assert_eq!(size_of::<PtraceEvent>(), 40);
+        assert_eq!(size_of::<UnixConnectEvent>(), 40);
+        assert_eq!(size_of::<SocketFile>(), 16);
+        assert_eq!(size_of::<Offsets>(), 52 * 4);
+        assert_eq!(size_of::<Config>(), 32 + 16 + 52 * 4);
     }
 
     fn bytes_of<T>(v: &T) -> &[u8] {

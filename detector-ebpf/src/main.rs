@@ -2,6 +2,7 @@
 #![no_std]
 #![no_main]
 
+mod bpf_calls;
 mod config;
 mod emit;
 mod files;
@@ -11,11 +12,13 @@ mod maps;
 mod modules;
 mod mounts;
 mod namespaces;
+mod ptrace;
+mod sockets;
 mod task;
 
 use aya_ebpf::{
-    macros::{lsm, raw_tracepoint, tracepoint},
-    programs::{LsmContext, RawTracePointContext, TracePointContext},
+    macros::{fentry, fexit, lsm, raw_tracepoint, tracepoint},
+    programs::{FEntryContext, FExitContext, LsmContext, RawTracePointContext, TracePointContext},
 };
 
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
@@ -119,6 +122,78 @@ pub fn sys_enter_mount(ctx: TracePointContext) -> u32 {
 #[tracepoint(category = "syscalls", name = "sys_exit_mount")]
 pub fn sys_exit_mount(ctx: TracePointContext) -> u32 {
     mounts::on_mount_exit(&ctx);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_bpf")]
+pub fn sys_enter_bpf(ctx: TracePointContext) -> u32 {
+    bpf_calls::on_bpf_enter(&ctx);
+    0
+}
+
+#[fentry(function = "security_bpf")]
+pub fn security_bpf(ctx: FEntryContext) -> i32 {
+    bpf_calls::on_security_bpf(&ctx);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_ptrace")]
+pub fn sys_enter_ptrace(ctx: TracePointContext) -> u32 {
+    ptrace::on_ptrace_enter(&ctx);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_ptrace")]
+pub fn sys_exit_ptrace(ctx: TracePointContext) -> u32 {
+    ptrace::on_access_exit(&ctx);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_process_vm_readv")]
+pub fn sys_enter_process_vm_readv(ctx: TracePointContext) -> u32 {
+    ptrace::on_process_vm_enter(&ctx, detector_common::ptrace_access::VM_READ);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_process_vm_readv")]
+pub fn sys_exit_process_vm_readv(ctx: TracePointContext) -> u32 {
+    ptrace::on_access_exit(&ctx);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_process_vm_writev")]
+pub fn sys_enter_process_vm_writev(ctx: TracePointContext) -> u32 {
+    ptrace::on_process_vm_enter(&ctx, detector_common::ptrace_access::VM_WRITE);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_process_vm_writev")]
+pub fn sys_exit_process_vm_writev(ctx: TracePointContext) -> u32 {
+    ptrace::on_access_exit(&ctx);
+    0
+}
+
+#[fexit(function = "security_ptrace_access_check")]
+pub fn security_ptrace_access_check(ctx: FExitContext) -> i32 {
+    ptrace::on_ptrace_access_check(&ctx);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_connect")]
+pub fn sys_enter_connect(ctx: TracePointContext) -> u32 {
+    sockets::on_connect_enter(&ctx);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_connect")]
+pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
+    sockets::on_connect_exit(&ctx);
+    0
+}
+
+#[fexit(function = "security_unix_stream_connect")]
+pub fn security_unix_stream_connect(ctx: FExitContext) -> i32 {
+    sockets::on_unix_stream_connect(&ctx);
     0
 }
 

@@ -4,9 +4,9 @@ use aya_ebpf::{
     macros::map,
     maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
-use detector_common::KIND_SLOTS;
+use detector_common::{KIND_SLOTS, SocketFile};
 
-use crate::{mounts::PendingMount, namespaces::PendingSetns};
+use crate::{mounts::PendingMount, namespaces::PendingSetns, ptrace::PendingPtrace};
 
 /// Events for the agent. The agent may resize it before load (`ring_buffer_bytes`).
 #[map]
@@ -29,6 +29,19 @@ pub static SETNS_PENDING: LruHashMap<u32, PendingSetns> = LruHashMap::with_max_e
 /// Arguments of a container thread's `mount` call, kept from entry to exit.
 #[map]
 pub static MOUNT_PENDING: LruHashMap<u32, PendingMount> = LruHashMap::with_max_entries(4096, 0);
+
+/// A container thread's ptrace attach or process_vm_* call, kept from entry to exit.
+#[map]
+pub static PTRACE_PENDING: LruHashMap<u32, PendingPtrace> = LruHashMap::with_max_entries(4096, 0);
+
+/// The descriptor of a container thread's `connect` call, kept from entry to exit.
+#[map]
+pub static CONNECT_PENDING: LruHashMap<u32, u32> = LruHashMap::with_max_entries(4096, 0);
+
+/// Socket files whose connections are reported (runtime and kubelet APIs); the agent fills it
+/// from the paths it is configured with, and refreshes it when a runtime re-creates a socket.
+#[map]
+pub static WATCHED_SOCKETS: HashMap<SocketFile, u32> = HashMap::with_max_entries(256, 0);
 
 /// The `task_mark` bits of a process, or `None` when it is not a container process.
 #[inline(always)]

@@ -22,6 +22,14 @@ fn ns_inum(holder: *const u8, ns_ptr_off: u32, inum_off: u32) -> u32 {
         .unwrap_or(0)
 }
 
+/// The inode number of the task's mount namespace; zero when unknown.
+#[inline(always)]
+pub fn mnt_ns(task: *const u8) -> u32 {
+    pointer(task, offset!(task_nsproxy))
+        .map(|nsproxy| ns_inum(nsproxy, offset!(nsproxy_mnt_ns), offset!(mnt_ns_inum)))
+        .unwrap_or(0)
+}
+
 /// All namespaces of `task`; zero where unknown (an exiting task has no nsproxy).
 #[inline(always)]
 pub fn namespaces(task: *const u8) -> Namespaces {

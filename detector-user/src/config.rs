@@ -32,6 +32,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "host_reference_pid",
     "hostname",
     "ring_buffer_bytes",
+    "extra_runtime_sockets",
     "rules",
 ];
 const RULES_KEYS: &[&str] = &["disabled"];
@@ -49,6 +50,8 @@ pub struct Settings {
     /// Overrides the kernel's hostname in alerts.
     pub hostname: Option<String>,
     pub ring_buffer_bytes: u32,
+    /// Socket paths watched by runtime-socket-access besides the well-known ones.
+    pub extra_runtime_sockets: Vec<PathBuf>,
     pub disabled_rules: Vec<String>,
 }
 
@@ -62,6 +65,7 @@ impl Default for Settings {
             host_reference_pid: 1,
             hostname: None,
             ring_buffer_bytes: DEFAULT_RING_BUFFER_BYTES,
+            extra_runtime_sockets: Vec::new(),
             disabled_rules: Vec::new(),
         }
     }
@@ -211,6 +215,9 @@ fn read_settings(root: &Table, known_rules: &[&str], problems: &mut Vec<Problem>
         ring_buffer_bytes: top
             .read("ring_buffer_bytes", parse_ring_buffer_bytes, problems)
             .unwrap_or(defaults.ring_buffer_bytes),
+        extra_runtime_sockets: top
+            .read("extra_runtime_sockets", parse_socket_paths, problems)
+            .unwrap_or_default(),
         disabled_rules: read_disabled_rules(&top, known_rules, problems).unwrap_or_default(),
     }
 }
@@ -381,6 +388,23 @@ fn parse_ring_buffer_bytes(value: &Value) -> Result<u32, Invalid> {
                 "{bytes} is larger than 1 GiB ({MAX_RING_BUFFER_BYTES} bytes)"
             ))
         })
+}
+
+/// Absolute paths; the sockets need not exist yet (a runtime may start after the agent).
+fn parse_socket_paths(value: &Value) -> Result<Vec<PathBuf>, Invalid> {
+    let elements = expect_array(value)?;
+    elements
+        .iter()
+        .enumerate()
+        .map(|(index, element)| {
+            let path = Path::new(expect_str(element).map_err(|e| e.in_element(index))?);
+            if path.is_absolute() {
+                Ok(path.to_owned())
+            } else {
+                Err(Invalid::new(format!("{path:?} is not an absolute path")).in_element(index))
+            }
+        })
+        .collect()
 }
 
 fn parse_rule_ids(value: &Value, known_rules: &[&str]) -> Result<Vec<String>, Invalid> {
@@ -628,6 +652,7 @@ log_level = "debug"
 host_reference_pid = 42
 hostname = "node-7"
 ring_buffer_bytes = 4096
+extra_runtime_sockets = ["/run/user/1000/docker.sock"]
 
 [rules]
 disabled = ["sensitive-mount", "userns-creation"]
@@ -642,6 +667,7 @@ disabled = ["sensitive-mount", "userns-creation"]
             host_reference_pid: 42,
             hostname: Some("node-7".to_owned()),
             ring_buffer_bytes: 4096,
+            extra_runtime_sockets: vec![PathBuf::from("/run/user/1000/docker.sock")],
             disabled_rules: vec!["sensitive-mount".to_owned(), "userns-creation".to_owned()],
         };
         assert_eq!(parse_text(&text).unwrap(), expected);
@@ -860,6 +886,14 @@ disabled = ["sensitive-mount", "userns-creation"]
             column: 21,
             field: Some("ring_buffer_bytes"),
             message: "5000 is not a power of two",
+        },
+        InvalidCase {
+            name: "relative socket path",
+            text: "extra_runtime_sockets = [\"/run/a.sock\", \"b.sock\"]\n",
+            line: 1,
+            column: 41,
+            field: Some("extra_runtime_sockets"),
+            message: "\"b.sock\" is not an absolute path",
         },
         InvalidCase {
             name: "TOML syntax error",

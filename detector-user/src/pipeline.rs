@@ -12,14 +12,16 @@ use detector_common::{Header, NamespaceEvent, user::Event};
 use crate::{
     alert::{Action, Alert, ContainerInfo, ProcessInfo, timestamp},
     enforce,
-    kernel::marks::MarkContainerTasks,
+    kernel::{marks::MarkContainerTasks, watched_sockets::WatchSockets},
     metrics::Metrics,
     outputs::Outputs,
-    rules::{self, Finding, Severity, Subject},
+    rules::{self, Finding, Repeat, Severity, Subject, Target},
     state::{
         container::ContainerTable,
         filesystems::Filesystems,
         process::{Change, Process, ProcessTable},
+        procfs,
+        runtime_sockets::RuntimeSockets,
     },
 };
 
@@ -56,31 +58,47 @@ pub struct Pipeline {
     containers: ContainerTable,
     filesystems: Filesystems,
     marks: Box<dyn MarkContainerTasks>,
+    sockets: RuntimeSockets,
+    socket_watch: Box<dyn WatchSockets>,
     metrics: Arc<Metrics>,
     outputs: Outputs,
     settings: PipelineSettings,
     held: Vec<HeldNamespaceChange>,
+    /// (tgid, rule, key) of acts already reported under [`Repeat::OncePerProcess`].
+    spoken: HashSet<(u32, &'static str, String)>,
+}
+
+/// What the pipeline tells the kernel: container processes and the sockets to watch.
+pub struct KernelFilters {
+    pub marks: Box<dyn MarkContainerTasks>,
+    pub sockets: RuntimeSockets,
+    pub socket_watch: Box<dyn WatchSockets>,
 }
 
 impl Pipeline {
     pub fn new(
         containers: ContainerTable,
         filesystems: Filesystems,
-        marks: Box<dyn MarkContainerTasks>,
+        kernel: KernelFilters,
         metrics: Arc<Metrics>,
         outputs: Outputs,
         settings: PipelineSettings,
     ) -> Pipeline {
-        Pipeline {
+        let mut pipeline = Pipeline {
             processes: ProcessTable::default(),
             containers,
             filesystems,
-            marks,
+            marks: kernel.marks,
+            sockets: kernel.sockets,
+            socket_watch: kernel.socket_watch,
             metrics,
             outputs,
             settings,
             held: Vec::new(),
-        }
+            spoken: HashSet::new(),
+        };
+        pipeline.sockets.refresh(pipeline.socket_watch.as_mut());
+        pipeline
     }
 
     /// Seeds the tables from /proc and marks container processes in the kernel.
@@ -100,12 +118,16 @@ impl Pipeline {
             Event::Exec(e) => {
                 let missed = self.processes.on_exec(e);
                 self.count_miss(missed, e.header.tgid);
+                self.forget_spoken(e.header.tgid);
             }
             Event::Fork(e) => {
                 let missed = self.processes.on_fork(e);
                 self.count_miss(missed, e.ppid);
             }
-            Event::Exit(e) => self.processes.on_exit(e.header.tgid, now),
+            Event::Exit(e) => {
+                self.processes.on_exit(e.header.tgid, now);
+                self.forget_spoken(e.header.tgid);
+            }
             Event::CgroupAttach(e) => {
                 let path = rules::text(&e.path);
                 let names_container = crate::state::cgroup::classify(&path).is_some();
@@ -116,9 +138,18 @@ impl Pipeline {
                 }
             }
             Event::Namespace(e) => self.hold_namespace_change(e, now),
-            Event::FileOpen(_) | Event::Mount(_) | Event::Module(_) => {
-                if let Some(actor) = self.actor(event.header())
-                    && let Some(finding) = self.judge(event, &actor)
+            Event::FileOpen(_)
+            | Event::Mount(_)
+            | Event::Module(_)
+            | Event::Bpf(_)
+            | Event::Ptrace(_)
+            | Event::UnixConnect(_) => {
+                let Some(actor) = self.actor(event.header()) else {
+                    return;
+                };
+                let target = self.target(event);
+                if let Some(finding) = self.judge(event, &actor, target)
+                    && self.first_time(&finding, event.header().tgid)
                 {
                     let action = match event {
                         // The kernel refused the act: the process did nothing to kill it for.
@@ -137,7 +168,7 @@ impl Pipeline {
         let (due, waiting): (Vec<_>, Vec<_>) = self.held.drain(..).partition(|h| h.due <= now);
         self.held = waiting;
         for held in due {
-            if let Some(finding) = self.judge(&Event::Namespace(held.event), &held.actor) {
+            if let Some(finding) = self.judge(&Event::Namespace(held.event), &held.actor, None) {
                 self.raise(finding, held.actor, held.action);
             }
         }
@@ -145,6 +176,7 @@ impl Pipeline {
 
     pub fn sweep(&mut self, now: Instant) {
         self.processes.sweep(now);
+        self.sockets.refresh(self.socket_watch.as_mut());
         self.update_gauges();
     }
 
@@ -168,7 +200,7 @@ impl Pipeline {
             return;
         };
         // Enforcement cannot wait for the merge window: judge the first call now.
-        let Some(finding) = self.judge(&Event::Namespace(*e), &actor) else {
+        let Some(finding) = self.judge(&Event::Namespace(*e), &actor, None) else {
             return;
         };
         let action = self.enforce(&finding, &e.header);
@@ -224,13 +256,50 @@ impl Pipeline {
         })
     }
 
+    /// The process an act was aimed at. The kernel names it by host pid where it can; syscall
+    /// tracepoints only have the pid as the caller named it, in the caller's pid namespace.
+    fn target(&mut self, event: &Event) -> Option<Target> {
+        let Event::Ptrace(e) = event else {
+            return None;
+        };
+        let pid = match e.target_tgid {
+            0 => procfs::host_pid_of(e.header.tgid, e.target_vpid)?,
+            tgid => tgid,
+        };
+        let (_, missed) = self.processes.get_or_read(pid);
+        self.count_miss(missed, pid);
+        let process = self.processes.get(pid)?;
+        Some(Target {
+            pid,
+            comm: process.comm.clone(),
+            container_id: process.container_id.clone(),
+        })
+    }
+
+    /// False when the same process already made the same act under a once-per-process rule.
+    fn first_time(&mut self, finding: &Finding, tgid: u32) -> bool {
+        match &finding.repeat {
+            Repeat::EveryAct => true,
+            Repeat::OncePerProcess(key) => self.spoken.insert((tgid, finding.rule.id, key.clone())),
+        }
+    }
+
+    /// A new program image, or none: its acts are news again.
+    fn forget_spoken(&mut self, tgid: u32) {
+        if !self.spoken.is_empty() {
+            self.spoken.retain(|(pid, _, _)| *pid != tgid);
+        }
+    }
+
     /// The finding of an enabled rule for the act, if any.
-    fn judge(&self, event: &Event, actor: &Actor) -> Option<Finding> {
+    fn judge(&self, event: &Event, actor: &Actor, target: Option<Target>) -> Option<Finding> {
         let subject = Subject {
             pid: actor.process.pid,
             comm: &actor.process.comm,
             container_id: &actor.container_id,
             filesystems: &self.filesystems,
+            sockets: &self.sockets,
+            target,
         };
         let finding = rules::evaluate(event, &subject)?;
         (!self.settings.disabled_rules.contains(finding.rule.id)).then_some(finding)
@@ -323,6 +392,12 @@ mod tests {
         }
     }
 
+    struct NoSockets;
+    impl WatchSockets for NoSockets {
+        fn watch(&mut self, _: detector_common::SocketFile) {}
+        fn unwatch(&mut self, _: detector_common::SocketFile) {}
+    }
+
     struct Harness {
         pipeline: Pipeline,
         marked: Arc<Mutex<Vec<u32>>>,
@@ -342,7 +417,11 @@ mod tests {
             let mut pipeline = Pipeline::new(
                 ContainerTable::new(Vec::new()),
                 Filesystems::parse("nodev\tproc\n\text4\n"),
-                Box::new(Recorder(marked.clone())),
+                KernelFilters {
+                    marks: Box::new(Recorder(marked.clone())),
+                    sockets: RuntimeSockets::new(&[]),
+                    socket_watch: Box::new(NoSockets),
+                },
                 metrics,
                 outputs,
                 PipelineSettings {
@@ -459,5 +538,29 @@ mod tests {
         h.pipeline.handle(&setns(SH, ns_bit::MNT), t0);
         h.pipeline.flush();
         assert!(h.alerts().is_empty());
+    }
+
+    fn bpf(pid: u32, cmd: u32) -> Event {
+        Event::Bpf(detector_common::BpfEvent {
+            header: header(EventKind::Bpf, pid),
+            cmd,
+            _pad: 0,
+        })
+    }
+
+    #[test]
+    fn a_once_per_process_rule_speaks_again_after_exec() {
+        let mut h = Harness::new("once", &[]);
+        let t0 = Instant::now();
+        for event in [bpf(SH, 0), bpf(SH, 5), bpf(SH, 28)] {
+            h.pipeline.handle(&event, t0);
+        }
+        assert_eq!(h.alerts().len(), 1, "one alert for the first call");
+        assert_eq!(h.alerts()[0]["details"]["command"], "BPF_MAP_CREATE");
+        h.pipeline.handle(&exec(SH, "bpftool"), t0);
+        h.pipeline.handle(&bpf(SH, 5), t0);
+        let alerts = h.alerts();
+        assert_eq!(alerts.len(), 2, "{alerts:?}");
+        assert_eq!(alerts[1]["process"]["comm"], "bpftool");
     }
 }

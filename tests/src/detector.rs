@@ -32,7 +32,26 @@ pub struct Detector {
 impl Detector {
     /// Starts `escape-detector run` and waits until /readyz answers 200.
     pub fn start(extra_args: &[&str]) -> anyhow::Result<Detector> {
+        Self::start_in(TempDir::new("detector")?, extra_args)
+    }
+
+    /// Like [`Detector::start`], with a configuration file holding `config` (TOML).
+    pub fn start_with_config(config: &str, extra_args: &[&str]) -> anyhow::Result<Detector> {
         let dir = TempDir::new("detector")?;
+        let path = dir.path().join("escape-detector.toml");
+        std::fs::write(&path, config)?;
+        let path = path
+            .to_str()
+            .context("temp dir path is not UTF-8")?
+            .to_owned();
+        let args: Vec<&str> = ["--config", path.as_str()]
+            .into_iter()
+            .chain(extra_args.iter().copied())
+            .collect();
+        Self::start_in(dir, &args)
+    }
+
+    fn start_in(dir: TempDir, extra_args: &[&str]) -> anyhow::Result<Detector> {
         let addr = free_loopback_addr()?;
         let child = command()?
             .arg("run")

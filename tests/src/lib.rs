@@ -5,9 +5,10 @@
 //! cgroups, mounts, kernel settings, temp dirs) is owned by a guard that undoes it on drop, also
 //! when the test panics.
 //!
-//! Run as root, naming the binary under test:
-//! `ESCAPE_DETECTOR_BIN=target/release/escape-detector cargo test -p escape-detector-e2e`
-//! (`cargo xtask test` does this). Tests take a machine-wide lock, so concurrent runs queue.
+//! Run as root, naming the binary under test and the static helper the containers run
+//! ([`rootfs::ACT`]): `ESCAPE_DETECTOR_BIN=target/release/escape-detector
+//! ESCAPE_ACT_BIN=target/release/escape-act cargo test -p escape-detector-e2e` (`cargo xtask
+//! test` builds both and does this). Tests take a machine-wide lock, so concurrent runs queue.
 
 pub mod alert;
 pub mod cgroup;

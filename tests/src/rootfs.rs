@@ -1,8 +1,9 @@
 //! The busybox root filesystem every test container runs on, built once per test process and
-//! copied for each container (a technique may write into its container's copy).
+//! copied for each container (a technique may write into its container's copy). Beside busybox
+//! it holds [`ACT`], for the system calls no busybox applet makes.
 
 use std::{
-    fs,
+    env, fs,
     os::unix::fs::{PermissionsExt, symlink},
     path::{Path, PathBuf},
     process::Command,
@@ -15,6 +16,13 @@ use crate::{ids, temp_dir};
 
 /// Installed by Debian's busybox-static; a dynamic busybox would not run in a rootfs without libc.
 const BUSYBOX: &str = "/bin/busybox";
+
+/// Where a container finds `escape-act` (tests/act), which makes one system call busybox cannot:
+/// `escape-act bpf | ptrace PID | vm-read PID | connect PATH`.
+pub const ACT: &str = "/bin/escape-act";
+
+/// Names the host's static `escape-act` binary; `cargo xtask test` builds it and sets it.
+pub const ACT_BIN_ENV: &str = "ESCAPE_ACT_BIN";
 
 /// Directories the container runtime mounts over or the techniques use.
 const DIRS: [&str; 8] = ["bin", "proc", "sys", "dev", "tmp", "etc", "mnt", "root"];
@@ -65,24 +73,45 @@ fn build() -> anyhow::Result<PathBuf> {
     if !is_static_elf(&busybox) {
         bail!("{BUSYBOX} is dynamically linked; install busybox-static: run `cargo xtask setup`");
     }
+    let act = read_act()?;
     let root = std::env::temp_dir().join(format!("escdet-rootfs-{}", ids::random_hex(6)));
     // The template is a static, which is never dropped: remove it when the test process exits.
     // SAFETY: registers a plain extern "C" function; atexit has no other precondition.
     if unsafe { libc::atexit(remove_template) } != 0 {
         bail!("atexit refused the rootfs clean-up handler");
     }
-    populate(&root, &busybox).with_context(|| format!("populating {}", root.display()))?;
+    populate(&root, &busybox, &act).with_context(|| format!("populating {}", root.display()))?;
     Ok(root)
 }
 
-fn populate(root: &Path, busybox: &[u8]) -> anyhow::Result<()> {
+/// The helper [`ACT_BIN_ENV`] names, which must be static like busybox.
+fn read_act() -> anyhow::Result<Vec<u8>> {
+    let path = env::var_os(ACT_BIN_ENV).with_context(|| {
+        format!(
+            "{ACT_BIN_ENV} is not set; it must name the static escape-act binary the containers \
+             run (`cargo xtask test` builds it and sets it)"
+        )
+    })?;
+    let path = PathBuf::from(path);
+    let act =
+        fs::read(&path).with_context(|| format!("reading {ACT_BIN_ENV}={}", path.display()))?;
+    if !is_static_elf(&act) {
+        bail!(
+            "{ACT_BIN_ENV}={} is not a static executable and the containers have no libc; build \
+             it with `-C target-feature=+crt-static` (`cargo xtask test` does)",
+            path.display()
+        );
+    }
+    Ok(act)
+}
+
+fn populate(root: &Path, busybox: &[u8], act: &[u8]) -> anyhow::Result<()> {
     fs::create_dir(root)?;
     for dir in DIRS {
         fs::create_dir(root.join(dir))?;
     }
-    let binary = root.join("bin/busybox");
-    fs::write(&binary, busybox)?;
-    fs::set_permissions(&binary, fs::Permissions::from_mode(0o755))?;
+    let binary = install(root, BUSYBOX, busybox)?;
+    install(root, ACT, act)?;
     for applet in applets(&binary)? {
         if applet != "busybox" {
             symlink("busybox", root.join("bin").join(applet))?;
@@ -92,6 +121,14 @@ fn populate(root: &Path, busybox: &[u8]) -> anyhow::Result<()> {
         fs::write(root.join("etc").join(name), content)?;
     }
     Ok(())
+}
+
+/// Writes an executable at `path` (absolute inside the container) under `root`.
+fn install(root: &Path, path: &str, content: &[u8]) -> anyhow::Result<PathBuf> {
+    let on_host = root.join(path.trim_start_matches('/'));
+    fs::write(&on_host, content)?;
+    fs::set_permissions(&on_host, fs::Permissions::from_mode(0o755))?;
+    Ok(on_host)
 }
 
 fn applets(busybox: &Path) -> anyhow::Result<Vec<String>> {
@@ -137,5 +174,22 @@ mod tests {
         assert!(is_static_elf(&fs::read(BUSYBOX).unwrap()));
         assert!(!is_static_elf(&fs::read("/bin/ls").unwrap()));
         assert!(!is_static_elf(b"#!/bin/sh\n"));
+    }
+
+    #[test]
+    fn installs_busybox_and_the_act_helper_as_executables() {
+        let dir = crate::temp_dir::TempDir::new("rootfs-test").unwrap();
+        let root = dir.path().join("root");
+        populate(&root, &fs::read(BUSYBOX).unwrap(), b"act").unwrap();
+        let act = root.join(ACT.trim_start_matches('/'));
+        assert_eq!(fs::read(&act).unwrap(), b"act");
+        assert_eq!(
+            fs::metadata(&act).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
+        assert_eq!(
+            fs::read_link(root.join("bin/sh")).unwrap(),
+            PathBuf::from("busybox")
+        );
     }
 }

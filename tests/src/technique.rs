@@ -8,7 +8,7 @@ use anyhow::{Context, bail, ensure};
 
 use crate::{
     cgroup, container::Container, host_disk::HostDisk, host_process::HostProcess, ids,
-    poll::eventually,
+    poll::eventually, rootfs::ACT,
 };
 
 /// The namespaces `nsenter -m -u -i -n` enters.
@@ -214,5 +214,29 @@ pub fn load_module(container: &Container, host_path: &Path, name: &str) -> anyho
         crate::kernel_module::is_loaded(name),
         "insmod succeeded but the kernel does not list {name}"
     );
+    Ok(())
+}
+
+/// Creates a BPF map from the container: the first step of loading any BPF program.
+pub fn create_bpf_map(container: &Container) -> anyhow::Result<()> {
+    container.exec_ok(&format!("{ACT} bpf"))?;
+    Ok(())
+}
+
+/// Attaches to `target` with ptrace from the container, waits for it to stop, and detaches.
+pub fn ptrace_attach(container: &Container, target: u32) -> anyhow::Result<()> {
+    container.exec_ok(&format!("{ACT} ptrace {target}"))?;
+    Ok(())
+}
+
+/// Reads `target`'s memory from the container with process_vm_readv.
+pub fn read_process_memory(container: &Container, target: u32) -> anyhow::Result<()> {
+    container.exec_ok(&format!("{ACT} vm-read {target}"))?;
+    Ok(())
+}
+
+/// Connects to the unix socket at `path`, as the container names it.
+pub fn connect_unix_socket(container: &Container, path: &str) -> anyhow::Result<()> {
+    container.exec_ok(&format!("{ACT} connect {path}"))?;
     Ok(())
 }

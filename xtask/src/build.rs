@@ -50,6 +50,21 @@ pub fn agent_path(profile: Profile) -> PathBuf {
         .join("escape-detector")
 }
 
+const ACT: &str = "escape-act";
+
+/// Builds `escape-act`, the helper the e2e tests run inside their containers, and returns the
+/// path of the binary. Linked statically, since the containers' busybox root filesystem has no
+/// libc; `cargo rustc` gives the flag to this crate alone, not to its dependencies' build
+/// scripts.
+pub fn act() -> Result<PathBuf> {
+    cmd::run(
+        cmd::new("cargo")
+            .args(["rustc", "--release", "--package", ACT, "--bin", ACT])
+            .args(["--", "-C", "target-feature=+crt-static"]),
+    )?;
+    Ok(target_dir().join(Profile::Release.dir_name()).join(ACT))
+}
+
 pub fn target_dir() -> PathBuf {
     let root = cmd::workspace_root();
     match env::var_os("CARGO_TARGET_DIR") {

@@ -176,11 +176,13 @@ fn e2e_tests() -> Result<()> {
         );
     }
     let binary = build::agent_path(Profile::Release);
+    let act = build::act()?;
     // The backend each kernel gives the detector belongs in the test output.
     cmd::run(cmd::new(&binary).arg("probe"))?;
     cmd::run(
         cmd::new("cargo")
             .env("ESCAPE_DETECTOR_BIN", &binary)
+            .env("ESCAPE_ACT_BIN", &act)
             .args(["test", "--package", "escape-detector-e2e", "--release"])
             .args(["--", "--test-threads=1"]),
     )

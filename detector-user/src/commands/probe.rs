@@ -72,18 +72,28 @@ fn btf_rows() -> (Row, bool) {
     }
 }
 
-/// Whether this kernel looks able to attach `hook`, without loading anything.
-fn hook_available(hook: Hook, tracefs_ok: bool, lsm_ok: bool) -> bool {
+/// What the kernel accepts, as far as it can be told without loading anything.
+struct Offers {
+    tracefs: bool,
+    lsm: bool,
+    fentry: bool,
+}
+
+/// Whether this kernel looks able to attach `hook`.
+fn hook_available(hook: Hook, offers: &Offers) -> bool {
     match hook {
         // Raw tracepoints are found by name at attach time.
         Hook::RawTracepoint(_) => true,
-        Hook::Tracepoint(category, name) => tracefs_ok && tracefs::has_tracepoint(category, name),
-        Hook::Lsm(_) => lsm_ok,
+        Hook::Tracepoint(category, name) => {
+            offers.tracefs && tracefs::has_tracepoint(category, name)
+        }
+        Hook::Lsm(_) => offers.lsm,
+        Hook::FEntry(_) | Hook::FExit(_) => offers.fentry,
     }
 }
 
 /// One row per sensor implementation; the first usable one of each sensor is marked.
-fn sensor_rows(tracefs_ok: bool, lsm_ok: bool) -> Vec<Row> {
+fn sensor_rows(offers: &Offers) -> Vec<Row> {
     let mut rows = Vec::new();
     for sensor in SENSORS {
         if !sensor.needs.met() {
@@ -99,7 +109,7 @@ fn sensor_rows(tracefs_ok: bool, lsm_ok: bool) -> Vec<Row> {
             let usable = implementation
                 .probes
                 .iter()
-                .all(|p| p.optional || hook_available(p.hook, tracefs_ok, lsm_ok));
+                .all(|p| p.optional || hook_available(p.hook, offers));
             let hooks: Vec<&str> = implementation.probes.iter().map(|p| p.program).collect();
             let mark = if usable && !chosen {
                 "<- will use; "
@@ -127,15 +137,20 @@ pub fn report() -> u8 {
     let send_signal = is_helper_supported(ProgramType::TracePoint, BpfHelper::BPF_FUNC_send_signal)
         .unwrap_or(false);
 
+    let tracing = program_type("tracing (fentry, tp_btf)", ProgramType::Tracing);
     let lsm_type = program_type("lsm", ProgramType::Lsm(LsmAttachType::Mac));
     let lsm_enabled = lsm_enabled();
-    let lsm_ok = lsm_type.available && lsm_enabled.available;
+    let offers = Offers {
+        tracefs: tracefs_ok,
+        lsm: lsm_type.available && lsm_enabled.available,
+        fentry: tracing.available && btf.available,
+    };
     let mut rows = vec![
         btf,
         row("ring buffer map", ringbuf, "event transport"),
         row("program type tracepoint", tracepoint, "syscall hooks"),
         row("program type raw_tracepoint", raw_tp, "lifecycle hooks"),
-        program_type("tracing (fentry, tp_btf)", ProgramType::Tracing),
+        tracing,
         lsm_type,
         lsm_enabled,
         row("helper bpf_send_signal", send_signal, "in-kernel kill"),
@@ -149,7 +164,7 @@ pub fn report() -> u8 {
             },
         ),
     ];
-    rows.extend(sensor_rows(tracefs_ok, lsm_ok));
+    rows.extend(sensor_rows(&offers));
 
     let usable = offsets_complete && ringbuf && tracepoint && raw_tp;
     println!("{:<44} {:<6} NOTE", "FEATURE", "OK");
@@ -159,7 +174,11 @@ pub fn report() -> u8 {
     }
     println!();
     if usable {
-        let backend = if lsm_ok { "lsm" } else { "tracepoint" };
+        let backend = match (offers.lsm, offers.fentry) {
+            (true, _) => "lsm",
+            (false, true) => "fentry",
+            (false, false) => "tracepoint",
+        };
         println!("backend: {backend} (per sensor: the rows marked \"will use\")");
         exit::OK
     } else {

@@ -27,13 +27,16 @@ use crate::{
     ingest,
     kernel::{
         btf::Btf, host::host_reference, loader, loss::LossCounters, marks::ContainerMarks, offsets,
-        probes, tracefs,
+        probes, tracefs, watched_sockets::KernelSocketWatch,
     },
     metrics::Metrics,
     outputs::{Output, Outputs},
-    pipeline::{Pipeline, PipelineSettings},
+    pipeline::{KernelFilters, Pipeline, PipelineSettings},
     rules,
-    state::{container::ContainerTable, filesystems::Filesystems, procfs, runtime_state},
+    state::{
+        container::ContainerTable, filesystems::Filesystems, procfs,
+        runtime_sockets::RuntimeSockets, runtime_state,
+    },
 };
 
 const TICK: Duration = Duration::from_millis(20);
@@ -235,10 +238,17 @@ async fn daemon(settings: Settings, outputs: Vec<Output>) -> anyhow::Result<()> 
     let loss = Arc::new(Mutex::new(LossCounters::new(PerCpuArray::try_from(
         take_map(&mut ebpf, "LOST")?,
     )?)));
-    let marks = Box::new(ContainerMarks::new(HashMap::try_from(take_map(
-        &mut ebpf,
-        "CONTAINER_TASKS",
-    )?)?));
+    let kernel_filters = KernelFilters {
+        marks: Box::new(ContainerMarks::new(HashMap::try_from(take_map(
+            &mut ebpf,
+            "CONTAINER_TASKS",
+        )?)?)),
+        sockets: RuntimeSockets::new(&settings.extra_runtime_sockets),
+        socket_watch: Box::new(KernelSocketWatch::new(HashMap::try_from(take_map(
+            &mut ebpf,
+            "WATCHED_SOCKETS",
+        )?)?)),
+    };
 
     let refresh_loss = {
         let (loss, metrics) = (loss.clone(), metrics.clone());
@@ -267,7 +277,7 @@ async fn daemon(settings: Settings, outputs: Vec<Output>) -> anyhow::Result<()> 
     let mut pipeline = Pipeline::new(
         ContainerTable::new(runtime_state::default_roots()),
         Filesystems::read().context("reading /proc/filesystems")?,
-        marks,
+        kernel_filters,
         metrics.clone(),
         Outputs::new(outputs, &metrics),
         PipelineSettings {

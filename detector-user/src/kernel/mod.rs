@@ -9,3 +9,4 @@ pub mod marks;
 pub mod offsets;
 pub mod probes;
 pub mod tracefs;
+pub mod watched_sockets;

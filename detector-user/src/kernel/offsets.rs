@@ -108,6 +108,12 @@ const FIELDS: &[Field] = &[
     field!(cgroup_root, "cgroup", ["root"]),
     field!(cgroup_root_hierarchy_id, "cgroup_root", ["hierarchy_id"]),
     field!(kernfs_node_id, "kernfs_node", ["id"]),
+
+    field!(file_private_data, "file", ["private_data"]),
+    field!(socket_sk, "socket", ["sk"]),
+    field!(sock_family, "sock", ["__sk_common.skc_family"]),
+    field!(unix_sock_peer, "unix_sock", ["peer"]),
+    field!(unix_sock_path_dentry, "unix_sock", ["path.dentry"]),
 ];
 
 /// Looks up every field of [`Offsets`]; a field the kernel lacks stays

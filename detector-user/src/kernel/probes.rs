@@ -4,7 +4,7 @@
 
 use aya::{
     Btf, Ebpf,
-    programs::{Lsm, Program, RawTracePoint, TracePoint},
+    programs::{FEntry, FExit, Lsm, Program, RawTracePoint, TracePoint},
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -12,6 +12,8 @@ pub enum Hook {
     RawTracepoint(&'static str),
     Tracepoint(&'static str, &'static str),
     Lsm(&'static str),
+    FEntry(&'static str),
+    FExit(&'static str),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +22,9 @@ pub enum Backend {
     Tracepoint,
     /// BPF LSM: exact objects, before the act, and able to refuse it.
     Lsm,
+    /// fentry/fexit on the kernel's security hooks: exact objects and the kernel's verdict,
+    /// for acts that are reported and never refused.
+    Fentry,
 }
 
 impl Backend {
@@ -27,6 +32,7 @@ impl Backend {
         match self {
             Backend::Tracepoint => "tracepoint",
             Backend::Lsm => "lsm",
+            Backend::Fentry => "fentry",
         }
     }
 }
@@ -99,6 +105,23 @@ const fn lsm(program: &'static str) -> Probe {
     Probe {
         program,
         hook: Hook::Lsm(program),
+        optional: false,
+    }
+}
+
+/// A function hook named after the program (the kernel function it attaches to).
+const fn fentry(program: &'static str) -> Probe {
+    Probe {
+        program,
+        hook: Hook::FEntry(program),
+        optional: false,
+    }
+}
+
+const fn fexit(program: &'static str) -> Probe {
+    Probe {
+        program,
+        hook: Hook::FExit(program),
         optional: false,
     }
 }
@@ -188,6 +211,55 @@ pub const SENSORS: &[Sensor] = &[
             syscall("sys_exit_mount", false),
         ])],
     },
+    Sensor {
+        name: "bpf calls",
+        needs: Needs::Nothing,
+        feeds: "bpf-from-container",
+        required: false,
+        implementations: &[
+            Implementation {
+                backend: Backend::Fentry,
+                probes: &[fentry("security_bpf")],
+            },
+            tracepoints(&[syscall("sys_enter_bpf", false)]),
+        ],
+    },
+    Sensor {
+        name: "process access",
+        needs: Needs::Nothing,
+        feeds: "ptrace-outside-container",
+        required: false,
+        implementations: &[
+            Implementation {
+                backend: Backend::Fentry,
+                probes: &[fexit("security_ptrace_access_check")],
+            },
+            tracepoints(&[
+                syscall("sys_enter_ptrace", false),
+                syscall("sys_exit_ptrace", false),
+                syscall("sys_enter_process_vm_readv", true),
+                syscall("sys_exit_process_vm_readv", true),
+                syscall("sys_enter_process_vm_writev", true),
+                syscall("sys_exit_process_vm_writev", true),
+            ]),
+        ],
+    },
+    Sensor {
+        name: "unix connects",
+        needs: Needs::Nothing,
+        feeds: "runtime-socket-access",
+        required: false,
+        implementations: &[
+            Implementation {
+                backend: Backend::Fentry,
+                probes: &[fexit("security_unix_stream_connect")],
+            },
+            tracepoints(&[
+                syscall("sys_enter_connect", false),
+                syscall("sys_exit_connect", false),
+            ]),
+        ],
+    },
 ];
 
 /// What became of one sensor on this kernel.
@@ -273,6 +345,8 @@ fn unload(ebpf: &mut Ebpf, program: &str) {
         Some(Program::RawTracePoint(p)) => p.unload(),
         Some(Program::TracePoint(p)) => p.unload(),
         Some(Program::Lsm(p)) => p.unload(),
+        Some(Program::FEntry(p)) => p.unload(),
+        Some(Program::FExit(p)) => p.unload(),
         _ => Ok(()),
     };
     if let Err(e) = result {
@@ -296,23 +370,39 @@ fn attach(ebpf: &mut Ebpf, btf: Option<&Btf>, probe: &Probe) -> anyhow::Result<(
             p.attach(category, name)?;
         }
         Hook::Lsm(hook) => {
-            let btf = btf.ok_or_else(|| anyhow::anyhow!("no kernel BTF for LSM programs"))?;
             let p: &mut Lsm = program.try_into()?;
-            p.load(hook, btf)?;
+            p.load(hook, need_btf(btf)?)?;
+            p.attach()?;
+        }
+        Hook::FEntry(function) => {
+            let p: &mut FEntry = program.try_into()?;
+            p.load(function, need_btf(btf)?)?;
+            p.attach()?;
+        }
+        Hook::FExit(function) => {
+            let p: &mut FExit = program.try_into()?;
+            p.load(function, need_btf(btf)?)?;
             p.attach()?;
         }
     }
     Ok(())
 }
 
-/// The backend label of `build_info`: LSM when any sensor runs on it.
+fn need_btf(btf: Option<&Btf>) -> anyhow::Result<&Btf> {
+    btf.ok_or_else(|| anyhow::anyhow!("no kernel BTF for LSM and fentry programs"))
+}
+
+/// The backend label of `build_info`: the best backend any sensor runs on (LSM, then fentry,
+/// then tracepoints).
 pub fn backend_label(outcomes: &[SensorOutcome]) -> &'static str {
-    let uses_lsm = outcomes
-        .iter()
-        .any(|o| o.chosen.is_some_and(|i| i.backend == Backend::Lsm));
-    if uses_lsm {
-        Backend::Lsm.as_str()
-    } else {
-        Backend::Tracepoint.as_str()
-    }
+    let uses = |backend| {
+        outcomes
+            .iter()
+            .any(|o| o.chosen.is_some_and(|i| i.backend == backend))
+    };
+    [Backend::Lsm, Backend::Fentry]
+        .into_iter()
+        .find(|b| uses(*b))
+        .unwrap_or(Backend::Tracepoint)
+        .as_str()
 }

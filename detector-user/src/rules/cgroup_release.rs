@@ -5,7 +5,7 @@
 use detector_common::{FileOpenEvent, helper_files::HelperFile};
 use serde_json::json;
 
-use super::{Finding, RuleInfo, Severity, Subject, opened_file::OpenedFile};
+use super::{Finding, Repeat, RuleInfo, Severity, Subject, opened_file::OpenedFile};
 
 pub const CGROUP_RELEASE_AGENT: RuleInfo = RuleInfo {
     id: "cgroup-release-agent",
@@ -29,6 +29,7 @@ pub fn release_agent_write(e: &FileOpenEvent, subject: &Subject) -> Option<Findi
             file.name()
         ),
         details: json!({ "file": file.details() }),
+        repeat: Repeat::EveryAct,
     })
 }
 

@@ -6,7 +6,7 @@
 use detector_common::{FileOpenEvent, helper_files::HelperFile};
 use serde_json::json;
 
-use super::{Finding, RuleInfo, Severity, Subject, opened_file::OpenedFile};
+use super::{Finding, Repeat, RuleInfo, Severity, Subject, opened_file::OpenedFile};
 
 pub const KERNEL_HELPER_HIJACK: RuleInfo = RuleInfo {
     id: "kernel-helper-hijack",
@@ -30,6 +30,7 @@ pub fn helper_path_write(e: &FileOpenEvent, subject: &Subject) -> Option<Finding
             subject.describe()
         ),
         details: json!({ "helper": helper, "file": file.details() }),
+        repeat: Repeat::EveryAct,
     })
 }
 

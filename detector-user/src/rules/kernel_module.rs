@@ -4,7 +4,7 @@
 use detector_common::{ModuleEvent, module_source};
 use serde_json::json;
 
-use super::{Finding, RuleInfo, Severity, Subject, text};
+use super::{Finding, Repeat, RuleInfo, Severity, Subject, text};
 
 pub const KERNEL_MODULE_LOAD: RuleInfo = RuleInfo {
     id: "kernel-module-load",
@@ -25,6 +25,7 @@ pub fn module_load(e: &ModuleEvent, subject: &Subject) -> Option<Finding> {
         rule: &KERNEL_MODULE_LOAD,
         message: format!("{} {what}", subject.describe()),
         details: json!({ "syscall": how, "module": name }),
+        repeat: Repeat::EveryAct,
     })
 }
 

@@ -1,18 +1,21 @@
 //! The rule catalogue and the dispatch of kernel events to rules. A rule is a pure function
 //! of (event, subject) to a finding; every rule here fires only for container processes.
 
+mod bpf_use;
 mod cgroup_release;
 mod kernel_helper;
 mod kernel_module;
 mod namespace;
 mod opened_file;
+mod process_access;
+mod runtime_socket;
 mod sensitive_mount;
 
 use detector_common::user::Event;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::state::filesystems::Filesystems;
+use crate::state::{filesystems::Filesystems, runtime_sockets::RuntimeSockets};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -45,6 +48,9 @@ pub const CATALOGUE: &[&RuleInfo] = &[
     &kernel_helper::KERNEL_HELPER_HIJACK,
     &kernel_module::KERNEL_MODULE_LOAD,
     &sensitive_mount::SENSITIVE_MOUNT,
+    &runtime_socket::RUNTIME_SOCKET_ACCESS,
+    &bpf_use::BPF_FROM_CONTAINER,
+    &process_access::PTRACE_OUTSIDE_CONTAINER,
 ];
 
 pub fn rule_ids() -> Vec<&'static str> {
@@ -57,6 +63,17 @@ pub struct Subject<'a> {
     pub comm: &'a str,
     pub container_id: &'a str,
     pub filesystems: &'a Filesystems,
+    pub sockets: &'a RuntimeSockets,
+    /// The process the act was aimed at, for acts that have one (ptrace).
+    pub target: Option<Target>,
+}
+
+/// The process an act was aimed at, as the process table knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub pid: u32,
+    pub comm: String,
+    pub container_id: Option<String>,
 }
 
 impl Subject<'_> {
@@ -75,6 +92,15 @@ pub struct Finding {
     pub rule: &'static RuleInfo,
     pub message: String,
     pub details: Value,
+    pub repeat: Repeat,
+}
+
+/// Whether a repeat of the act by the same process is a new alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Repeat {
+    EveryAct,
+    /// One alert per process (until it execs or exits) for each distinct key.
+    OncePerProcess(String),
 }
 
 /// The finding of the one rule that speaks for this event, if any.
@@ -85,6 +111,9 @@ pub fn evaluate(event: &Event, subject: &Subject) -> Option<Finding> {
             .or_else(|| kernel_helper::helper_path_write(e, subject)),
         Event::Mount(e) => sensitive_mount::sensitive_mount(e, subject),
         Event::Module(e) => kernel_module::module_load(e, subject),
+        Event::Bpf(e) => bpf_use::bpf_use(e, subject),
+        Event::Ptrace(e) => process_access::process_access(e, subject),
+        Event::UnixConnect(e) => runtime_socket::runtime_socket_access(e, subject),
         Event::Exec(_) | Event::Fork(_) | Event::Exit(_) | Event::CgroupAttach(_) => None,
     }
 }
@@ -99,11 +128,14 @@ pub(crate) mod test_support {
     use super::*;
 
     pub fn subject(filesystems: &Filesystems) -> Subject<'_> {
+        static NO_SOCKETS: std::sync::OnceLock<RuntimeSockets> = std::sync::OnceLock::new();
         Subject {
             pid: 4242,
             comm: "sh",
             container_id: "3f2a5c6d7e8f90123456789abcdef0123456789abcdef0123456789abcdef012",
             filesystems,
+            sockets: NO_SOCKETS.get_or_init(|| RuntimeSockets::with_known(&[])),
+            target: None,
         }
     }
 
@@ -130,6 +162,9 @@ mod tests {
             "kernel-helper-hijack",
             "kernel-module-load",
             "sensitive-mount",
+            "runtime-socket-access",
+            "bpf-from-container",
+            "ptrace-outside-container",
         ];
         assert_eq!(rule_ids(), contract);
         for rule in CATALOGUE {

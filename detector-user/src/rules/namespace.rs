@@ -3,7 +3,7 @@
 use detector_common::{NamespaceEvent, Namespaces, syscall};
 use serde_json::json;
 
-use super::{Finding, RuleInfo, Severity, Subject};
+use super::{Finding, Repeat, RuleInfo, Severity, Subject};
 
 pub const HOST_NAMESPACE_ENTRY: RuleInfo = RuleInfo {
     id: "host-namespace-entry",
@@ -54,6 +54,7 @@ pub fn host_namespace_entry(e: &NamespaceEvent, subject: &Subject) -> Option<Fin
             "before": inodes(&e.before),
             "after": inodes(&e.after),
         }),
+        repeat: Repeat::EveryAct,
     })
 }
 

@@ -4,7 +4,7 @@
 use detector_common::{MountEvent, syscall};
 use serde_json::json;
 
-use super::{Finding, RuleInfo, Severity, Subject, text};
+use super::{Finding, Repeat, RuleInfo, Severity, Subject, text};
 
 pub const SENSITIVE_MOUNT: RuleInfo = RuleInfo {
     id: "sensitive-mount",
@@ -67,6 +67,7 @@ pub fn sensitive_mount(e: &MountEvent, subject: &Subject) -> Option<Finding> {
             "target": target,
             "flags": e.flags,
         }),
+        repeat: Repeat::EveryAct,
     })
 }
 

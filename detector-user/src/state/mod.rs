@@ -5,4 +5,5 @@ pub mod container;
 pub mod filesystems;
 pub mod process;
 pub mod procfs;
+pub mod runtime_sockets;
 pub mod runtime_state;

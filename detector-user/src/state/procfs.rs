@@ -29,6 +29,35 @@ fn parse_ns_link(link: &str) -> Option<u32> {
     link.split_once(":[")?.1.strip_suffix(']')?.parse().ok()
 }
 
+/// The host pid of the process that `observer` calls `vpid`, a pid in the observer's own pid
+/// namespace; `None` when no such process is found.
+pub fn host_pid_of(observer: u32, vpid: u32) -> Option<u32> {
+    let observer_ns = fs::read_link(format!("/proc/{observer}/ns/pid")).ok()?;
+    if fs::read_link("/proc/self/ns/pid").ok()? == observer_ns {
+        return Some(vpid);
+    }
+    fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            fs::read_link(format!("/proc/{pid}/ns/pid")).ok().as_ref() == Some(&observer_ns)
+                && fs::read_to_string(format!("/proc/{pid}/status"))
+                    .is_ok_and(|status| innermost_pid(&status) == Some(vpid))
+        })
+}
+
+/// The last number of the `NSpid:` line: the pid in the process's own pid namespace.
+fn innermost_pid(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))?
+        .split_whitespace()
+        .last()?
+        .parse()
+        .ok()
+}
+
 /// One process read from /proc, or `None` when it is gone.
 pub fn read_process(pid: u32) -> Option<Process> {
     let dir = format!("/proc/{pid}");
@@ -125,6 +154,15 @@ mod tests {
         assert_eq!(parse_ns_link("mnt:[4026531832]"), Some(4026531832));
         assert_eq!(parse_ns_link("mnt:4026531832"), None);
         assert_eq!(split_args(b"nsenter\0-t\x001\0"), ["nsenter", "-t", "1"]);
+    }
+
+    #[test]
+    fn finds_the_innermost_pid_and_our_own_pid() {
+        assert_eq!(innermost_pid("Name:\tsh\nNSpid:\t4242\t7\t1\n"), Some(1));
+        assert_eq!(innermost_pid("Name:\tsh\nNSpid:\t4242\n"), Some(4242));
+        assert_eq!(innermost_pid("Name:\tsh\n"), None);
+        let me = std::process::id();
+        assert_eq!(host_pid_of(me, me), Some(me));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The project's binaries the guest runs: the release detector and the e2e test binaries.
+//! The project's binaries the guest runs: the release detector, the e2e test binaries and the
+//! static `escape-act` helper the tests put in their containers.
 
 use std::{
     path::PathBuf,
@@ -17,6 +18,7 @@ const E2E_PACKAGE: &str = "escape-detector-e2e";
 
 pub struct Artifacts {
     pub detector: PathBuf,
+    pub act: PathBuf,
     pub tests: Vec<TestBinary>,
 }
 
@@ -28,11 +30,16 @@ pub struct TestBinary {
 
 pub fn build() -> Result<Artifacts> {
     let detector = build::agent(Profile::Release)?;
+    let act = build::act()?;
     let tests = e2e_test_binaries()?;
     if tests.is_empty() {
         bail!("cargo built no test binary for {E2E_PACKAGE}");
     }
-    Ok(Artifacts { detector, tests })
+    Ok(Artifacts {
+        detector,
+        act,
+        tests,
+    })
 }
 
 /// Builds the e2e tests without running them and reads their paths from cargo's messages.

@@ -91,7 +91,8 @@ for test in /vmtest/tests/*; do
     name=${test##*/}
     echo "VMTEST RUNNING: $name"
     started=$(date +%s)
-    ESCAPE_DETECTOR_BIN=/bin/escape-detector "$test" --test-threads=1 "$@" </dev/null
+    ESCAPE_DETECTOR_BIN=/bin/escape-detector ESCAPE_ACT_BIN=/bin/escape-act \
+        "$test" --test-threads=1 "$@" </dev/null
     status=$?
     echo "VMTEST BINARY: $name exit $status after $(($(date +%s) - started)) s"
     if [ "$status" = 0 ]; then

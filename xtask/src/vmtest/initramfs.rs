@@ -1,10 +1,10 @@
 //! The guest's root filesystem, an initramfs made of two cpio archives cached under
 //! target/xtask/vmtest/: the system part (busybox, runc and other host programs, every shared
 //! library, kernel modules, /init), which changes when Debian packages do, and the project part
-//! (the detector and the e2e test binaries), which changes with every build. Each part is
-//! rewritten only when its manifest (every file's source, size and mtime) changes; the kernel
-//! unpacks the two back to back. Uncompressed: gzip saved no boot time under TCG and cost a
-//! second of compression at every rebuild.
+//! (the detector, the e2e test binaries and the escape-act helper), which changes with every
+//! build. Each part is rewritten only when its manifest (every file's source, size and mtime)
+//! changes; the kernel unpacks the two back to back. Uncompressed: gzip saved no boot time under
+//! TCG and cost a second of compression at every rebuild.
 
 use std::{
     collections::BTreeMap,
@@ -44,6 +44,8 @@ const HOST_FILES: &[&str] = &["/etc/mke2fs.conf"];
 const EMPTY_DIRS: &[&str] = &["/proc", "/sys", "/dev", "/run", "/tmp", "/newroot"];
 
 const DETECTOR: &str = "/bin/escape-detector";
+/// init.sh names it to the tests, which copy it into every container rootfs.
+const ACT: &str = "/bin/escape-act";
 const TESTS_DIR: &str = "/vmtest/tests";
 /// Modules to load, one path a line, relative to /lib/modules/RELEASE.
 const MODULE_LIST: &str = "/vmtest/modules";
@@ -70,6 +72,7 @@ pub fn build(dir: &Path, kernel: &Kernel, artifacts: &Artifacts) -> Result<PathB
 fn project_tree(artifacts: &Artifacts) -> Result<Tree> {
     let mut tree = Tree::default();
     tree.host_file(DETECTOR, &artifacts.detector)?;
+    tree.host_file(ACT, &artifacts.act)?;
     for test in &artifacts.tests {
         tree.host_file(&format!("{TESTS_DIR}/{}", test.name), &test.path)?;
     }

@@ -1,7 +1,7 @@
 //! `cargo xtask vmtest`: the e2e tests on a second kernel. Boots Debian's 6.1 cloud kernel under
-//! QEMU from an initramfs holding the release detector, the e2e test binaries, runc and busybox;
-//! the guest's /init (init.sh) runs `escape-detector probe` and every test binary, and the host
-//! reads the outcome from the serial console.
+//! QEMU from an initramfs holding the release detector, the e2e test binaries and their
+//! escape-act helper, runc and busybox; the guest's /init (init.sh) runs `escape-detector probe`
+//! and every test binary, and the host reads the outcome from the serial console.
 
 mod artifacts;
 mod cpio;

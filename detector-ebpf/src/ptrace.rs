@@ -1,0 +1,115 @@
+//! Container processes reaching into another process: ptrace attach, process_vm_readv/writev
+//! and /proc/PID/mem. Where fexit works the kernel's own access decision is watched, with the
+//! target task in hand; syscall tracepoints see the pid as the caller named it.
+
+use aya_ebpf::programs::{FExitContext, TracePointContext};
+use detector_common::{EventKind, PtraceEvent, ptrace_access};
+
+use crate::{
+    emit::{current_ids, header, reserve},
+    maps::{PTRACE_PENDING, container_mark},
+    task,
+};
+
+/// `ptrace(request, pid, ...)` and `process_vm_*(pid, ...)`: argument slots of the records.
+const ARG_0: usize = 16;
+const ARG_1: usize = 24;
+const RET: usize = 16;
+
+const PTRACE_ATTACH: u64 = 16;
+const PTRACE_SEIZE: u64 = 0x4206;
+
+/// `ptrace_may_access` modes (include/linux/ptrace.h).
+const PTRACE_MODE_ATTACH: u32 = 0x02;
+const PTRACE_MODE_FSCREDS: u32 = 0x08;
+
+/// The access a container thread asked for and whom it named, from entry to exit.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct PendingPtrace {
+    pub access: u32,
+    pub vpid: u32,
+}
+
+pub fn on_ptrace_enter(ctx: &TracePointContext) {
+    // SAFETY: slots of the syscall tracepoint ABI.
+    let (request, pid) = unsafe { (ctx.read_at::<u64>(ARG_0), ctx.read_at::<u64>(ARG_1)) };
+    let access = match request.unwrap_or(0) {
+        PTRACE_ATTACH => ptrace_access::ATTACH,
+        PTRACE_SEIZE => ptrace_access::SEIZE,
+        _ => return,
+    };
+    remember(access, pid.unwrap_or(0) as u32);
+}
+
+pub fn on_process_vm_enter(ctx: &TracePointContext, access: u32) {
+    // SAFETY: slot of the syscall tracepoint ABI.
+    let pid = unsafe { ctx.read_at::<u64>(ARG_0) }.unwrap_or(0);
+    remember(access, pid as u32);
+}
+
+#[inline(always)]
+fn remember(access: u32, vpid: u32) {
+    let (tgid, tid) = current_ids();
+    if container_mark(tgid).is_none() {
+        return;
+    }
+    let _ = PTRACE_PENDING.insert(tid, PendingPtrace { access, vpid }, 0);
+}
+
+/// Exit of ptrace or process_vm_*: a call that failed reached nothing.
+pub fn on_access_exit(ctx: &TracePointContext) {
+    let (tgid, tid) = current_ids();
+    // SAFETY: plain-data copy out of the map.
+    let Some(pending) = (unsafe { PTRACE_PENDING.get(tid) }).copied() else {
+        return;
+    };
+    let _ = PTRACE_PENDING.remove(tid);
+    // SAFETY: `ret` is the first slot of a sys_exit record.
+    if unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(-1) < 0 {
+        return;
+    }
+    emit(tgid, tid, pending.access, 0, pending.vpid);
+}
+
+/// `security_ptrace_access_check(struct task_struct *child, unsigned int mode)` returned:
+/// reached only once the credential and capability checks passed, so a zero return means the
+/// access was granted. Reported when the target lives in another mount namespace.
+pub fn on_ptrace_access_check(ctx: &FExitContext) {
+    let mode: u32 = ctx.arg(1);
+    let ret: i32 = ctx.arg(2);
+    if ret != 0 || mode & PTRACE_MODE_ATTACH == 0 {
+        return;
+    }
+    let (tgid, tid) = current_ids();
+    if container_mark(tgid).is_none() {
+        return;
+    }
+    let child: *const u8 = ctx.arg(0);
+    if task::mnt_ns(child) == task::mnt_ns(task::current()) {
+        return;
+    }
+    let access = if mode & PTRACE_MODE_FSCREDS != 0 {
+        ptrace_access::GRANTED_FSCREDS
+    } else {
+        ptrace_access::GRANTED_REALCREDS
+    };
+    emit(tgid, tid, access, task::tgid(child), 0);
+}
+
+#[inline(always)]
+fn emit(tgid: u32, tid: u32, access: u32, target_tgid: u32, target_vpid: u32) {
+    let Some(mut entry) = reserve::<PtraceEvent>(EventKind::Ptrace) else {
+        return;
+    };
+    let e = entry.as_mut_ptr();
+    // SAFETY: `e` points at a reserved, exclusively owned PtraceEvent.
+    unsafe {
+        (*e).header = header(EventKind::Ptrace, tgid, tid);
+        (*e).access = access;
+        (*e).target_tgid = target_tgid;
+        (*e).target_vpid = target_vpid;
+        (*e)._pad = 0;
+    }
+    entry.submit(0);
+}

@@ -1,0 +1,101 @@
+//! Unix-socket connections of container processes to the sockets the agent watches (container
+//! runtime and kubelet APIs). The socket is recognised by the inode it is bound to, so a bind
+//! mount under another name, a symlink or /proc/PID/root cannot hide it.
+
+use aya_ebpf::programs::{FExitContext, TracePointContext};
+use detector_common::{EventKind, SocketFile, UnixConnectEvent};
+
+use crate::{
+    config::offset,
+    emit::{current_ids, header, reserve},
+    files::fd_file,
+    kread::{field, pointer},
+    maps::{CONNECT_PENDING, WATCHED_SOCKETS, container_mark},
+    task,
+};
+
+/// `connect(fd, addr, len)`: the first argument slot of the tracepoint record.
+const ARG_FD: usize = 16;
+const RET: usize = 16;
+const AF_UNIX: u16 = 1;
+
+pub fn on_connect_enter(ctx: &TracePointContext) {
+    let (tgid, tid) = current_ids();
+    if container_mark(tgid).is_none() {
+        return;
+    }
+    // SAFETY: slot of the syscall tracepoint ABI.
+    let fd = unsafe { ctx.read_at::<u64>(ARG_FD) }.unwrap_or(u64::MAX);
+    let _ = CONNECT_PENDING.insert(tid, fd as u32, 0);
+}
+
+/// A connected unix socket's peer carries the listening socket's bound path (the kernel copies
+/// it into the socket it creates for the connection), so the connected file is the server's.
+pub fn on_connect_exit(ctx: &TracePointContext) {
+    let (tgid, tid) = current_ids();
+    // SAFETY: plain-data copy out of the map.
+    let Some(fd) = (unsafe { CONNECT_PENDING.get(tid) }).copied() else {
+        return;
+    };
+    let _ = CONNECT_PENDING.remove(tid);
+    // SAFETY: `ret` is the first slot of a sys_exit record.
+    if unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(-1) != 0 {
+        return;
+    }
+    let Some(sock) = fd_file(task::current(), fd)
+        .and_then(|file| pointer(file, offset!(file_private_data)))
+        .and_then(|socket| pointer(socket, offset!(socket_sk)))
+    else {
+        return;
+    };
+    if field::<u16>(sock, offset!(sock_family)) != Some(AF_UNIX) {
+        return;
+    }
+    if let Some(peer) = pointer(sock, offset!(unix_sock_peer)) {
+        report_if_watched(peer, tgid, tid);
+    }
+}
+
+/// `security_unix_stream_connect(struct sock *sock, struct sock *other, struct sock *newsk)`
+/// returned; `other` is the listening socket.
+pub fn on_unix_stream_connect(ctx: &FExitContext) {
+    let ret: i32 = ctx.arg(3);
+    if ret != 0 {
+        return;
+    }
+    let (tgid, tid) = current_ids();
+    if container_mark(tgid).is_none() {
+        return;
+    }
+    report_if_watched(ctx.arg(1), tgid, tid);
+}
+
+#[inline(always)]
+fn report_if_watched(unix_sock: *const u8, tgid: u32, tid: u32) {
+    let Some(dentry) = pointer(unix_sock, offset!(unix_sock_path_dentry)) else {
+        return;
+    };
+    let ino = pointer(dentry, offset!(dentry_inode))
+        .and_then(|inode| field::<u64>(inode, offset!(inode_ino)))
+        .unwrap_or(0);
+    let dev = pointer(dentry, offset!(dentry_sb))
+        .and_then(|sb| field::<u32>(sb, offset!(sb_dev)))
+        .unwrap_or(0);
+    let socket = SocketFile { dev, _pad: 0, ino };
+    // SAFETY: only presence matters; the value is not read.
+    if unsafe { WATCHED_SOCKETS.get(socket) }.is_none() {
+        return;
+    }
+    let Some(mut entry) = reserve::<UnixConnectEvent>(EventKind::UnixConnect) else {
+        return;
+    };
+    let e = entry.as_mut_ptr();
+    // SAFETY: `e` points at a reserved, exclusively owned UnixConnectEvent.
+    unsafe {
+        (*e).header = header(EventKind::UnixConnect, tgid, tid);
+        (*e).dev = dev;
+        (*e)._pad = 0;
+        (*e).ino = ino;
+    }
+    entry.submit(0);
+}

@@ -1,0 +1,56 @@
+//! runtime-socket-access: a container process connected to a container runtime's or the
+//! kubelet's API socket, which starts privileged containers on request. The socket is known by
+//! its inode, whatever name the container gives it.
+
+use detector_common::UnixConnectEvent;
+use serde_json::json;
+
+use super::{Finding, Repeat, RuleInfo, Severity, Subject};
+
+pub const RUNTIME_SOCKET_ACCESS: RuleInfo = RuleInfo {
+    id: "runtime-socket-access",
+    severity: Severity::High,
+    mitre: &["T1611", "T1609"],
+    description: "connects to a container runtime or kubelet API socket (docker, containerd, \
+                  cri-o, podman, kubelet), however it is named inside the container",
+};
+
+pub fn runtime_socket_access(e: &UnixConnectEvent, subject: &Subject) -> Option<Finding> {
+    let socket = subject.sockets.path_of(e.dev, e.ino)?;
+    let socket = socket.display().to_string();
+    Some(Finding {
+        rule: &RUNTIME_SOCKET_ACCESS,
+        message: format!("{} connected to {socket}", subject.describe()),
+        details: json!({ "syscall": "connect", "socket": socket, "inode": e.ino }),
+        // API clients reconnect for every request.
+        repeat: Repeat::OncePerProcess(socket),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        rules::test_support::{header, subject},
+        state::{filesystems::Filesystems, runtime_sockets::RuntimeSockets},
+    };
+    use detector_common::EventKind;
+
+    #[test]
+    fn names_the_watched_socket_by_its_host_path() {
+        let fs = Filesystems::default();
+        let sockets = RuntimeSockets::with_known(&[(8, 4242, "/run/containerd/containerd.sock")]);
+        let mut s = subject(&fs);
+        s.sockets = &sockets;
+        let e = UnixConnectEvent {
+            header: header(EventKind::UnixConnect),
+            dev: 8,
+            _pad: 0,
+            ino: 4242,
+        };
+        let finding = runtime_socket_access(&e, &s).unwrap();
+        assert_eq!(finding.details["socket"], "/run/containerd/containerd.sock");
+        let unknown = UnixConnectEvent { ino: 1, ..e };
+        assert!(runtime_socket_access(&unknown, &s).is_none());
+    }
+}

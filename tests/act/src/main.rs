@@ -1,0 +1,252 @@
+//! `escape-act`: the e2e tests run it inside their busybox containers to make one system call
+//! that no busybox applet makes, so that a test can show the detector exactly that call.
+//!
+//! Each subcommand acts once, prints one line and exits 0; a refused call prints
+//! `escape-act: <what>: <error>` to stderr and exits 1. A bad command line exits 2, so that a
+//! test expecting a refusal cannot pass on a typo.
+//!
+//! `cargo xtask test` links it statically (crt-static): the containers have no libc.
+
+use std::{
+    env,
+    ffi::c_void,
+    fmt::Display,
+    fs, io, mem,
+    os::{
+        fd::{FromRawFd as _, OwnedFd, RawFd},
+        unix::net::UnixStream,
+    },
+    process::ExitCode,
+    ptr,
+};
+
+use libc::pid_t;
+
+const USAGE: &str = "usage: escape-act bpf | ptrace PID | vm-read PID | connect PATH";
+
+// From include/uapi/linux/bpf.h: the libc crate does not cover bpf().
+const BPF_MAP_CREATE: libc::c_int = 0;
+const BPF_MAP_TYPE_ARRAY: u32 = 2;
+
+/// The leading fields of `union bpf_attr` for BPF_MAP_CREATE; given a shorter size, the kernel
+/// takes the rest of the union as zero.
+#[repr(C)]
+struct MapCreateAttr {
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+}
+
+enum Act {
+    Bpf,
+    Ptrace(pid_t),
+    VmRead(pid_t),
+    Connect(String),
+}
+
+/// What was attempted and why it failed.
+struct Failure(String);
+
+impl Failure {
+    fn new(what: impl Display, why: impl Display) -> Failure {
+        Failure(format!("{what}: {why}"))
+    }
+
+    /// Failed with the errno of the system call just made.
+    fn os(what: impl Display) -> Failure {
+        Failure::new(what, io::Error::last_os_error())
+    }
+}
+
+fn main() -> ExitCode {
+    let Some(act) = parse(env::args_os().skip(1).map(|arg| arg.into_string().ok())) else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let outcome = match act {
+        Act::Bpf => bpf(),
+        Act::Ptrace(pid) => ptrace(pid),
+        Act::VmRead(pid) => vm_read(pid),
+        Act::Connect(path) => connect(&path),
+    };
+    match outcome {
+        Ok(done) => {
+            println!("{done}");
+            ExitCode::SUCCESS
+        }
+        Err(Failure(failure)) => {
+            eprintln!("escape-act: {failure}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The act the arguments name; `None` for a non-UTF-8 argument.
+fn parse(args: impl Iterator<Item = Option<String>>) -> Option<Act> {
+    let args: Vec<String> = args.collect::<Option<_>>()?;
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args[..] {
+        ["bpf"] => Some(Act::Bpf),
+        ["ptrace", pid] => parse_pid(pid).map(Act::Ptrace),
+        ["vm-read", pid] => parse_pid(pid).map(Act::VmRead),
+        ["connect", path] => Some(Act::Connect(path.to_owned())),
+        _ => None,
+    }
+}
+
+/// Positive only: 0 and negative numbers name process groups to waitpid().
+fn parse_pid(arg: &str) -> Option<pid_t> {
+    arg.parse().ok().filter(|pid| *pid > 0)
+}
+
+fn bpf() -> Result<String, Failure> {
+    let attr = MapCreateAttr {
+        map_type: BPF_MAP_TYPE_ARRAY,
+        key_size: 4,
+        value_size: 4,
+        max_entries: 1,
+    };
+    // SAFETY: attr is a bpf_attr prefix of the size passed and outlives the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_MAP_CREATE,
+            &raw const attr,
+            mem::size_of::<MapCreateAttr>() as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(Failure::os("bpf(BPF_MAP_CREATE)"));
+    }
+    // SAFETY: the kernel has just handed us this descriptor and nothing else owns it.
+    drop(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
+    Ok(format!("bpf: created an array map (fd {fd}) and closed it"))
+}
+
+fn ptrace(pid: pid_t) -> Result<String, Failure> {
+    let no_arg = ptr::null_mut::<c_void>();
+    // SAFETY: PTRACE_ATTACH reads neither addr nor data.
+    if unsafe { libc::ptrace(libc::PTRACE_ATTACH, pid, no_arg, no_arg) } < 0 {
+        return Err(Failure::os(format!("ptrace(PTRACE_ATTACH, {pid})")));
+    }
+    // An early return below leaves the tracee attached; the kernel detaches it when we exit.
+    let mut status = 0;
+    // __WALL: the tracee may be a thread or a clone child that does not report with SIGCHLD.
+    // SAFETY: status is a valid place for waitpid to write to.
+    if unsafe { libc::waitpid(pid, &mut status, libc::__WALL) } < 0 {
+        return Err(Failure::os(format!("waitpid({pid})")));
+    }
+    if !libc::WIFSTOPPED(status) {
+        return Err(Failure::new(
+            format!("waitpid({pid})"),
+            format!("status {status:#x} is no stop"),
+        ));
+    }
+    // SAFETY: PTRACE_DETACH reads no addr, and data 0 resumes the tracee without a signal.
+    if unsafe { libc::ptrace(libc::PTRACE_DETACH, pid, no_arg, no_arg) } < 0 {
+        return Err(Failure::os(format!("ptrace(PTRACE_DETACH, {pid})")));
+    }
+    Ok(format!(
+        "ptrace: attached to PID {pid}, saw it stop, detached"
+    ))
+}
+
+fn vm_read(pid: pid_t) -> Result<String, Failure> {
+    let maps_path = format!("/proc/{pid}/maps");
+    let maps = fs::read_to_string(&maps_path)
+        .map_err(|error| Failure::new(format!("reading {maps_path}"), error))?;
+    let address =
+        first_readable(&maps).ok_or_else(|| Failure::new(&maps_path, "no readable mapping"))?;
+    let mut bytes = [0_u8; 8];
+    let local = libc::iovec {
+        iov_base: bytes.as_mut_ptr().cast(),
+        iov_len: bytes.len(),
+    };
+    // Only the kernel dereferences it, in the other process: no provenance of ours.
+    let remote = libc::iovec {
+        iov_base: ptr::without_provenance_mut(address),
+        iov_len: bytes.len(),
+    };
+    let what = format!("process_vm_readv({pid}, {address:#x})");
+    // SAFETY: local describes our own buffer, writable for its whole length; the kernel checks
+    // remote against the other process's mappings.
+    let read = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+    if read < 0 {
+        return Err(Failure::os(what));
+    }
+    if read.unsigned_abs() != bytes.len() {
+        return Err(Failure::new(
+            what,
+            format!("read {read} of {} bytes", bytes.len()),
+        ));
+    }
+    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    Ok(format!(
+        "vm-read: read {} bytes of PID {pid} at {address:#x}: {hex}",
+        bytes.len()
+    ))
+}
+
+/// The start of the first mapping with `r` in its permissions, from /proc/PID/maps lines such
+/// as `55d0c0a00000-55d0c0a02000 r--p 00000000 08:01 1234 /bin/busybox`.
+fn first_readable(maps: &str) -> Option<usize> {
+    maps.lines().find_map(|line| {
+        let mut fields = line.split_whitespace();
+        let (start, _) = fields.next()?.split_once('-')?;
+        if !fields.next()?.starts_with('r') {
+            return None;
+        }
+        usize::from_str_radix(start, 16).ok()
+    })
+}
+
+fn connect(path: &str) -> Result<String, Failure> {
+    let stream = UnixStream::connect(path)
+        .map_err(|error| Failure::new(format!("connect({path})"), error))?;
+    drop(stream);
+    Ok(format!(
+        "connect: connected to {path} and closed the socket"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(words: &[&str]) -> Option<Act> {
+        parse(words.iter().map(|word| Some((*word).to_owned())))
+    }
+
+    #[test]
+    fn takes_each_act_and_refuses_anything_else() {
+        assert!(matches!(args(&["bpf"]), Some(Act::Bpf)));
+        assert!(matches!(args(&["ptrace", "42"]), Some(Act::Ptrace(42))));
+        assert!(matches!(args(&["vm-read", "7"]), Some(Act::VmRead(7))));
+        assert!(matches!(args(&["connect", "/run/s"]), Some(Act::Connect(p)) if p == "/run/s"));
+        for refused in [
+            &[][..],
+            &["bpf", "extra"],
+            &["ptrace"],
+            &["ptrace", "0"],
+            &["vm-read", "-1"],
+            &["vm-read", "x"],
+            &["mount"],
+        ] {
+            assert!(args(refused).is_none(), "{refused:?}");
+        }
+        assert!(parse([Some("connect".to_owned()), None].into_iter()).is_none());
+    }
+
+    #[test]
+    fn finds_the_first_readable_mapping() {
+        let maps = "\
+00400000-00401000 ---p 00000000 00:00 0
+00401000-00403000 r-xp 00001000 08:01 1234 /bin/busybox
+7ffd1000-7ffd2000 r--p 00000000 00:00 0 [vvar]
+";
+        assert_eq!(first_readable(maps), Some(0x0040_1000));
+        assert_eq!(first_readable("00400000-00401000 ---p 0 00:00 0\n"), None);
+        assert_eq!(first_readable(""), None);
+    }
+}

@@ -1,0 +1,34 @@
+//! `bpf-from-container`: a container process uses the bpf() system call.
+
+use escape_detector_e2e::{
+    CgroupLayout, Container, Detector, Profile, exclusive, rootfs::ACT, scenario, technique,
+};
+
+#[test]
+fn creating_a_bpf_map_is_reported_once_per_process() -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let detector = Detector::start(&[])?;
+    let container = Container::start(Profile::Privileged, CgroupLayout::kubepods())?;
+    let alert = scenario::expect_alert(
+        &detector,
+        "bpf-from-container",
+        &container,
+        Some("escape-act"),
+        || technique::create_bpf_map(&container),
+    )?;
+    assert_eq!(alert["details"]["command"], "BPF_MAP_CREATE", "{alert:#}");
+    assert_eq!(alert["details"]["syscall"], "bpf", "{alert:#}");
+    Ok(())
+}
+
+/// An unprivileged container cannot create maps (no CAP_BPF) and the detector must not
+/// confuse the agent's own bpf() calls, or the runtime's, with the container's.
+#[test]
+fn containers_that_do_not_call_bpf_are_silent() -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let detector = Detector::start(&[])?;
+    let container = Container::start(Profile::Default, CgroupLayout::Docker)?;
+    container.exec_ok(&format!("ls /sys/fs; test -x {ACT}"))?;
+    scenario::expect_no_alert_for(&detector, container.id());
+    scenario::expect_detector_alerts(&detector)
+}

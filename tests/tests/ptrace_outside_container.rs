@@ -1,0 +1,58 @@
+//! `ptrace-outside-container`: a container process reaches into the memory of a host process.
+
+use escape_detector_e2e::{
+    CgroupLayout, Container, Detector, HostProcess, Profile,
+    alert::{self, alert_matches},
+    exclusive,
+    rootfs::ACT,
+    scenario::{self, ALERT_TIMEOUT},
+    technique,
+};
+
+#[test]
+fn ptrace_and_memory_reads_of_a_host_process_are_reported() -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let target = HostProcess::sleep()?;
+    let detector = Detector::start(&[])?;
+    // Sharing the host's pid namespace is what makes host processes reachable at all.
+    let container = Container::start(Profile::HostPid, CgroupLayout::Docker)?;
+    let attach = scenario::expect_alert(
+        &detector,
+        "ptrace-outside-container",
+        &container,
+        Some("escape-act"),
+        || technique::ptrace_attach(&container, target.pid()),
+    )?;
+    assert_eq!(attach["details"]["target_pid"], target.pid(), "{attach:#}");
+    assert_eq!(attach["details"]["target_comm"], "sleep", "{attach:#}");
+    assert!(
+        attach["details"]["target_container_id"].is_null(),
+        "{attach:#}"
+    );
+
+    technique::read_process_memory(&container, target.pid())?;
+    let (read, _) = detector.wait_for_alert(
+        "ptrace-outside-container alert for escape-act vm-read",
+        |a| {
+            alert_matches(a, "ptrace-outside-container", container.id())
+                && a["process"]["args"][1] == "vm-read"
+        },
+        ALERT_TIMEOUT,
+    )?;
+    alert::check_contract(&read)?;
+    assert_eq!(read["details"]["target_pid"], target.pid(), "{read:#}");
+    Ok(())
+}
+
+/// Debuggers inside a container trace the container's own processes: no escape.
+#[test]
+fn tracing_a_process_of_the_same_container_is_silent() -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let detector = Detector::start(&[])?;
+    let container = Container::start(Profile::Privileged, CgroupLayout::Docker)?;
+    container.exec_ok(&format!(
+        "sleep 30 & {ACT} ptrace $! && {ACT} vm-read $!; status=$?; kill $!; exit $status"
+    ))?;
+    scenario::expect_no_alert_for(&detector, container.id());
+    scenario::expect_detector_alerts(&detector)
+}

@@ -1,0 +1,61 @@
+//! `runtime-socket-access`: a container process connects to a container runtime's API socket,
+//! here reached through /proc/PID/root of a host process, a name no path rule would watch.
+
+use std::{os::unix::net::UnixListener, path::Path};
+
+use escape_detector_e2e::{
+    CgroupLayout, Container, Detector, Profile, exclusive, scenario, technique, temp_dir::TempDir,
+};
+
+/// Binds a listening socket at `dir/name`.
+fn listen(dir: &Path, name: &str) -> anyhow::Result<UnixListener> {
+    Ok(UnixListener::bind(dir.join(name))?)
+}
+
+#[test]
+fn connecting_to_a_watched_socket_under_another_name_is_reported() -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let dir = TempDir::new("runtime-socket")?;
+    let _api = listen(dir.path(), "containerd.sock")?;
+    let _other = listen(dir.path(), "unwatched.sock")?;
+    let watched = dir.path().join("containerd.sock");
+    let detector = Detector::start_with_config(
+        &format!(
+            "extra_runtime_sockets = [{:?}]\n",
+            watched.display().to_string()
+        ),
+        &[],
+    )?;
+    let container = Container::start(Profile::HostPid, CgroupLayout::Docker)?;
+    // The test process's root is the host's: the container sees the host's files through it.
+    let via_proc = |name: &str| {
+        format!(
+            "/proc/{}/root{}/{name}",
+            std::process::id(),
+            dir.path().display()
+        )
+    };
+    technique::connect_unix_socket(&container, &via_proc("unwatched.sock"))?;
+    let alert = scenario::expect_alert(
+        &detector,
+        "runtime-socket-access",
+        &container,
+        Some("escape-act"),
+        || technique::connect_unix_socket(&container, &via_proc("containerd.sock")),
+    )?;
+    assert_eq!(
+        alert["details"]["socket"],
+        watched.display().to_string(),
+        "{alert:#}"
+    );
+    let unwatched = detector
+        .alerts()
+        .into_iter()
+        .filter(|a| a["details"].to_string().contains("unwatched.sock"))
+        .count();
+    assert_eq!(
+        unwatched, 0,
+        "a connection to an unwatched socket was reported"
+    );
+    Ok(())
+}
