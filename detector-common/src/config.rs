@@ -133,6 +133,11 @@ pub struct Offsets {
     pub sock_family: u32,
     pub unix_sock_peer: u32,
     pub unix_sock_path_dentry: u32,
+
+    pub fs_context_root: u32,
+    pub fs_context_source: u32,
+    pub fs_context_fs_type: u32,
+    pub file_system_type_name: u32,
 }
 
 impl Offsets {
@@ -190,6 +195,10 @@ impl Offsets {
         sock_family: FIELD_MISSING,
         unix_sock_peer: FIELD_MISSING,
         unix_sock_path_dentry: FIELD_MISSING,
+        fs_context_root: FIELD_MISSING,
+        fs_context_source: FIELD_MISSING,
+        fs_context_fs_type: FIELD_MISSING,
+        file_system_type_name: FIELD_MISSING,
     };
 }
 

@@ -152,11 +152,17 @@ pub struct CgroupAttachEvent {
 pub mod syscall {
     pub const SETNS: u32 = 1;
     pub const MOUNT: u32 = 2;
+    /// A new filesystem instance, seen in the kernel (`vfs_get_tree`): `mount` or, with the
+    /// new mount API, `fsconfig(FSCONFIG_CMD_CREATE)`.
+    pub const MOUNT_OR_FSCONFIG: u32 = 3;
+    pub const FSCONFIG: u32 = 4;
 
     pub const fn name(nr: u32) -> &'static str {
         match nr {
             SETNS => "setns",
             MOUNT => "mount",
+            MOUNT_OR_FSCONFIG => "mount/fsconfig",
+            FSCONFIG => "fsconfig",
             _ => "unknown",
         }
     }
@@ -204,9 +210,14 @@ pub struct MountEvent {
     pub header: Header,
     pub syscall: u32,
     pub ret: i32,
+    /// `mount` flags (tracepoints), or the new superblock's `SB_*` flags (fexit).
     pub flags: u64,
+    /// The new filesystem's device (`super_block.s_dev`, kernel encoding); 0 when unknown.
+    pub dev: u32,
+    pub _pad: u32,
     pub fstype: [u8; FSTYPE_LEN],
     pub source: [u8; MOUNT_PATH_LEN],
+    /// Empty when the hook does not know the mount point (fexit on `vfs_get_tree`).
     pub target: [u8; MOUNT_PATH_LEN],
 }
 

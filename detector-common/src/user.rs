@@ -138,14 +138,14 @@ mod tests {
         assert_eq!(size_of::<NamespaceEvent>(), 104);
         assert_eq!(size_of::<FileOpenEvent>(), 320);
         assert_eq!(offset_of!(FileOpenEvent, magic), 40);
-        assert_eq!(size_of::<MountEvent>(), 328);
+        assert_eq!(size_of::<MountEvent>(), 336);
         assert_eq!(size_of::<ModuleEvent>(), 96);
         assert_eq!(size_of::<BpfEvent>(), 32);
         assert_eq!(size_of::<PtraceEvent>(), 40);
         assert_eq!(size_of::<UnixConnectEvent>(), 40);
         assert_eq!(size_of::<SocketFile>(), 16);
-        assert_eq!(size_of::<Offsets>(), 52 * 4);
-        assert_eq!(size_of::<Config>(), 32 + 16 + 52 * 4);
+        assert_eq!(size_of::<Offsets>(), 56 * 4);
+        assert_eq!(size_of::<Config>(), 32 + 16 + 56 * 4);
     }
 
     fn bytes_of<T>(v: &T) -> &[u8] {

@@ -125,6 +125,24 @@ pub fn sys_exit_mount(ctx: TracePointContext) -> u32 {
     0
 }
 
+#[tracepoint(category = "syscalls", name = "sys_enter_fsconfig")]
+pub fn sys_enter_fsconfig(ctx: TracePointContext) -> u32 {
+    mounts::on_fsconfig_enter(&ctx);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_fsconfig")]
+pub fn sys_exit_fsconfig(ctx: TracePointContext) -> u32 {
+    mounts::on_fsconfig_exit(&ctx);
+    0
+}
+
+#[fexit(function = "vfs_get_tree")]
+pub fn vfs_get_tree(ctx: FExitContext) -> i32 {
+    mounts::on_vfs_get_tree(&ctx);
+    0
+}
+
 #[tracepoint(category = "syscalls", name = "sys_enter_bpf")]
 pub fn sys_enter_bpf(ctx: TracePointContext) -> u32 {
     bpf_calls::on_bpf_enter(&ctx);

@@ -10,7 +10,7 @@ use crate::{
     emit::{current_ids, header, reserve},
     files::fd_file,
     kread::{field, pointer},
-    maps::{CONNECT_PENDING, WATCHED_SOCKETS, container_mark},
+    maps::{FD_PENDING, WATCHED_SOCKETS, container_mark},
     task,
 };
 
@@ -26,7 +26,7 @@ pub fn on_connect_enter(ctx: &TracePointContext) {
     }
     // SAFETY: slot of the syscall tracepoint ABI.
     let fd = unsafe { ctx.read_at::<u64>(ARG_FD) }.unwrap_or(u64::MAX);
-    let _ = CONNECT_PENDING.insert(tid, fd as u32, 0);
+    let _ = FD_PENDING.insert(tid, fd as u32, 0);
 }
 
 /// A connected unix socket's peer carries the listening socket's bound path (the kernel copies
@@ -34,10 +34,10 @@ pub fn on_connect_enter(ctx: &TracePointContext) {
 pub fn on_connect_exit(ctx: &TracePointContext) {
     let (tgid, tid) = current_ids();
     // SAFETY: plain-data copy out of the map.
-    let Some(fd) = (unsafe { CONNECT_PENDING.get(tid) }).copied() else {
+    let Some(fd) = (unsafe { FD_PENDING.get(tid) }).copied() else {
         return;
     };
-    let _ = CONNECT_PENDING.remove(tid);
+    let _ = FD_PENDING.remove(tid);
     // SAFETY: `ret` is the first slot of a sys_exit record.
     if unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(-1) != 0 {
         return;

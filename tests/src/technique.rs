@@ -167,6 +167,16 @@ pub fn mount_procfs(container: &Container) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Mounts a procfs at /mnt/np with the new mount API (fsopen, fsconfig, fsmount,
+/// move_mount), which no rule watching mount(2) sees; checks it is there, and unmounts it.
+pub fn mount_procfs_with_new_api(container: &Container) -> anyhow::Result<()> {
+    container.exec_ok(&format!(
+        "mkdir -p /mnt/np && {ACT} fsmount proc /mnt/np && grep -q ' /mnt/np proc ' /proc/mounts; \
+         status=$?; umount /mnt/np; exit $status"
+    ))?;
+    Ok(())
+}
+
 /// Creates a node for `disk` as /dev/hostdisk and mounts it read-only at /mnt/host; checks that
 /// the mount is that disk and read-only, then unmounts.
 pub fn mount_host_disk(container: &Container, disk: &HostDisk) -> anyhow::Result<()> {

@@ -36,6 +36,37 @@ fn serves_health_and_contract_metrics_then_exits_0_on_sigterm() -> anyhow::Resul
     Ok(())
 }
 
+/// `escape-detector probe` predicts, per sensor, the implementation `run` will attach; the
+/// running detector must have attached exactly that one. Prints the choices, so the test
+/// output shows which hooks each kernel gave each sensor.
+#[test]
+fn the_running_detector_uses_what_probe_predicts() -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let probe = detector::command()?.arg("probe").output()?;
+    anyhow::ensure!(probe.status.success(), "probe failed: {probe:?}");
+    let table = String::from_utf8(probe.stdout)?;
+    let predicted: Vec<(&str, &str)> = table
+        .lines()
+        .filter(|line| line.contains("<- will use;"))
+        .filter_map(|line| line.split("  ").next()?.trim().rsplit_once(" via "))
+        .collect();
+    anyhow::ensure!(!predicted.is_empty(), "no sensor marked in\n{table}");
+    let detector = Detector::start(&[])?;
+    let log = detector.log();
+    for (sensor, backend) in &predicted {
+        eprintln!("{sensor}: {backend}");
+        let attached = log.lines().any(|line| {
+            line.contains(&format!("] {sensor} ("))
+                && line.ends_with(&format!(": {backend} backend"))
+        });
+        assert!(
+            attached,
+            "probe predicted {backend} for {sensor}; the detector's log says otherwise\n{log}"
+        );
+    }
+    Ok(())
+}
+
 #[test]
 fn bad_flags_exit_2() -> anyhow::Result<()> {
     let _machine = exclusive();

@@ -20,6 +20,22 @@ fn a_procfs_mount_is_reported() -> anyhow::Result<()> {
 }
 
 #[test]
+fn a_procfs_made_with_the_new_mount_api_is_reported() -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let detector = Detector::start(&[])?;
+    let container = Container::start(Profile::Privileged, CgroupLayout::Docker)?;
+    let alert = scenario::expect_alert(
+        &detector,
+        "sensitive-mount",
+        &container,
+        Some("escape-act"),
+        || technique::mount_procfs_with_new_api(&container),
+    )?;
+    assert_eq!(alert["details"]["fstype"], "proc", "{alert:#}");
+    Ok(())
+}
+
+#[test]
 fn a_host_block_device_mount_is_reported_with_the_device() -> anyhow::Result<()> {
     let _machine = exclusive();
     let disk = HostDisk::attach()?;

@@ -114,6 +114,11 @@ const FIELDS: &[Field] = &[
     field!(sock_family, "sock", ["__sk_common.skc_family"]),
     field!(unix_sock_peer, "unix_sock", ["peer"]),
     field!(unix_sock_path_dentry, "unix_sock", ["path.dentry"]),
+
+    field!(fs_context_root, "fs_context", ["root"]),
+    field!(fs_context_source, "fs_context", ["source"]),
+    field!(fs_context_fs_type, "fs_context", ["fs_type"]),
+    field!(file_system_type_name, "file_system_type", ["name"]),
 ];
 
 /// Looks up every field of [`Offsets`]; a field the kernel lacks stays

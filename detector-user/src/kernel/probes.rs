@@ -206,10 +206,19 @@ pub const SENSORS: &[Sensor] = &[
         needs: Needs::Nothing,
         feeds: "sensitive-mount",
         required: false,
-        implementations: &[tracepoints(&[
-            syscall("sys_enter_mount", false),
-            syscall("sys_exit_mount", false),
-        ])],
+        implementations: &[
+            Implementation {
+                backend: Backend::Fentry,
+                probes: &[fexit("vfs_get_tree")],
+            },
+            tracepoints(&[
+                syscall("sys_enter_mount", false),
+                syscall("sys_exit_mount", false),
+                // The new mount API (5.2+).
+                syscall("sys_enter_fsconfig", true),
+                syscall("sys_exit_fsconfig", true),
+            ]),
+        ],
     },
     Sensor {
         name: "bpf calls",

@@ -51,20 +51,28 @@ pub fn sensitive_mount(e: &MountEvent, subject: &Subject) -> Option<Finding> {
     } else {
         return None;
     };
-    let what = if kind == "block-device" {
-        format!("block device {source} ({fstype})")
+    // `super_block.s_dev` is MKDEV(major, minor): 12 bits of major above 20 of minor.
+    let device = (e.dev != 0).then(|| format!("{}:{}", e.dev >> 20, e.dev & 0xf_ffff));
+    let what = match (kind, &device) {
+        ("block-device", Some(device)) => format!("block device {source} ({device}, {fstype})"),
+        ("block-device", None) => format!("block device {source} ({fstype})"),
+        _ => format!("a {fstype} filesystem"),
+    };
+    let on = if target.is_empty() {
+        String::new()
     } else {
-        format!("a {fstype} filesystem")
+        format!(" on {target}")
     };
     Some(Finding {
         rule: &SENSITIVE_MOUNT,
-        message: format!("{} mounted {what} on {target}", subject.describe()),
+        message: format!("{} mounted {what}{on}", subject.describe()),
         details: json!({
             "syscall": syscall::name(e.syscall),
             "kind": kind,
             "fstype": fstype,
             "source": source,
             "target": target,
+            "device": device,
             "flags": e.flags,
         }),
         repeat: Repeat::EveryAct,
@@ -86,6 +94,8 @@ mod tests {
             syscall: syscall::MOUNT,
             ret: 0,
             flags,
+            dev: 0,
+            _pad: 0,
             fstype: buf(fstype),
             source: buf(source),
             target: buf("/mnt/x"),
@@ -102,6 +112,27 @@ mod tests {
         let proc = sensitive_mount(&mount("proc", "proc", 0), &s).unwrap();
         assert_eq!(proc.details["kind"], "pseudo-filesystem");
         assert!(proc.message.contains("mounted a proc filesystem on /mnt/x"));
+    }
+
+    #[test]
+    fn the_kernel_view_names_the_device_and_may_lack_the_mount_point() {
+        let fs = Filesystems::parse("nodev\tproc\n\text4\n");
+        let s = subject(&fs);
+        let e = MountEvent {
+            syscall: syscall::MOUNT_OR_FSCONFIG,
+            dev: (7 << 20) | 3,
+            target: [0; detector_common::MOUNT_PATH_LEN],
+            ..mount("ext4", "/dev/hostdisk", 0)
+        };
+        let disk = sensitive_mount(&e, &s).unwrap();
+        assert_eq!(disk.details["device"], "7:3");
+        assert_eq!(disk.details["syscall"], "mount/fsconfig");
+        assert!(
+            disk.message
+                .ends_with("mounted block device /dev/hostdisk (7:3, ext4)"),
+            "{}",
+            disk.message
+        );
     }
 
     #[test]

@@ -22,7 +22,13 @@ use std::{
 
 use libc::pid_t;
 
-const USAGE: &str = "usage: escape-act bpf | ptrace PID | vm-read PID | connect PATH";
+const USAGE: &str =
+    "usage: escape-act bpf | ptrace PID | vm-read PID | connect PATH | fsmount FSTYPE DIR";
+
+// From include/uapi/linux/mount.h: the new mount API's constants.
+const FSCONFIG_SET_STRING: libc::c_uint = 1;
+const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 
 // From include/uapi/linux/bpf.h: the libc crate does not cover bpf().
 const BPF_MAP_CREATE: libc::c_int = 0;
@@ -43,6 +49,7 @@ enum Act {
     Ptrace(pid_t),
     VmRead(pid_t),
     Connect(String),
+    FsMount { fstype: String, dir: String },
 }
 
 /// What was attempted and why it failed.
@@ -69,6 +76,7 @@ fn main() -> ExitCode {
         Act::Ptrace(pid) => ptrace(pid),
         Act::VmRead(pid) => vm_read(pid),
         Act::Connect(path) => connect(&path),
+        Act::FsMount { fstype, dir } => fsmount(&fstype, &dir),
     };
     match outcome {
         Ok(done) => {
@@ -91,6 +99,10 @@ fn parse(args: impl Iterator<Item = Option<String>>) -> Option<Act> {
         ["ptrace", pid] => parse_pid(pid).map(Act::Ptrace),
         ["vm-read", pid] => parse_pid(pid).map(Act::VmRead),
         ["connect", path] => Some(Act::Connect(path.to_owned())),
+        ["fsmount", fstype, dir] => Some(Act::FsMount {
+            fstype: fstype.to_owned(),
+            dir: dir.to_owned(),
+        }),
         _ => None,
     }
 }
@@ -210,6 +222,72 @@ fn connect(path: &str) -> Result<String, Failure> {
     ))
 }
 
+/// Mounts a new `fstype` filesystem at `dir` with the new mount API (fsopen, fsconfig,
+/// fsmount, move_mount): no mount(2) call anywhere.
+fn fsmount(fstype: &str, dir: &str) -> Result<String, Failure> {
+    let c = |s: &str| std::ffi::CString::new(s).map_err(|e| Failure::new(s, e));
+    let (fstype_c, dir_c, source) = (c(fstype)?, c(dir)?, c("source")?);
+    // SAFETY: a NUL-terminated name and no flags.
+    let fs = unsafe { libc::syscall(libc::SYS_fsopen, fstype_c.as_ptr(), 0) };
+    if fs < 0 {
+        return Err(Failure::os(format!("fsopen({fstype})")));
+    }
+    // SAFETY: the kernel has just handed us this descriptor and nothing else owns it.
+    let fs = unsafe { OwnedFd::from_raw_fd(fs as RawFd) };
+    let fs_fd = std::os::fd::AsRawFd::as_raw_fd(&fs);
+    // SAFETY: key and value are NUL-terminated strings that outlive the call.
+    let set = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs_fd,
+            FSCONFIG_SET_STRING,
+            source.as_ptr(),
+            fstype_c.as_ptr(),
+            0,
+        )
+    };
+    if set < 0 {
+        return Err(Failure::os("fsconfig(FSCONFIG_SET_STRING source)"));
+    }
+    // SAFETY: CMD_CREATE takes no key or value.
+    let created = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs_fd,
+            FSCONFIG_CMD_CREATE,
+            ptr::null::<libc::c_char>(),
+            ptr::null::<c_void>(),
+            0,
+        )
+    };
+    if created < 0 {
+        return Err(Failure::os("fsconfig(FSCONFIG_CMD_CREATE)"));
+    }
+    // SAFETY: a filesystem-context descriptor and no flags.
+    let mnt = unsafe { libc::syscall(libc::SYS_fsmount, fs_fd, 0, 0) };
+    if mnt < 0 {
+        return Err(Failure::os("fsmount"));
+    }
+    // SAFETY: as for fsopen.
+    let mnt = unsafe { OwnedFd::from_raw_fd(mnt as RawFd) };
+    let empty = c("")?;
+    // SAFETY: NUL-terminated paths that outlive the call; the empty one names the descriptor.
+    let moved = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            std::os::fd::AsRawFd::as_raw_fd(&mnt),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            dir_c.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if moved < 0 {
+        return Err(Failure::os(format!("move_mount(.., {dir})")));
+    }
+    Ok(format!("fsmount: mounted a new {fstype} at {dir}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,6 +302,10 @@ mod tests {
         assert!(matches!(args(&["ptrace", "42"]), Some(Act::Ptrace(42))));
         assert!(matches!(args(&["vm-read", "7"]), Some(Act::VmRead(7))));
         assert!(matches!(args(&["connect", "/run/s"]), Some(Act::Connect(p)) if p == "/run/s"));
+        assert!(matches!(
+            args(&["fsmount", "proc", "/mnt/p"]),
+            Some(Act::FsMount { fstype, dir }) if fstype == "proc" && dir == "/mnt/p"
+        ));
         for refused in [
             &[][..],
             &["bpf", "extra"],
