@@ -20,8 +20,13 @@ pub enum EventKind {
     UnixConnect = 11,
 }
 
-/// Size of the per-kind loss counter array (index 0 is unused).
+/// Size of the per-kind loss counter array; index 0, which no kind uses, counts
+/// [`MARK_FAILED_SLOT`].
 pub const KIND_SLOTS: u32 = 12;
+
+/// Slot of the loss counters that counts container processes the kernel could not put in its
+/// container-task map (full): their acts are filtered out in the kernel.
+pub const MARK_FAILED_SLOT: u32 = 0;
 
 impl EventKind {
     pub const ALL: [EventKind; 11] = [

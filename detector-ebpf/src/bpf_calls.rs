@@ -7,10 +7,8 @@ use detector_common::{BpfEvent, EventKind};
 use crate::{
     emit::{current_ids, header, reserve},
     maps::container_mark,
+    syscall_record,
 };
-
-/// `bpf(cmd, attr, size)`: the first argument slot of the tracepoint record.
-const ARG_CMD: usize = 16;
 
 /// Map element operations: the hot path of every BPF user, and harmless without a map
 /// descriptor, which only a reported command (or a reported process) can produce.
@@ -27,8 +25,8 @@ const ELEMENT_COMMANDS: [u32; 9] = [
 ];
 
 pub fn on_bpf_enter(ctx: &TracePointContext) {
-    // SAFETY: slot of the syscall tracepoint ABI.
-    let cmd = unsafe { ctx.read_at::<u64>(ARG_CMD) }.unwrap_or(u64::MAX);
+    // bpf(cmd, attr, size)
+    let cmd = syscall_record::arg(ctx, 0).unwrap_or(u64::MAX);
     report(cmd as u32);
 }
 

@@ -1,5 +1,7 @@
 //! Ring-buffer reservation with loss accounting: a record that does not fit is counted, per
 //! CPU and kind, never dropped silently.
+//!
+//! [`MARK_FAILED_SLOT`]: detector_common::MARK_FAILED_SLOT
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, generated::bpf_ktime_get_boot_ns},
@@ -14,14 +16,15 @@ use crate::maps::{EVENTS, LOST};
 pub fn reserve<T: 'static>(kind: EventKind) -> Option<RingBufEntry<T>> {
     let entry = EVENTS.reserve::<T>(0);
     if entry.is_none() {
-        count_loss(kind);
+        count_loss(kind as u32);
     }
     entry
 }
 
+/// Counts one loss in `slot` of the loss counters: an event kind, or [`MARK_FAILED_SLOT`].
 #[inline(always)]
-fn count_loss(kind: EventKind) {
-    if let Some(counter) = LOST.get_ptr_mut(kind as u32) {
+pub fn count_loss(slot: u32) {
+    if let Some(counter) = LOST.get_ptr_mut(slot) {
         // SAFETY: per-CPU slot; nothing else on this CPU runs between the read and the write.
         unsafe { *counter += 1 };
     }

@@ -13,15 +13,13 @@ use crate::{
     emit::{current_ids, header, reserve},
     kread::{field, kernel_str, pointer},
     maps::container_mark,
-    task,
+    syscall_record, task,
 };
 
-const RET: usize = 16;
 const EPERM: i32 = 1;
 
 pub fn on_open_exit(ctx: &TracePointContext) {
-    // SAFETY: `ret` is the first slot of a sys_exit record.
-    let fd = unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(-1);
+    let fd = syscall_record::ret(ctx);
     if fd < 0 {
         return;
     }

@@ -10,7 +10,7 @@ use crate::{
     config::{agent_tgid, host_mnt_ns, offset},
     emit::{current_ids, header, reserve},
     kread::{field, kernel_str, pointer, user_bytes},
-    maps::{CONTAINER_TASKS, container_mark},
+    maps::{CONTAINER_TASKS, container_mark, mark_container_task},
     task,
 };
 
@@ -26,8 +26,7 @@ fn mark_at_exec(tgid: u32, mnt: u32) -> u32 {
         old
     };
     if mark != old {
-        // A full map only means this process is judged by its cgroup in user space alone.
-        let _ = CONTAINER_TASKS.insert(tgid, mark, 0);
+        mark_container_task(tgid, mark);
     }
     mark
 }
@@ -95,7 +94,7 @@ pub fn on_fork(ctx: &RawTracePointContext) {
     }
     let ppid = task::parent_tgid(child);
     if let Some(mark) = container_mark(current_ids().0) {
-        let _ = CONTAINER_TASKS.insert(child_tgid, mark | task_mark::INHERITED, 0);
+        mark_container_task(child_tgid, mark | task_mark::INHERITED);
     }
     let Some(mut entry) = reserve::<ForkEvent>(EventKind::Fork) else {
         return;

@@ -14,6 +14,7 @@ mod mounts;
 mod namespaces;
 mod ptrace;
 mod sockets;
+mod syscall_record;
 mod task;
 
 use aya_ebpf::{

@@ -4,9 +4,11 @@ use aya_ebpf::{
     macros::map,
     maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
-use detector_common::{KIND_SLOTS, SocketFile};
+use detector_common::{KIND_SLOTS, MARK_FAILED_SLOT, SocketFile};
 
-use crate::{mounts::PendingMount, namespaces::PendingSetns, ptrace::PendingPtrace};
+use crate::{
+    emit::count_loss, mounts::PendingMount, namespaces::PendingSetns, ptrace::PendingPtrace,
+};
 
 /// Events for the agent. The agent may resize it before load (`ring_buffer_bytes`).
 #[map]
@@ -49,4 +51,13 @@ pub static WATCHED_SOCKETS: HashMap<SocketFile, u32> = HashMap::with_max_entries
 pub fn container_mark(tgid: u32) -> Option<u32> {
     // SAFETY: the value is a plain u32 copied out at once.
     unsafe { CONTAINER_TASKS.get(tgid) }.copied()
+}
+
+/// Puts a process in the container-task map. A full map is counted: the kernel would filter
+/// out that process's acts, so the loss must show.
+#[inline(always)]
+pub fn mark_container_task(tgid: u32, mark: u32) {
+    if CONTAINER_TASKS.insert(tgid, mark, 0).is_err() {
+        count_loss(MARK_FAILED_SLOT);
+    }
 }

@@ -11,12 +11,10 @@ use crate::{
     files::{fd_file, file_name},
     kread::kernel_str,
     maps::container_mark,
-    task,
+    syscall_record, task,
 };
 
 const EPERM: i32 = 1;
-/// `finit_module(fd, ...)`: the first argument slot of the tracepoint record.
-const ARG_FD: usize = 16;
 
 /// Reports a container process's module load; returns `deny` for container processes.
 #[inline(always)]
@@ -49,8 +47,8 @@ pub fn on_init_module_enter(_ctx: &TracePointContext) {
 }
 
 pub fn on_finit_module_enter(ctx: &TracePointContext) {
-    // SAFETY: slot of the syscall tracepoint ABI.
-    let fd = unsafe { ctx.read_at::<u64>(ARG_FD) }.unwrap_or(u64::MAX);
+    // finit_module(fd, uargs, flags)
+    let fd = syscall_record::arg(ctx, 0).unwrap_or(u64::MAX);
     let name = fd_file(task::current(), fd as u32)
         .map(file_name)
         .unwrap_or_default();

@@ -12,7 +12,7 @@ use crate::{
     files::fd_file,
     kread::{field, kernel_str, pointer, user_str},
     maps::{FD_PENDING, MOUNT_PENDING, container_mark},
-    task,
+    syscall_record, task,
 };
 
 /// The user pointers and flags of a `mount` call, from entry to exit.
@@ -25,38 +25,28 @@ pub struct PendingMount {
     pub flags: u64,
 }
 
-/// `mount(dev_name, dir_name, type, flags, data)`: argument slots of the tracepoint record.
-const ARG_SOURCE: usize = 16;
-const ARG_TARGET: usize = 24;
-const ARG_FSTYPE: usize = 32;
-const ARG_FLAGS: usize = 40;
-const RET: usize = 16;
-
 pub fn on_mount_enter(ctx: &TracePointContext) {
     let (tgid, tid) = current_ids();
     if container_mark(tgid).is_none() {
         return;
     }
-    // SAFETY: slots of the syscall tracepoint ABI.
-    let arg = |off| unsafe { ctx.read_at::<u64>(off) }.unwrap_or(0);
+    // mount(dev_name, dir_name, type, flags, data)
+    let arg = |n| syscall_record::arg(ctx, n).unwrap_or(0);
     let pending = PendingMount {
-        source: arg(ARG_SOURCE),
-        target: arg(ARG_TARGET),
-        fstype: arg(ARG_FSTYPE),
-        flags: arg(ARG_FLAGS),
+        source: arg(0),
+        target: arg(1),
+        fstype: arg(2),
+        flags: arg(3),
     };
     let _ = MOUNT_PENDING.insert(tid, pending, 0);
 }
 
 pub fn on_mount_exit(ctx: &TracePointContext) {
     let (tgid, tid) = current_ids();
-    // SAFETY: plain-data copy out of the map.
-    let Some(pending) = (unsafe { MOUNT_PENDING.get(tid) }).copied() else {
+    let Some(pending) = syscall_record::take(&MOUNT_PENDING, tid) else {
         return;
     };
-    let _ = MOUNT_PENDING.remove(tid);
-    // SAFETY: `ret` is the first slot of a sys_exit record.
-    let ret = unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(-1);
+    let ret = syscall_record::ret(ctx);
     if ret != 0 {
         return;
     }
@@ -80,9 +70,6 @@ pub fn on_mount_exit(ctx: &TracePointContext) {
     entry.submit(0);
 }
 
-/// `fsconfig(fd, cmd, key, value, aux)`: argument slots of the tracepoint record.
-const ARG_FSCONFIG_FD: usize = 16;
-const ARG_FSCONFIG_CMD: usize = 24;
 /// The `fsconfig` command that makes the filesystem instance (include/uapi/linux/mount.h).
 const FSCONFIG_CMD_CREATE: u64 = 6;
 
@@ -91,29 +78,21 @@ pub fn on_fsconfig_enter(ctx: &TracePointContext) {
     if container_mark(tgid).is_none() {
         return;
     }
-    // SAFETY: slots of the syscall tracepoint ABI.
-    let (fd, cmd) = unsafe {
-        (
-            ctx.read_at::<u64>(ARG_FSCONFIG_FD),
-            ctx.read_at::<u64>(ARG_FSCONFIG_CMD),
-        )
-    };
-    if cmd != Ok(FSCONFIG_CMD_CREATE) {
+    // fsconfig(fd, cmd, key, value, aux)
+    if syscall_record::arg(ctx, 1) != Some(FSCONFIG_CMD_CREATE) {
         return;
     }
-    let _ = FD_PENDING.insert(tid, fd.unwrap_or(u64::MAX) as u32, 0);
+    let fd = syscall_record::arg(ctx, 0).unwrap_or(u64::MAX);
+    let _ = FD_PENDING.insert(tid, fd as u32, 0);
 }
 
 /// The new mount API made a filesystem instance: the descriptor is a filesystem context.
 pub fn on_fsconfig_exit(ctx: &TracePointContext) {
     let (tgid, tid) = current_ids();
-    // SAFETY: plain-data copy out of the map.
-    let Some(fd) = (unsafe { FD_PENDING.get(tid) }).copied() else {
+    let Some(fd) = syscall_record::take(&FD_PENDING, tid) else {
         return;
     };
-    let _ = FD_PENDING.remove(tid);
-    // SAFETY: `ret` is the first slot of a sys_exit record.
-    if unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(-1) != 0 {
+    if syscall_record::ret(ctx) != 0 {
         return;
     }
     if let Some(fc) =

@@ -9,7 +9,7 @@ use crate::{
     config::host_ns,
     emit::{current_ids, header, reserve},
     maps::{SETNS_PENDING, container_mark},
-    task,
+    syscall_record, task,
 };
 
 /// What a thread's namespaces were when it entered `setns`.
@@ -21,17 +21,13 @@ pub struct PendingSetns {
     pub _pad: u32,
 }
 
-/// Syscall tracepoint records hold each argument in an 8-byte slot from offset 16.
-const ARG1: usize = 24;
-const RET: usize = 16;
-
 pub fn on_setns_enter(ctx: &TracePointContext) {
     let (tgid, tid) = current_ids();
     if container_mark(tgid).is_none() {
         return;
     }
-    // SAFETY: the record's layout is the syscall tracepoint ABI: args at 16 + 8 * n.
-    let nstype = unsafe { ctx.read_at::<u64>(ARG1) }.unwrap_or(0) as u32;
+    // setns(fd, nstype)
+    let nstype = syscall_record::arg(ctx, 1).unwrap_or(0) as u32;
     let pending = PendingSetns {
         before: task::namespaces(task::current()),
         nstype,
@@ -42,13 +38,10 @@ pub fn on_setns_enter(ctx: &TracePointContext) {
 
 pub fn on_setns_exit(ctx: &TracePointContext) {
     let (tgid, tid) = current_ids();
-    // SAFETY: plain-data copy out of the map.
-    let Some(pending) = (unsafe { SETNS_PENDING.get(tid) }).copied() else {
+    let Some(pending) = syscall_record::take(&SETNS_PENDING, tid) else {
         return;
     };
-    let _ = SETNS_PENDING.remove(tid);
-    // SAFETY: as above, `ret` is the first slot of a sys_exit record.
-    if unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(-1) != 0 {
+    if syscall_record::ret(ctx) != 0 {
         return;
     }
     let after = task::namespaces(task::current());

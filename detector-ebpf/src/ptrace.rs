@@ -8,13 +8,8 @@ use detector_common::{EventKind, PtraceEvent, ptrace_access};
 use crate::{
     emit::{current_ids, header, reserve},
     maps::{PTRACE_PENDING, container_mark},
-    task,
+    syscall_record, task,
 };
-
-/// `ptrace(request, pid, ...)` and `process_vm_*(pid, ...)`: argument slots of the records.
-const ARG_0: usize = 16;
-const ARG_1: usize = 24;
-const RET: usize = 16;
 
 const PTRACE_ATTACH: u64 = 16;
 const PTRACE_SEIZE: u64 = 0x4206;
@@ -32,19 +27,18 @@ pub struct PendingPtrace {
 }
 
 pub fn on_ptrace_enter(ctx: &TracePointContext) {
-    // SAFETY: slots of the syscall tracepoint ABI.
-    let (request, pid) = unsafe { (ctx.read_at::<u64>(ARG_0), ctx.read_at::<u64>(ARG_1)) };
-    let access = match request.unwrap_or(0) {
-        PTRACE_ATTACH => ptrace_access::ATTACH,
-        PTRACE_SEIZE => ptrace_access::SEIZE,
+    // ptrace(request, pid, addr, data)
+    let access = match syscall_record::arg(ctx, 0) {
+        Some(PTRACE_ATTACH) => ptrace_access::ATTACH,
+        Some(PTRACE_SEIZE) => ptrace_access::SEIZE,
         _ => return,
     };
-    remember(access, pid.unwrap_or(0) as u32);
+    remember(access, syscall_record::arg(ctx, 1).unwrap_or(0) as u32);
 }
 
 pub fn on_process_vm_enter(ctx: &TracePointContext, access: u32) {
-    // SAFETY: slot of the syscall tracepoint ABI.
-    let pid = unsafe { ctx.read_at::<u64>(ARG_0) }.unwrap_or(0);
+    // process_vm_readv/writev(pid, local_iov, liovcnt, remote_iov, riovcnt, flags)
+    let pid = syscall_record::arg(ctx, 0).unwrap_or(0);
     remember(access, pid as u32);
 }
 
@@ -60,13 +54,10 @@ fn remember(access: u32, vpid: u32) {
 /// Exit of ptrace or process_vm_*: a call that failed reached nothing.
 pub fn on_access_exit(ctx: &TracePointContext) {
     let (tgid, tid) = current_ids();
-    // SAFETY: plain-data copy out of the map.
-    let Some(pending) = (unsafe { PTRACE_PENDING.get(tid) }).copied() else {
+    let Some(pending) = syscall_record::take(&PTRACE_PENDING, tid) else {
         return;
     };
-    let _ = PTRACE_PENDING.remove(tid);
-    // SAFETY: `ret` is the first slot of a sys_exit record.
-    if unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(-1) < 0 {
+    if syscall_record::ret(ctx) < 0 {
         return;
     }
     emit(tgid, tid, pending.access, 0, pending.vpid);

@@ -11,12 +11,9 @@ use crate::{
     files::fd_file,
     kread::{field, pointer},
     maps::{FD_PENDING, WATCHED_SOCKETS, container_mark},
-    task,
+    syscall_record, task,
 };
 
-/// `connect(fd, addr, len)`: the first argument slot of the tracepoint record.
-const ARG_FD: usize = 16;
-const RET: usize = 16;
 const AF_UNIX: u16 = 1;
 
 pub fn on_connect_enter(ctx: &TracePointContext) {
@@ -24,8 +21,8 @@ pub fn on_connect_enter(ctx: &TracePointContext) {
     if container_mark(tgid).is_none() {
         return;
     }
-    // SAFETY: slot of the syscall tracepoint ABI.
-    let fd = unsafe { ctx.read_at::<u64>(ARG_FD) }.unwrap_or(u64::MAX);
+    // connect(fd, addr, addrlen)
+    let fd = syscall_record::arg(ctx, 0).unwrap_or(u64::MAX);
     let _ = FD_PENDING.insert(tid, fd as u32, 0);
 }
 
@@ -33,13 +30,10 @@ pub fn on_connect_enter(ctx: &TracePointContext) {
 /// it into the socket it creates for the connection), so the connected file is the server's.
 pub fn on_connect_exit(ctx: &TracePointContext) {
     let (tgid, tid) = current_ids();
-    // SAFETY: plain-data copy out of the map.
-    let Some(fd) = (unsafe { FD_PENDING.get(tid) }).copied() else {
+    let Some(fd) = syscall_record::take(&FD_PENDING, tid) else {
         return;
     };
-    let _ = FD_PENDING.remove(tid);
-    // SAFETY: `ret` is the first slot of a sys_exit record.
-    if unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(-1) != 0 {
+    if syscall_record::ret(ctx) != 0 {
         return;
     }
     let Some(sock) = fd_file(task::current(), fd)

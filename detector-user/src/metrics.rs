@@ -17,6 +17,7 @@ pub struct Metrics {
     pub events_total: IntCounterVec,
     pub events_lost_total: IntCounterVec,
     pub decode_errors_total: IntCounter,
+    pub container_marks_failed_total: IntCounter,
     pub probe_attached: IntGaugeVec,
     pub tracked_processes: IntGauge,
     pub tracked_containers: IntGauge,
@@ -64,6 +65,11 @@ impl Metrics {
                 "decode_errors_total",
                 "Ring-buffer records that could not be decoded.",
             ))?,
+            container_marks_failed_total: IntCounter::with_opts(opts(
+                "container_marks_failed_total",
+                "Container processes the kernel's container-task map had no room for; their \
+                 acts went unseen.",
+            ))?,
             probe_attached: IntGaugeVec::new(
                 opts(
                     "probe_attached",
@@ -104,6 +110,7 @@ impl Metrics {
         r.register(Box::new(self.events_total.clone()))?;
         r.register(Box::new(self.events_lost_total.clone()))?;
         r.register(Box::new(self.decode_errors_total.clone()))?;
+        r.register(Box::new(self.container_marks_failed_total.clone()))?;
         r.register(Box::new(self.probe_attached.clone()))?;
         r.register(Box::new(self.tracked_processes.clone()))?;
         r.register(Box::new(self.tracked_containers.clone()))?;
@@ -151,6 +158,7 @@ mod tests {
             "escape_detector_alerts_total{rule=\"host-namespace-entry\",severity=\"critical\"} 0",
             "escape_detector_events_total{kind=\"exec\"} 0",
             "escape_detector_events_lost_total{kind=\"mount\"} 0",
+            "escape_detector_container_marks_failed_total 0",
             "escape_detector_probe_attached{probe=\"sched_process_exec\"} 1",
             "escape_detector_tracked_processes 0",
             "escape_detector_tracked_containers 0",

@@ -239,10 +239,10 @@ async fn daemon(settings: Settings, outputs: Vec<Output>) -> anyhow::Result<()> 
         take_map(&mut ebpf, "LOST")?,
     )?)));
     let kernel_filters = KernelFilters {
-        marks: Box::new(ContainerMarks::new(HashMap::try_from(take_map(
-            &mut ebpf,
-            "CONTAINER_TASKS",
-        )?)?)),
+        marks: Box::new(ContainerMarks::new(
+            HashMap::try_from(take_map(&mut ebpf, "CONTAINER_TASKS")?)?,
+            metrics.clone(),
+        )),
         sockets: RuntimeSockets::new(&settings.extra_runtime_sockets),
         socket_watch: Box::new(KernelSocketWatch::new(HashMap::try_from(take_map(
             &mut ebpf,

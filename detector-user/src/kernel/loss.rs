@@ -1,8 +1,9 @@
 //! Kernel-side loss counters: failed ring-buffer reservations, per CPU and event kind, summed
-//! and exported as `escape_detector_events_lost_total`.
+//! and exported as `escape_detector_events_lost_total`; and container processes the kernel's
+//! container-task map had no room for (`escape_detector_container_marks_failed_total`).
 
 use aya::maps::{MapData, PerCpuArray};
-use detector_common::{EventKind, KIND_SLOTS};
+use detector_common::{EventKind, KIND_SLOTS, MARK_FAILED_SLOT};
 
 use crate::metrics::Metrics;
 
@@ -22,19 +23,28 @@ impl LossCounters {
     /// Adds what the kernel counted since the last call to the exported counters.
     pub fn refresh(&mut self, metrics: &Metrics) {
         for kind in EventKind::ALL {
-            let slot = kind as u32;
-            let Ok(per_cpu) = self.map.get(&slot, 0) else {
-                continue;
-            };
-            let total: u64 = per_cpu.iter().sum();
-            let seen = &mut self.exported[slot as usize];
-            if total > *seen {
+            let new = self.take_new(kind as u32);
+            if new > 0 {
                 metrics
                     .events_lost_total
                     .with_label_values(&[kind.name()])
-                    .inc_by(total - *seen);
-                *seen = total;
+                    .inc_by(new);
             }
         }
+        metrics
+            .container_marks_failed_total
+            .inc_by(self.take_new(MARK_FAILED_SLOT));
+    }
+
+    /// What slot `slot` counted, over all CPUs, since the last call.
+    fn take_new(&mut self, slot: u32) -> u64 {
+        let Ok(per_cpu) = self.map.get(&slot, 0) else {
+            return 0;
+        };
+        let total: u64 = per_cpu.iter().sum();
+        let seen = &mut self.exported[slot as usize];
+        let new = total.saturating_sub(*seen);
+        *seen = total.max(*seen);
+        new
     }
 }

@@ -2,8 +2,12 @@
 //! container are marked even when they share the host's mount namespace, so their acts are
 //! not filtered out in the kernel.
 
+use std::sync::Arc;
+
 use aya::maps::{HashMap, MapData};
 use detector_common::task_mark;
+
+use crate::metrics::Metrics;
 
 /// Where the pipeline records container processes for the kernel's filter.
 pub trait MarkContainerTasks: Send {
@@ -12,11 +16,12 @@ pub trait MarkContainerTasks: Send {
 
 pub struct ContainerMarks {
     map: HashMap<MapData, u32, u32>,
+    metrics: Arc<Metrics>,
 }
 
 impl ContainerMarks {
-    pub fn new(map: HashMap<MapData, u32, u32>) -> ContainerMarks {
-        ContainerMarks { map }
+    pub fn new(map: HashMap<MapData, u32, u32>, metrics: Arc<Metrics>) -> ContainerMarks {
+        ContainerMarks { map, metrics }
     }
 }
 
@@ -24,6 +29,7 @@ impl MarkContainerTasks for ContainerMarks {
     fn mark(&mut self, tgid: u32) {
         let mark = self.map.get(&tgid, 0).unwrap_or(0) | task_mark::AGENT;
         if let Err(e) = self.map.insert(tgid, mark, 0) {
+            self.metrics.container_marks_failed_total.inc();
             log::warn!("cannot mark pid {tgid} as a container process in the kernel: {e}");
         }
     }

@@ -1,0 +1,31 @@
+//! The records of the `syscalls:sys_enter_*` and `sys_exit_*` tracepoints (their ABI: common
+//! fields and the syscall number, then the arguments or the return value), and the hand-over
+//! of a thread's arguments from entry to exit.
+
+use aya_ebpf::{maps::LruHashMap, programs::TracePointContext};
+
+/// Offset of the first argument in a sys_enter record, and of `ret` in a sys_exit record.
+const FIRST_SLOT: usize = 16;
+
+/// Argument `n` (from 0) of a sys_enter record.
+#[inline(always)]
+pub fn arg(ctx: &TracePointContext, n: usize) -> Option<u64> {
+    // SAFETY: the read goes through the probe-read helper: out of the record it fails.
+    unsafe { ctx.read_at::<u64>(FIRST_SLOT + 8 * n) }.ok()
+}
+
+/// The return value of a sys_exit record; -1 when unreadable.
+#[inline(always)]
+pub fn ret(ctx: &TracePointContext) -> i64 {
+    // SAFETY: as for `arg`.
+    unsafe { ctx.read_at::<i64>(FIRST_SLOT) }.unwrap_or(-1)
+}
+
+/// What thread `tid` stored in `map` at entry; the entry is removed.
+#[inline(always)]
+pub fn take<V: Copy + 'static>(map: &LruHashMap<u32, V>, tid: u32) -> Option<V> {
+    // SAFETY: plain-data copy out of the map.
+    let value = unsafe { map.get(tid) }.copied()?;
+    let _ = map.remove(tid);
+    Some(value)
+}
