@@ -210,7 +210,8 @@ pub struct Config {
     pub host_ns: Namespaces,
     /// The agent's own tgid: nothing it does is reported.
     pub agent_tgid: u32,
-    /// Non-zero: hooks that can refuse an act (LSM) refuse writes to helper files.
+    /// Non-zero: hooks that can refuse an act (LSM) refuse container processes' writes to helper
+    /// files and their module loads and requests.
     pub enforce: u32,
     /// `READING_MODULE` of `enum kernel_read_file_id` and `LOADING_MODULE` of
     /// `enum kernel_load_data_id`, from BTF; [`FIELD_MISSING`] when unknown (never matches).

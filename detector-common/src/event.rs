@@ -22,7 +22,16 @@ pub enum EventKind {
 
 /// Size of the per-kind loss counter array; index 0, which no kind uses, counts
 /// [`MARK_FAILED_SLOT`].
-pub const KIND_SLOTS: u32 = 12;
+pub const KIND_SLOTS: u32 = EventKind::ALL.len() as u32 + 1;
+
+// The kinds are numbered 1..=N, so that each has its slot below KIND_SLOTS.
+const _: () = {
+    let mut i = 0;
+    while i < EventKind::ALL.len() {
+        assert!(EventKind::ALL[i] as usize == i + 1);
+        i += 1;
+    }
+};
 
 /// Slot of the loss counters that counts container processes the kernel could not put in its
 /// container-task map (full): their acts are filtered out in the kernel.
@@ -214,12 +223,11 @@ pub struct FileOpenEvent {
 pub struct MountEvent {
     pub header: Header,
     pub syscall: u32,
-    pub ret: i32,
-    /// `mount` flags (tracepoints), or the new superblock's `SB_*` flags (fexit).
-    pub flags: u64,
     /// The new filesystem's device (`super_block.s_dev`, kernel encoding); 0 when unknown.
     pub dev: u32,
-    pub _pad: u32,
+    /// `mount` flags; 0 where the kernel's objects are read (they only ever show new
+    /// filesystem instances, never a remount, bind or move).
+    pub flags: u64,
     pub fstype: [u8; FSTYPE_LEN],
     pub source: [u8; MOUNT_PATH_LEN],
     /// Empty when the hook does not know the mount point (fexit on `vfs_get_tree`).
@@ -298,7 +306,8 @@ pub mod ptrace_access {
     }
 }
 
-/// A container process gained ptrace-level access to a process in another mount namespace.
+/// A container process gained ptrace-level access to another process (with fexit, only
+/// targets outside its mount namespace are sent; the agent decides by container).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct PtraceEvent {
@@ -318,9 +327,8 @@ pub struct PtraceEvent {
 #[derive(Clone, Copy, Debug)]
 pub struct UnixConnectEvent {
     pub header: Header,
-    pub dev: u32,
-    pub _pad: u32,
-    pub ino: u64,
+    /// The listening socket's file.
+    pub socket: SocketFile,
 }
 
 /// Key of the kernel's watched-socket map: a socket file's `(st_dev, st_ino)`, with the

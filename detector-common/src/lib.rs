@@ -5,9 +5,11 @@
 //! With the `user` feature the types also implement `aya::Pod`.
 #![no_std]
 
+pub mod bpf_cmd;
 pub mod config;
 pub mod event;
 pub mod helper_files;
+pub mod kdev;
 pub mod magic;
 
 pub use config::*;

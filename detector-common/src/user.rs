@@ -96,6 +96,16 @@ impl Event {
         }
     }
 
+    /// True when an LSM hook refused the act (enforcement): the process did nothing that
+    /// still needs stopping.
+    pub fn denied(&self) -> bool {
+        match self {
+            Event::FileOpen(e) => e.denied != 0,
+            Event::Module(e) => e.denied != 0,
+            _ => false,
+        }
+    }
+
     pub fn kind(&self) -> EventKind {
         match self {
             Event::Exec(_) => EventKind::Exec,
@@ -138,7 +148,7 @@ mod tests {
         assert_eq!(size_of::<NamespaceEvent>(), 104);
         assert_eq!(size_of::<FileOpenEvent>(), 320);
         assert_eq!(offset_of!(FileOpenEvent, magic), 40);
-        assert_eq!(size_of::<MountEvent>(), 336);
+        assert_eq!(size_of::<MountEvent>(), 328);
         assert_eq!(size_of::<ModuleEvent>(), 96);
         assert_eq!(size_of::<BpfEvent>(), 32);
         assert_eq!(size_of::<PtraceEvent>(), 40);

@@ -2,27 +2,13 @@
 //! read kernel memory, attach to every process on the host, or blind the detector.
 
 use aya_ebpf::programs::{FEntryContext, TracePointContext};
-use detector_common::{BpfEvent, EventKind};
+use detector_common::{BpfEvent, EventKind, bpf_cmd};
 
 use crate::{
     emit::{current_ids, header, reserve},
     maps::container_mark,
     syscall_record,
 };
-
-/// Map element operations: the hot path of every BPF user, and harmless without a map
-/// descriptor, which only a reported command (or a reported process) can produce.
-const ELEMENT_COMMANDS: [u32; 9] = [
-    1,  // BPF_MAP_LOOKUP_ELEM
-    2,  // BPF_MAP_UPDATE_ELEM
-    3,  // BPF_MAP_DELETE_ELEM
-    4,  // BPF_MAP_GET_NEXT_KEY
-    21, // BPF_MAP_LOOKUP_AND_DELETE_ELEM
-    24, // BPF_MAP_LOOKUP_BATCH
-    25, // BPF_MAP_LOOKUP_AND_DELETE_BATCH
-    26, // BPF_MAP_UPDATE_BATCH
-    27, // BPF_MAP_DELETE_BATCH
-];
 
 pub fn on_bpf_enter(ctx: &TracePointContext) {
     // bpf(cmd, attr, size)
@@ -39,7 +25,7 @@ pub fn on_security_bpf(ctx: &FEntryContext) {
 
 #[inline(always)]
 fn report(cmd: u32) {
-    if ELEMENT_COMMANDS.contains(&cmd) {
+    if bpf_cmd::ELEMENT_COMMANDS.contains(&cmd) {
         return;
     }
     let (tgid, tid) = current_ids();

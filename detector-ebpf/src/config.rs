@@ -42,6 +42,13 @@ pub fn enforcing() -> bool {
     volatile(&CONFIG.enforce) != 0
 }
 
+/// What an LSM program returns for an act it refuses, or lets through.
+#[inline(always)]
+pub fn lsm_verdict(deny: bool) -> i32 {
+    const EPERM: i32 = 1;
+    if deny { -EPERM } else { 0 }
+}
+
 #[inline(always)]
 pub fn reading_module_id() -> u32 {
     volatile(&CONFIG.reading_module)

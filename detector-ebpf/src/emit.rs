@@ -1,7 +1,5 @@
 //! Ring-buffer reservation with loss accounting: a record that does not fit is counted, per
 //! CPU and kind, never dropped silently.
-//!
-//! [`MARK_FAILED_SLOT`]: detector_common::MARK_FAILED_SLOT
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, generated::bpf_ktime_get_boot_ns},
@@ -21,7 +19,8 @@ pub fn reserve<T: 'static>(kind: EventKind) -> Option<RingBufEntry<T>> {
     entry
 }
 
-/// Counts one loss in `slot` of the loss counters: an event kind, or [`MARK_FAILED_SLOT`].
+/// Counts one loss in `slot` of the loss counters: an event kind, or
+/// [`MARK_FAILED_SLOT`](detector_common::MARK_FAILED_SLOT).
 #[inline(always)]
 pub fn count_loss(slot: u32) {
     if let Some(counter) = LOST.get_ptr_mut(slot) {

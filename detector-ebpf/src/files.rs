@@ -9,14 +9,12 @@ use detector_common::{
 };
 
 use crate::{
-    config::{enforcing, offset},
+    config::{enforcing, lsm_verdict, offset},
     emit::{current_ids, header, reserve},
     kread::{field, kernel_str, pointer},
     maps::container_mark,
     syscall_record, task,
 };
-
-const EPERM: i32 = 1;
 
 pub fn on_open_exit(ctx: &TracePointContext) {
     let fd = syscall_record::ret(ctx);
@@ -27,9 +25,11 @@ pub fn on_open_exit(ctx: &TracePointContext) {
     if container_mark(tgid).is_none() {
         return;
     }
-    if let Some(file) = fd_file(task::current(), fd as u32) {
+    if let Some(file) = fd_file(task::current(), fd as u32)
+        && let Some(f_mode) = write_mode(file)
+    {
         // After the fact: nothing to refuse any more.
-        inspect_write_open(file, fd as i32, tgid, tid, false);
+        inspect_write_open(file, f_mode, fd as i32, tgid, tid, false);
     }
 }
 
@@ -41,26 +41,35 @@ pub fn on_file_open(ctx: &LsmContext) -> i32 {
     if verdict != 0 {
         return verdict;
     }
+    // Every open on the host comes here: most are reads, told apart with one read.
+    let file: *const u8 = ctx.arg(0);
+    let Some(f_mode) = write_mode(file) else {
+        return 0;
+    };
     let (tgid, tid) = current_ids();
     if container_mark(tgid).is_none() {
         return 0;
     }
-    let file: *const u8 = ctx.arg(0);
-    if inspect_write_open(file, -1, tgid, tid, enforcing()) {
-        -EPERM
-    } else {
-        0
-    }
+    lsm_verdict(inspect_write_open(file, f_mode, -1, tgid, tid, enforcing()))
+}
+
+/// The file's `f_mode` when it is open for writing.
+#[inline(always)]
+fn write_mode(file: *const u8) -> Option<u32> {
+    field::<u32>(file, offset!(file_f_mode)).filter(|mode| mode & FMODE_WRITE != 0)
 }
 
 /// Reports a write-open of a kernel-setting file; returns true when `may_deny` and the file is
 /// one whose content the kernel runs as root.
 #[inline(always)]
-fn inspect_write_open(file: *const u8, fd: i32, tgid: u32, tid: u32, may_deny: bool) -> bool {
-    let f_mode = field::<u32>(file, offset!(file_f_mode)).unwrap_or(0);
-    if f_mode & FMODE_WRITE == 0 {
-        return false;
-    }
+fn inspect_write_open(
+    file: *const u8,
+    f_mode: u32,
+    fd: i32,
+    tgid: u32,
+    tid: u32,
+    may_deny: bool,
+) -> bool {
     let Some(dentry) = pointer(file, offset!(file_dentry)) else {
         return false;
     };
@@ -71,9 +80,8 @@ fn inspect_write_open(file: *const u8, fd: i32, tgid: u32, tid: u32, may_deny: b
     if !KERNEL_SETTING_FILESYSTEMS.contains(&magic) {
         return false;
     }
-    let deny = may_deny && is_helper_file(magic, dentry);
     let Some(mut entry) = reserve::<FileOpenEvent>(EventKind::FileOpen) else {
-        return deny;
+        return may_deny && is_helper_file(magic, dentry);
     };
     let e = entry.as_mut_ptr();
     let inode = pointer(dentry, offset!(dentry_inode));
@@ -90,15 +98,25 @@ fn inspect_write_open(file: *const u8, fd: i32, tgid: u32, tid: u32, may_deny: b
         (*e).ino = inode
             .and_then(|i| field::<u64>(i, offset!(inode_ino)))
             .unwrap_or_default();
-        (*e).denied = u32::from(deny);
         (*e)._pad = 0;
         write_names(dentry, &mut (*e).names);
     }
+    // SAFETY: the names were just written into the exclusively owned record.
+    let deny = may_deny && unsafe { is_helper(magic, &(*e).names) };
+    // SAFETY: as above.
+    unsafe { (*e).denied = u32::from(deny) };
     entry.submit(0);
     deny
 }
 
-/// The file's own name and its parent's decide; both fit small stack buffers.
+/// Decided from the names already copied into the event.
+#[inline(always)]
+fn is_helper(magic: u64, names: &[[u8; detector_common::NAME_LEN]; NAME_DEPTH]) -> bool {
+    HelperFile::identify(magic, &names[0], &names[1]).is_some()
+}
+
+/// When no event could be made, the file's own name and its parent's are read here; both
+/// fit small stack buffers.
 #[inline(always)]
 fn is_helper_file(magic: u64, dentry: *const u8) -> bool {
     let mut name = [0u8; 24];
@@ -127,6 +145,13 @@ pub fn fd_file(task: *const u8, fd: u32) -> Option<*const u8> {
     }
     let fd_array = pointer(fdt, offset!(fdtable_fd))?;
     pointer(fd_array, fd * 8)
+}
+
+/// The `private_data` of the file behind the current task's descriptor `fd` (a socket, a
+/// filesystem context, ...).
+#[inline(always)]
+pub fn fd_private_data(fd: u32) -> Option<*const u8> {
+    fd_file(task::current(), fd).and_then(|file| pointer(file, offset!(file_private_data)))
 }
 
 /// The name of the file's dentry, a kernel string.

@@ -36,10 +36,14 @@ pub static MOUNT_PENDING: LruHashMap<u32, PendingMount> = LruHashMap::with_max_e
 #[map]
 pub static PTRACE_PENDING: LruHashMap<u32, PendingPtrace> = LruHashMap::with_max_entries(4096, 0);
 
-/// The descriptor argument of a container thread's `connect` or `fsconfig` call, kept from
-/// entry to exit (a thread is in one system call at a time).
+/// The descriptor of a container thread's `connect` call, kept from entry to exit.
 #[map]
-pub static FD_PENDING: LruHashMap<u32, u32> = LruHashMap::with_max_entries(4096, 0);
+pub static CONNECT_PENDING: LruHashMap<u32, u32> = LruHashMap::with_max_entries(4096, 0);
+
+/// The descriptor of a container thread's `fsconfig(FSCONFIG_CMD_CREATE)` call, kept from
+/// entry to exit.
+#[map]
+pub static FSCONFIG_PENDING: LruHashMap<u32, u32> = LruHashMap::with_max_entries(4096, 0);
 
 /// Socket files whose connections are reported (runtime and kubelet APIs); the agent fills it
 /// from the paths it is configured with, and refreshes it when a runtime re-creates a socket.

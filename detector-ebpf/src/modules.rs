@@ -6,7 +6,7 @@ use aya_ebpf::programs::{LsmContext, RawTracePointContext, TracePointContext};
 use detector_common::{EventKind, ModuleEvent, module_source};
 
 use crate::{
-    config::{enforcing, loading_module_id, reading_module_id},
+    config::{enforcing, loading_module_id, lsm_verdict, reading_module_id},
     emit::{current_ids, header, reserve},
     files::{fd_file, file_name},
     kread::kernel_str,
@@ -14,15 +14,15 @@ use crate::{
     syscall_record, task,
 };
 
-const EPERM: i32 = 1;
-
 /// Reports a container process's module load; returns `deny` for container processes.
+/// `name` is only read for them.
 #[inline(always)]
-fn report(source: u32, name: *const u8, deny: bool) -> bool {
+fn report(source: u32, name: impl FnOnce() -> *const u8, deny: bool) -> bool {
     let (tgid, tid) = current_ids();
     if container_mark(tgid).is_none() {
         return false;
     }
+    let name = name();
     if let Some(mut entry) = reserve::<ModuleEvent>(EventKind::Module) {
         let e = entry.as_mut_ptr();
         // SAFETY: `e` points at a reserved, exclusively owned ModuleEvent.
@@ -37,28 +37,25 @@ fn report(source: u32, name: *const u8, deny: bool) -> bool {
     deny
 }
 
-#[inline(always)]
-fn verdict(deny: bool) -> i32 {
-    if deny { -EPERM } else { 0 }
-}
-
 pub fn on_init_module_enter(_ctx: &TracePointContext) {
-    report(module_source::IMAGE, core::ptr::null(), false);
+    report(module_source::IMAGE, core::ptr::null, false);
 }
 
 pub fn on_finit_module_enter(ctx: &TracePointContext) {
     // finit_module(fd, uargs, flags)
     let fd = syscall_record::arg(ctx, 0).unwrap_or(u64::MAX);
-    let name = fd_file(task::current(), fd as u32)
-        .map(file_name)
-        .unwrap_or_default();
+    let name = || {
+        fd_file(task::current(), fd as u32)
+            .map(file_name)
+            .unwrap_or_default()
+    };
     report(module_source::FILE, name, false);
 }
 
 /// `module_request(char *name, bool wait, unsigned long ip)`: the kernel is about to run
 /// modprobe for `name` on behalf of the current task.
 pub fn on_module_request(ctx: &RawTracePointContext) {
-    report(module_source::REQUEST, ctx.arg(0), false);
+    report(module_source::REQUEST, || ctx.arg(0), false);
 }
 
 /// `security_kernel_read_file(struct file *file, enum kernel_read_file_id id, bool contents)`.
@@ -68,9 +65,9 @@ pub fn on_kernel_read_file(ctx: &LsmContext) -> i32 {
     if previous != 0 || id != u64::from(reading_module_id()) {
         return previous;
     }
-    verdict(report(
+    lsm_verdict(report(
         module_source::FILE,
-        file_name(ctx.arg(0)),
+        || file_name(ctx.arg(0)),
         enforcing(),
     ))
 }
@@ -82,7 +79,7 @@ pub fn on_kernel_load_data(ctx: &LsmContext) -> i32 {
     if previous != 0 || id != u64::from(loading_module_id()) {
         return previous;
     }
-    verdict(report(module_source::IMAGE, core::ptr::null(), enforcing()))
+    lsm_verdict(report(module_source::IMAGE, core::ptr::null, enforcing()))
 }
 
 /// `security_kernel_module_request(char *kmod_name)`.
@@ -91,5 +88,5 @@ pub fn on_kernel_module_request(ctx: &LsmContext) -> i32 {
     if previous != 0 {
         return previous;
     }
-    verdict(report(module_source::REQUEST, ctx.arg(0), enforcing()))
+    lsm_verdict(report(module_source::REQUEST, || ctx.arg(0), enforcing()))
 }

@@ -9,10 +9,10 @@ use detector_common::{EventKind, MountEvent, syscall};
 use crate::{
     config::offset,
     emit::{current_ids, header, reserve},
-    files::fd_file,
+    files::fd_private_data,
     kread::{field, kernel_str, pointer, user_str},
-    maps::{FD_PENDING, MOUNT_PENDING, container_mark},
-    syscall_record, task,
+    maps::{FSCONFIG_PENDING, MOUNT_PENDING, container_mark},
+    syscall_record,
 };
 
 /// The user pointers and flags of a `mount` call, from entry to exit.
@@ -26,19 +26,14 @@ pub struct PendingMount {
 }
 
 pub fn on_mount_enter(ctx: &TracePointContext) {
-    let (tgid, tid) = current_ids();
-    if container_mark(tgid).is_none() {
-        return;
-    }
     // mount(dev_name, dir_name, type, flags, data)
     let arg = |n| syscall_record::arg(ctx, n).unwrap_or(0);
-    let pending = PendingMount {
+    syscall_record::keep(&MOUNT_PENDING, || PendingMount {
         source: arg(0),
         target: arg(1),
         fstype: arg(2),
         flags: arg(3),
-    };
-    let _ = MOUNT_PENDING.insert(tid, pending, 0);
+    });
 }
 
 pub fn on_mount_exit(ctx: &TracePointContext) {
@@ -46,8 +41,7 @@ pub fn on_mount_exit(ctx: &TracePointContext) {
     let Some(pending) = syscall_record::take(&MOUNT_PENDING, tid) else {
         return;
     };
-    let ret = syscall_record::ret(ctx);
-    if ret != 0 {
+    if syscall_record::ret(ctx) != 0 {
         return;
     }
     let Some(mut entry) = reserve::<MountEvent>(EventKind::Mount) else {
@@ -59,10 +53,8 @@ pub fn on_mount_exit(ctx: &TracePointContext) {
     unsafe {
         (*e).header = header(EventKind::Mount, tgid, tid);
         (*e).syscall = syscall::MOUNT;
-        (*e).ret = ret as i32;
-        (*e).flags = pending.flags;
         (*e).dev = 0;
-        (*e)._pad = 0;
+        (*e).flags = pending.flags;
         user_str(pending.fstype as *const u8, &mut (*e).fstype);
         user_str(pending.source as *const u8, &mut (*e).source);
         user_str(pending.target as *const u8, &mut (*e).target);
@@ -74,37 +66,33 @@ pub fn on_mount_exit(ctx: &TracePointContext) {
 const FSCONFIG_CMD_CREATE: u64 = 6;
 
 pub fn on_fsconfig_enter(ctx: &TracePointContext) {
-    let (tgid, tid) = current_ids();
-    if container_mark(tgid).is_none() {
-        return;
-    }
-    // fsconfig(fd, cmd, key, value, aux)
+    // fsconfig(fd, cmd, key, value, aux): most calls set options.
     if syscall_record::arg(ctx, 1) != Some(FSCONFIG_CMD_CREATE) {
         return;
     }
     let fd = syscall_record::arg(ctx, 0).unwrap_or(u64::MAX);
-    let _ = FD_PENDING.insert(tid, fd as u32, 0);
+    syscall_record::keep(&FSCONFIG_PENDING, || fd as u32);
 }
 
 /// The new mount API made a filesystem instance: the descriptor is a filesystem context.
 pub fn on_fsconfig_exit(ctx: &TracePointContext) {
     let (tgid, tid) = current_ids();
-    let Some(fd) = syscall_record::take(&FD_PENDING, tid) else {
+    let Some(fd) = syscall_record::take(&FSCONFIG_PENDING, tid) else {
         return;
     };
     if syscall_record::ret(ctx) != 0 {
         return;
     }
-    if let Some(fc) =
-        fd_file(task::current(), fd).and_then(|file| pointer(file, offset!(file_private_data)))
-    {
+    if let Some(fc) = fd_private_data(fd) {
         report_new_tree(fc, syscall::FSCONFIG, tgid, tid);
     }
 }
 
 /// `vfs_get_tree(struct fs_context *fc)` returned: `fc->root` is the new (or reused)
 /// superblock's root. Reached only past the mount permission checks, for `mount` and for
-/// `fsconfig(FSCONFIG_CMD_CREATE)`; remounts, binds and moves make no tree.
+/// `fsconfig(FSCONFIG_CMD_CREATE)`; remounts, binds and moves make no tree. Automounts
+/// (e.g. tracefs under debugfs) come here too, in the context of the process that walked
+/// onto them.
 pub fn on_vfs_get_tree(ctx: &FExitContext) {
     let ret: i32 = ctx.arg(1);
     if ret != 0 {
@@ -137,10 +125,8 @@ fn report_new_tree(fc: *const u8, syscall: u32, tgid: u32, tid: u32) {
     unsafe {
         (*e).header = header(EventKind::Mount, tgid, tid);
         (*e).syscall = syscall;
-        (*e).ret = 0;
-        (*e).flags = 0;
         (*e).dev = dev;
-        (*e)._pad = 0;
+        (*e).flags = 0;
         kernel_str(fs_type_name, &mut (*e).fstype);
         kernel_str(
             pointer(fc, offset!(fs_context_source)).unwrap_or_default(),

@@ -8,7 +8,7 @@ use detector_common::{EventKind, NamespaceEvent, Namespaces, syscall};
 use crate::{
     config::host_ns,
     emit::{current_ids, header, reserve},
-    maps::{SETNS_PENDING, container_mark},
+    maps::SETNS_PENDING,
     syscall_record, task,
 };
 
@@ -22,18 +22,13 @@ pub struct PendingSetns {
 }
 
 pub fn on_setns_enter(ctx: &TracePointContext) {
-    let (tgid, tid) = current_ids();
-    if container_mark(tgid).is_none() {
-        return;
-    }
     // setns(fd, nstype)
     let nstype = syscall_record::arg(ctx, 1).unwrap_or(0) as u32;
-    let pending = PendingSetns {
+    syscall_record::keep(&SETNS_PENDING, || PendingSetns {
         before: task::namespaces(task::current()),
         nstype,
         _pad: 0,
-    };
-    let _ = SETNS_PENDING.insert(tid, pending, 0);
+    });
 }
 
 pub fn on_setns_exit(ctx: &TracePointContext) {

@@ -44,11 +44,7 @@ pub fn on_process_vm_enter(ctx: &TracePointContext, access: u32) {
 
 #[inline(always)]
 fn remember(access: u32, vpid: u32) {
-    let (tgid, tid) = current_ids();
-    if container_mark(tgid).is_none() {
-        return;
-    }
-    let _ = PTRACE_PENDING.insert(tid, PendingPtrace { access, vpid }, 0);
+    syscall_record::keep(&PTRACE_PENDING, || PendingPtrace { access, vpid });
 }
 
 /// Exit of ptrace or process_vm_*: a call that failed reached nothing.

@@ -8,37 +8,31 @@ use detector_common::{EventKind, SocketFile, UnixConnectEvent};
 use crate::{
     config::offset,
     emit::{current_ids, header, reserve},
-    files::fd_file,
+    files::fd_private_data,
     kread::{field, pointer},
-    maps::{FD_PENDING, WATCHED_SOCKETS, container_mark},
-    syscall_record, task,
+    maps::{CONNECT_PENDING, WATCHED_SOCKETS, container_mark},
+    syscall_record,
 };
 
 const AF_UNIX: u16 = 1;
 
 pub fn on_connect_enter(ctx: &TracePointContext) {
-    let (tgid, tid) = current_ids();
-    if container_mark(tgid).is_none() {
-        return;
-    }
     // connect(fd, addr, addrlen)
     let fd = syscall_record::arg(ctx, 0).unwrap_or(u64::MAX);
-    let _ = FD_PENDING.insert(tid, fd as u32, 0);
+    syscall_record::keep(&CONNECT_PENDING, || fd as u32);
 }
 
 /// A connected unix socket's peer carries the listening socket's bound path (the kernel copies
 /// it into the socket it creates for the connection), so the connected file is the server's.
 pub fn on_connect_exit(ctx: &TracePointContext) {
     let (tgid, tid) = current_ids();
-    let Some(fd) = syscall_record::take(&FD_PENDING, tid) else {
+    let Some(fd) = syscall_record::take(&CONNECT_PENDING, tid) else {
         return;
     };
     if syscall_record::ret(ctx) != 0 {
         return;
     }
-    let Some(sock) = fd_file(task::current(), fd)
-        .and_then(|file| pointer(file, offset!(file_private_data)))
-        .and_then(|socket| pointer(socket, offset!(socket_sk)))
+    let Some(sock) = fd_private_data(fd).and_then(|socket| pointer(socket, offset!(socket_sk)))
     else {
         return;
     };
@@ -87,9 +81,7 @@ fn report_if_watched(unix_sock: *const u8, tgid: u32, tid: u32) {
     // SAFETY: `e` points at a reserved, exclusively owned UnixConnectEvent.
     unsafe {
         (*e).header = header(EventKind::UnixConnect, tgid, tid);
-        (*e).dev = dev;
-        (*e)._pad = 0;
-        (*e).ino = ino;
+        (*e).socket = socket;
     }
     entry.submit(0);
 }

@@ -4,6 +4,8 @@
 
 use aya_ebpf::{maps::LruHashMap, programs::TracePointContext};
 
+use crate::{emit::current_ids, maps::container_mark};
+
 /// Offset of the first argument in a sys_enter record, and of `ret` in a sys_exit record.
 const FIRST_SLOT: usize = 16;
 
@@ -19,6 +21,16 @@ pub fn arg(ctx: &TracePointContext, n: usize) -> Option<u64> {
 pub fn ret(ctx: &TracePointContext) -> i64 {
     // SAFETY: as for `arg`.
     unsafe { ctx.read_at::<i64>(FIRST_SLOT) }.unwrap_or(-1)
+}
+
+/// At entry: keeps `value()` for the current thread when it belongs to a container process
+/// (`value` is only computed then).
+#[inline(always)]
+pub fn keep<V: 'static>(map: &LruHashMap<u32, V>, value: impl FnOnce() -> V) {
+    let (tgid, tid) = current_ids();
+    if container_mark(tgid).is_some() {
+        let _ = map.insert(tid, value(), 0);
+    }
 }
 
 /// What thread `tid` stored in `map` at entry; the entry is removed.

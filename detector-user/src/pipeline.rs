@@ -2,7 +2,7 @@
 //! about each security event, and raises what they find.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     sync::Arc,
     time::{Duration, Instant, SystemTime},
 };
@@ -44,6 +44,13 @@ struct HeldNamespaceChange {
     action: Action,
 }
 
+/// Who acted, as the rules need to know it.
+struct Who<'a> {
+    pid: u32,
+    comm: &'a str,
+    container_id: &'a str,
+}
+
 /// A container process as it was when it acted.
 struct Actor {
     /// When the kernel saw the act (`CLOCK_BOOTTIME`).
@@ -51,6 +58,16 @@ struct Actor {
     process: ProcessInfo,
     container_id: String,
     container: Option<ContainerInfo>,
+}
+
+impl Actor {
+    fn who(&self) -> Who<'_> {
+        Who {
+            pid: self.process.pid,
+            comm: &self.process.comm,
+            container_id: &self.container_id,
+        }
+    }
 }
 
 pub struct Pipeline {
@@ -64,8 +81,8 @@ pub struct Pipeline {
     outputs: Outputs,
     settings: PipelineSettings,
     held: Vec<HeldNamespaceChange>,
-    /// (tgid, rule, key) of acts already reported under [`Repeat::OncePerProcess`].
-    spoken: HashSet<(u32, &'static str, String)>,
+    /// Per process: (rule, key) of acts already reported under [`Repeat::OncePerProcess`].
+    spoken: HashMap<u32, HashSet<(&'static str, String)>>,
 }
 
 /// What the pipeline tells the kernel: container processes and the sockets to watch.
@@ -95,7 +112,7 @@ impl Pipeline {
             outputs,
             settings,
             held: Vec::new(),
-            spoken: HashSet::new(),
+            spoken: HashMap::new(),
         };
         pipeline.sockets.refresh(pipeline.socket_watch.as_mut());
         pipeline
@@ -143,24 +160,38 @@ impl Pipeline {
             | Event::Module(_)
             | Event::Bpf(_)
             | Event::Ptrace(_)
-            | Event::UnixConnect(_) => {
-                let Some(actor) = self.actor(event.header()) else {
-                    return;
-                };
-                let target = self.target(event);
-                if let Some(finding) = self.judge(event, &actor, target)
-                    && self.first_time(&finding, event.header().tgid)
-                {
-                    let action = match event {
-                        // The kernel refused the act: the process did nothing to kill it for.
-                        Event::FileOpen(e) if e.denied != 0 => Action::Denied,
-                        Event::Module(e) if e.denied != 0 => Action::Denied,
-                        _ => self.enforce(&finding, event.header()),
-                    };
-                    self.raise(finding, actor, action);
-                }
-            }
+            | Event::UnixConnect(_) => self.judge_act(event),
         }
+    }
+
+    /// The snapshot of the actor (ancestors, container metadata) is only taken for an act a
+    /// rule reports.
+    fn judge_act(&mut self, event: &Event) {
+        let header = *event.header();
+        self.look_up(header.tgid);
+        if self.who(header.tgid).is_none() {
+            return;
+        }
+        let target = self.target(event);
+        let Some(finding) = self
+            .who(header.tgid)
+            .and_then(|who| self.judge(event, who, target))
+        else {
+            return;
+        };
+        if !self.first_time(&finding, header.tgid) {
+            return;
+        }
+        let Some(actor) = self.actor(&header) else {
+            return;
+        };
+        // A refused act left nothing to kill the process for.
+        let action = if event.denied() {
+            Action::Denied
+        } else {
+            self.enforce(&finding, &header)
+        };
+        self.raise(finding, actor, action);
     }
 
     /// Periodic work: flushes merged namespace changes that are due, forgets old exits.
@@ -168,7 +199,8 @@ impl Pipeline {
         let (due, waiting): (Vec<_>, Vec<_>) = self.held.drain(..).partition(|h| h.due <= now);
         self.held = waiting;
         for held in due {
-            if let Some(finding) = self.judge(&Event::Namespace(held.event), &held.actor, None) {
+            let event = Event::Namespace(held.event);
+            if let Some(finding) = self.judge(&event, held.actor.who(), None) {
                 self.raise(finding, held.actor, held.action);
             }
         }
@@ -196,11 +228,16 @@ impl Pipeline {
             held.event.after = e.after;
             return;
         }
-        let Some(actor) = self.actor(&e.header) else {
+        self.look_up(e.header.tgid);
+        // Enforcement cannot wait for the merge window: judge the first call now.
+        let event = Event::Namespace(*e);
+        let Some(finding) = self
+            .who(e.header.tgid)
+            .and_then(|who| self.judge(&event, who, None))
+        else {
             return;
         };
-        // Enforcement cannot wait for the merge window: judge the first call now.
-        let Some(finding) = self.judge(&Event::Namespace(*e), &actor, None) else {
+        let Some(actor) = self.actor(&e.header) else {
             return;
         };
         let action = self.enforce(&finding, &e.header);
@@ -230,10 +267,24 @@ impl Pipeline {
         id
     }
 
-    /// The acting process, when it belongs to a container.
+    /// Puts the process in the table, from /proc when the kernel's events missed it.
+    fn look_up(&mut self, pid: u32) {
+        let (_, missed) = self.processes.get_or_read(pid);
+        self.count_miss(missed, pid);
+    }
+
+    /// The process as the rules see it, when it belongs to a container.
+    fn who(&self, tgid: u32) -> Option<Who<'_>> {
+        let process = self.processes.get(tgid)?;
+        Some(Who {
+            pid: process.pid,
+            comm: &process.comm,
+            container_id: process.container_id.as_deref()?,
+        })
+    }
+
+    /// The acting process as it is now, for the alert, when it belongs to a container.
     fn actor(&mut self, header: &Header) -> Option<Actor> {
-        let (_, missed) = self.processes.get_or_read(header.tgid);
-        self.count_miss(missed, header.tgid);
         let process = self.processes.get(header.tgid)?;
         let container_id = process.container_id.clone()?;
         let info = ProcessInfo {
@@ -263,11 +314,19 @@ impl Pipeline {
             return None;
         };
         let pid = match e.target_tgid {
-            0 => procfs::host_pid_of(e.header.tgid, e.target_vpid)?,
+            0 => {
+                // Only processes that share the caller's pid namespace can bear that number.
+                let observer = self.processes.get(e.header.tgid)?.ns.pid_for_children;
+                let candidates = self
+                    .processes
+                    .iter()
+                    .filter(|p| p.exited_at.is_none() && p.ns.pid_for_children == observer)
+                    .map(|p| p.pid);
+                procfs::host_pid_of(e.header.tgid, e.target_vpid, candidates)?
+            }
             tgid => tgid,
         };
-        let (_, missed) = self.processes.get_or_read(pid);
-        self.count_miss(missed, pid);
+        self.look_up(pid);
         let process = self.processes.get(pid)?;
         Some(Target {
             pid,
@@ -280,23 +339,25 @@ impl Pipeline {
     fn first_time(&mut self, finding: &Finding, tgid: u32) -> bool {
         match &finding.repeat {
             Repeat::EveryAct => true,
-            Repeat::OncePerProcess(key) => self.spoken.insert((tgid, finding.rule.id, key.clone())),
+            Repeat::OncePerProcess(key) => self
+                .spoken
+                .entry(tgid)
+                .or_default()
+                .insert((finding.rule.id, key.clone())),
         }
     }
 
     /// A new program image, or none: its acts are news again.
     fn forget_spoken(&mut self, tgid: u32) {
-        if !self.spoken.is_empty() {
-            self.spoken.retain(|(pid, _, _)| *pid != tgid);
-        }
+        self.spoken.remove(&tgid);
     }
 
     /// The finding of an enabled rule for the act, if any.
-    fn judge(&self, event: &Event, actor: &Actor, target: Option<Target>) -> Option<Finding> {
+    fn judge(&self, event: &Event, who: Who<'_>, target: Option<Target>) -> Option<Finding> {
         let subject = Subject {
-            pid: actor.process.pid,
-            comm: &actor.process.comm,
-            container_id: &actor.container_id,
+            pid: who.pid,
+            comm: who.comm,
+            container_id: who.container_id,
             filesystems: &self.filesystems,
             sockets: &self.sockets,
             target,

@@ -110,18 +110,18 @@ impl Detector {
             .collect()
     }
 
-    /// Polls the alerts until one satisfies `pred`; returns it and how long the wait took.
+    /// Polls the alerts until one satisfies `pred`, and returns it.
     /// `what` names the expected alert in the error.
     pub fn wait_for_alert(
         &self,
         what: &str,
         pred: impl Fn(&Value) -> bool,
         timeout: Duration,
-    ) -> anyhow::Result<(Value, Duration)> {
+    ) -> anyhow::Result<Value> {
         let started = Instant::now();
         loop {
             if let Some(alert) = self.alerts().into_iter().find(|a| pred(a)) {
-                return Ok((alert, started.elapsed()));
+                return Ok(alert);
             }
             if started.elapsed() > timeout || !self.is_running() {
                 bail!(

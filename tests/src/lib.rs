@@ -36,5 +36,5 @@ pub use detector::Detector;
 pub use host_disk::HostDisk;
 pub use host_process::HostProcess;
 pub use kernel_setting::KernelSetting;
-pub use machine::{MachineLock, exclusive, require_root};
+pub use machine::{exclusive, require_root};
 pub use spec::{CgroupLayout, Profile};

@@ -18,11 +18,11 @@ use crate::{ids, temp_dir};
 const BUSYBOX: &str = "/bin/busybox";
 
 /// Where a container finds `escape-act` (tests/act), which makes one system call busybox cannot:
-/// `escape-act bpf | ptrace PID | vm-read PID | connect PATH`.
+/// `escape-act bpf | ptrace PID | vm-read PID | connect PATH | fsmount FSTYPE DIR`.
 pub const ACT: &str = "/bin/escape-act";
 
 /// Names the host's static `escape-act` binary; `cargo xtask test` builds it and sets it.
-pub const ACT_BIN_ENV: &str = "ESCAPE_ACT_BIN";
+const ACT_BIN_ENV: &str = "ESCAPE_ACT_BIN";
 
 /// Directories the container runtime mounts over or the techniques use.
 const DIRS: [&str; 8] = ["bin", "proc", "sys", "dev", "tmp", "etc", "mnt", "root"];

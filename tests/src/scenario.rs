@@ -34,7 +34,7 @@ pub fn expect_alert(
     let by = program
         .map(|p| format!(" raised by {p}"))
         .unwrap_or_default();
-    let (alert, _) = detector.wait_for_alert(
+    let alert = detector.wait_for_alert(
         &format!("{rule} alert for container {}{by}", container.id()),
         |a| {
             alert_matches(a, rule, container.id())

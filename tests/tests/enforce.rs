@@ -33,7 +33,7 @@ fn expect_enforced(
     action: &str,
     act: &Output,
 ) -> anyhow::Result<()> {
-    let (alert, _) = detector.wait_for_alert(
+    let alert = detector.wait_for_alert(
         &format!("{rule} alert with action {action}"),
         |a| alert_matches(a, rule, container.id()) && a["action"] == action,
         ALERT_TIMEOUT,

@@ -31,7 +31,7 @@ fn ptrace_and_memory_reads_of_a_host_process_are_reported() -> anyhow::Result<()
     );
 
     technique::read_process_memory(&container, target.pid())?;
-    let (read, _) = detector.wait_for_alert(
+    let read = detector.wait_for_alert(
         "ptrace-outside-container alert for escape-act vm-read",
         |a| {
             alert_matches(a, "ptrace-outside-container", container.id())

@@ -15,6 +15,10 @@ const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     // LLVM 22's development files are incomplete for bpf-linker without Polly.
     "libpolly-22-dev",
+    // rustc links through cc; escape-act (the helper the e2e containers run) links glibc
+    // statically, from libc6-dev's libc.a.
+    "gcc",
+    "libc6-dev",
     // The end-to-end tests run real containers from a busybox rootfs.
     "runc",
     "busybox-static",
@@ -95,7 +99,7 @@ fn apt_install(packages: &[&str]) -> Result<()> {
     )
 }
 
-fn apt_get() -> std::process::Command {
+pub(crate) fn apt_get() -> std::process::Command {
     let mut command = cmd::new("apt-get");
     command.env("DEBIAN_FRONTEND", "noninteractive");
     command

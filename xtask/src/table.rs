@@ -1,5 +1,12 @@
 //! Plain-text tables with aligned columns, for the summaries xtask prints.
 
+use std::time::Duration;
+
+/// A duration as the summaries print it: "12.3 s".
+pub fn seconds(duration: Duration) -> String {
+    format!("{:.1} s", duration.as_secs_f64())
+}
+
 pub fn print(headers: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = headers.iter().map(|header| header.len()).collect();
     for row in rows {

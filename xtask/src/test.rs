@@ -6,7 +6,8 @@ use anyhow::{Result, bail};
 
 use crate::{
     build::{self, Profile},
-    cmd, setup, table,
+    cmd, setup,
+    table::{self, seconds},
 };
 
 #[derive(clap::Args)]
@@ -193,7 +194,7 @@ fn vm_tests() -> Result<()> {
     use clap::{Args, FromArgMatches};
     let command = crate::vmtest::Options::augment_args(clap::Command::new("vmtest"));
     let options = crate::vmtest::Options::from_arg_matches(&command.get_matches_from(["vmtest"]))?;
-    crate::vmtest::run(&options)
+    crate::vmtest::lane(&options)
 }
 
 fn print_summary(stages: &[Stage], outcomes: &[Outcome]) {
@@ -231,8 +232,4 @@ fn print_summary(stages: &[Stage], outcomes: &[Outcome]) {
         (false, false) => "PASSED",
     };
     println!("overall: {verdict} in {}", seconds(total));
-}
-
-fn seconds(duration: Duration) -> String {
-    format!("{:.1} s", duration.as_secs_f64())
 }

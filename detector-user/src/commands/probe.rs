@@ -10,7 +10,7 @@ use super::exit;
 use crate::kernel::{
     btf::Btf,
     offsets,
-    probes::{Hook, SENSORS},
+    probes::{Backend, Hook, SENSORS},
     tracefs,
 };
 
@@ -175,10 +175,11 @@ pub fn report() -> u8 {
     println!();
     if usable {
         let backend = match (offers.lsm, offers.fentry) {
-            (true, _) => "lsm",
-            (false, true) => "fentry",
-            (false, false) => "tracepoint",
-        };
+            (true, _) => Backend::Lsm,
+            (false, true) => Backend::Fentry,
+            (false, false) => Backend::Tracepoint,
+        }
+        .as_str();
         println!("backend: {backend} (per sensor: the rows marked \"will use\")");
         exit::OK
     } else {

@@ -170,7 +170,7 @@ fn take_map(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<aya::maps::Map> {
 /// the result, and returns the backend label; fails when a required sensor cannot attach.
 fn attach_sensors(ebpf: &mut Ebpf, metrics: &Metrics) -> anyhow::Result<&'static str> {
     let btf = aya::Btf::from_sys_fs()
-        .map_err(|e| log::warn!("kernel BTF unusable for LSM programs: {e}"))
+        .map_err(|e| log::warn!("kernel BTF unusable for LSM and fentry programs: {e}"))
         .ok();
     let outcomes = probes::attach_all(ebpf, btf.as_ref());
     for outcome in &outcomes {

@@ -79,10 +79,11 @@ pub struct Target {
 impl Subject<'_> {
     /// "process nsenter (pid 4242) in container 3f2a5c6d7e8f"
     pub fn describe(&self) -> String {
-        let short_id = &self.container_id[..self.container_id.len().min(12)];
         format!(
-            "process {} (pid {}) in container {short_id}",
-            self.comm, self.pid
+            "process {} (pid {}) in container {}",
+            self.comm,
+            self.pid,
+            short_id(self.container_id)
         )
     }
 }
@@ -116,6 +117,17 @@ pub fn evaluate(event: &Event, subject: &Subject) -> Option<Finding> {
         Event::UnixConnect(e) => runtime_socket::runtime_socket_access(e, subject),
         Event::Exec(_) | Event::Fork(_) | Event::Exit(_) | Event::CgroupAttach(_) => None,
     }
+}
+
+/// "major:minor" of a device number in the kernel's encoding.
+pub fn device_name(dev: u32) -> String {
+    let (major, minor) = detector_common::kdev::split(dev);
+    format!("{major}:{minor}")
+}
+
+/// The first 12 characters of a container id, as `docker ps` shows it.
+pub fn short_id(id: &str) -> &str {
+    &id[..id.len().min(12)]
 }
 
 /// Text of a NUL-terminated kernel buffer.

@@ -57,7 +57,7 @@ impl OpenedFile {
             "filesystem": magic::name(self.magic),
             "path_in_filesystem": self.path_in_filesystem(),
             "inode": self.ino,
-            "dev": format!("{}:{}", self.dev >> 20, self.dev & 0xfffff),
+            "dev": super::device_name(self.dev),
         })
     }
 }

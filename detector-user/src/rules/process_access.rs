@@ -20,7 +20,7 @@ pub fn process_access(e: &PtraceEvent, subject: &Subject) -> Option<Finding> {
         return None;
     }
     let whose = match &target.container_id {
-        Some(id) => format!("container {}", &id[..id.len().min(12)]),
+        Some(id) => format!("container {}", super::short_id(id)),
         None => "the host".to_string(),
     };
     let how = ptrace_access::name(e.access);

@@ -16,14 +16,13 @@ pub const RUNTIME_SOCKET_ACCESS: RuleInfo = RuleInfo {
 };
 
 pub fn runtime_socket_access(e: &UnixConnectEvent, subject: &Subject) -> Option<Finding> {
-    let socket = subject.sockets.path_of(e.dev, e.ino)?;
-    let socket = socket.display().to_string();
+    let path = subject.sockets.path_of(&e.socket)?.display().to_string();
     Some(Finding {
         rule: &RUNTIME_SOCKET_ACCESS,
-        message: format!("{} connected to {socket}", subject.describe()),
-        details: json!({ "syscall": "connect", "socket": socket, "inode": e.ino }),
+        message: format!("{} connected to {path}", subject.describe()),
+        details: json!({ "syscall": "connect", "socket": path, "inode": e.socket.ino }),
         // API clients reconnect for every request.
-        repeat: Repeat::OncePerProcess(socket),
+        repeat: Repeat::OncePerProcess(path),
     })
 }
 
@@ -34,7 +33,7 @@ mod tests {
         rules::test_support::{header, subject},
         state::{filesystems::Filesystems, runtime_sockets::RuntimeSockets},
     };
-    use detector_common::EventKind;
+    use detector_common::{EventKind, SocketFile};
 
     #[test]
     fn names_the_watched_socket_by_its_host_path() {
@@ -42,15 +41,21 @@ mod tests {
         let sockets = RuntimeSockets::with_known(&[(8, 4242, "/run/containerd/containerd.sock")]);
         let mut s = subject(&fs);
         s.sockets = &sockets;
-        let e = UnixConnectEvent {
-            header: header(EventKind::UnixConnect),
+        let socket = SocketFile {
             dev: 8,
             _pad: 0,
             ino: 4242,
         };
+        let e = UnixConnectEvent {
+            header: header(EventKind::UnixConnect),
+            socket,
+        };
         let finding = runtime_socket_access(&e, &s).unwrap();
         assert_eq!(finding.details["socket"], "/run/containerd/containerd.sock");
-        let unknown = UnixConnectEvent { ino: 1, ..e };
+        let unknown = UnixConnectEvent {
+            socket: SocketFile { ino: 1, ..socket },
+            ..e
+        };
         assert!(runtime_socket_access(&unknown, &s).is_none());
     }
 }

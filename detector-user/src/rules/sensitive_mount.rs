@@ -51,8 +51,7 @@ pub fn sensitive_mount(e: &MountEvent, subject: &Subject) -> Option<Finding> {
     } else {
         return None;
     };
-    // `super_block.s_dev` is MKDEV(major, minor): 12 bits of major above 20 of minor.
-    let device = (e.dev != 0).then(|| format!("{}:{}", e.dev >> 20, e.dev & 0xf_ffff));
+    let device = (e.dev != 0).then(|| super::device_name(e.dev));
     let what = match (kind, &device) {
         ("block-device", Some(device)) => format!("block device {source} ({device}, {fstype})"),
         ("block-device", None) => format!("block device {source} ({fstype})"),
@@ -92,10 +91,8 @@ mod tests {
         MountEvent {
             header: header(EventKind::Mount),
             syscall: syscall::MOUNT,
-            ret: 0,
-            flags,
             dev: 0,
-            _pad: 0,
+            flags,
             fstype: buf(fstype),
             source: buf(source),
             target: buf("/mnt/x"),

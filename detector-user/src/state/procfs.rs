@@ -30,21 +30,21 @@ fn parse_ns_link(link: &str) -> Option<u32> {
 }
 
 /// The host pid of the process that `observer` calls `vpid`, a pid in the observer's own pid
-/// namespace; `None` when no such process is found.
-pub fn host_pid_of(observer: u32, vpid: u32) -> Option<u32> {
+/// namespace, looked for among `candidates`; `None` when no such process is found.
+pub fn host_pid_of(
+    observer: u32,
+    vpid: u32,
+    candidates: impl IntoIterator<Item = u32>,
+) -> Option<u32> {
     let observer_ns = fs::read_link(format!("/proc/{observer}/ns/pid")).ok()?;
     if fs::read_link("/proc/self/ns/pid").ok()? == observer_ns {
         return Some(vpid);
     }
-    fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .find(|pid| {
-            fs::read_link(format!("/proc/{pid}/ns/pid")).ok().as_ref() == Some(&observer_ns)
-                && fs::read_to_string(format!("/proc/{pid}/status"))
-                    .is_ok_and(|status| innermost_pid(&status) == Some(vpid))
-        })
+    candidates.into_iter().find(|pid| {
+        fs::read_link(format!("/proc/{pid}/ns/pid")).ok().as_ref() == Some(&observer_ns)
+            && fs::read_to_string(format!("/proc/{pid}/status"))
+                .is_ok_and(|status| innermost_pid(&status) == Some(vpid))
+    })
 }
 
 /// The last number of the `NSpid:` line: the pid in the process's own pid namespace.
@@ -162,7 +162,7 @@ mod tests {
         assert_eq!(innermost_pid("Name:\tsh\nNSpid:\t4242\n"), Some(4242));
         assert_eq!(innermost_pid("Name:\tsh\n"), None);
         let me = std::process::id();
-        assert_eq!(host_pid_of(me, me), Some(me));
+        assert_eq!(host_pid_of(me, me, []), Some(me));
     }
 
     #[test]

@@ -7,14 +7,14 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use detector_common::SocketFile;
+use detector_common::{SocketFile, kdev};
 
 use crate::kernel::watched_sockets::WatchSockets;
 
 /// Where docker, containerd (also k3s's), CRI-O, podman, cri-dockerd, buildkit and the kubelet
 /// listen by default. /var/run is usually a link to /run: both are listed for hosts where it
 /// is not, and a socket reached by two paths is watched once.
-pub const DEFAULT_PATHS: &[&str] = &[
+const DEFAULT_PATHS: &[&str] = &[
     "/run/docker.sock",
     "/var/run/docker.sock",
     "/run/containerd/containerd.sock",
@@ -79,11 +79,9 @@ impl RuntimeSockets {
         self.known = now;
     }
 
-    /// The host path of a watched socket, given the device and inode the kernel saw.
-    pub fn path_of(&self, dev: u32, ino: u64) -> Option<&Path> {
-        self.known
-            .get(&SocketFile { dev, _pad: 0, ino })
-            .map(PathBuf::as_path)
+    /// The host path of a watched socket the kernel saw.
+    pub fn path_of(&self, socket: &SocketFile) -> Option<&Path> {
+        self.known.get(socket).map(PathBuf::as_path)
     }
 }
 
@@ -94,15 +92,10 @@ fn socket_file(path: &Path) -> Option<SocketFile> {
         return None;
     }
     Some(SocketFile {
-        dev: kernel_dev(meta.dev()),
+        dev: kdev::join(libc::major(meta.dev()), libc::minor(meta.dev())),
         _pad: 0,
         ino: meta.ino(),
     })
-}
-
-/// `st_dev` as `super_block.s_dev` holds it: `MKDEV(major, minor)` = major << 20 | minor.
-fn kernel_dev(st_dev: u64) -> u32 {
-    (libc::major(st_dev) << 20) | libc::minor(st_dev)
 }
 
 #[cfg(test)]
@@ -124,10 +117,19 @@ mod tests {
         }
     }
 
+    /// The kernel's own view: /proc/self/mountinfo prints `s_dev` as major:minor.
     #[test]
-    fn encodes_devices_as_the_kernel_does() {
-        assert_eq!(kernel_dev(libc::makedev(8, 1)), (8 << 20) | 1);
-        assert_eq!(kernel_dev(libc::makedev(259, 300)), (259 << 20) | 300);
+    fn encodes_devices_as_the_kernel_prints_them() {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let printed = mountinfo
+            .lines()
+            .map(|l| l.split(' ').collect::<Vec<_>>())
+            .find(|f| f[4] == "/proc")
+            .map(|f| f[2].to_owned())
+            .unwrap();
+        let st_dev = std::fs::metadata("/proc").unwrap().dev();
+        let dev = kdev::join(libc::major(st_dev), libc::minor(st_dev));
+        assert_eq!(crate::rules::device_name(dev), printed);
     }
 
     #[test]
@@ -146,17 +148,14 @@ mod tests {
         sockets.refresh(&mut recorder);
         assert_eq!(recorder.watched.len(), 1, "one socket under two names");
         let socket = recorder.watched[0];
-        assert_eq!(
-            sockets.path_of(socket.dev, socket.ino),
-            Some(path.as_path())
-        );
+        assert_eq!(sockets.path_of(&socket), Some(path.as_path()));
         sockets.refresh(&mut recorder);
         assert_eq!(recorder.watched.len(), 1, "nothing new");
         drop(listener);
         std::fs::remove_file(&path).unwrap();
         sockets.refresh(&mut recorder);
         assert_eq!(recorder.unwatched, vec![socket]);
-        assert_eq!(sockets.path_of(socket.dev, socket.ino), None);
+        assert_eq!(sockets.path_of(&socket), None);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

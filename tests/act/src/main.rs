@@ -13,7 +13,7 @@ use std::{
     fmt::Display,
     fs, io, mem,
     os::{
-        fd::{FromRawFd as _, OwnedFd, RawFd},
+        fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd},
         unix::net::UnixStream,
     },
     process::ExitCode,
@@ -234,7 +234,7 @@ fn fsmount(fstype: &str, dir: &str) -> Result<String, Failure> {
     }
     // SAFETY: the kernel has just handed us this descriptor and nothing else owns it.
     let fs = unsafe { OwnedFd::from_raw_fd(fs as RawFd) };
-    let fs_fd = std::os::fd::AsRawFd::as_raw_fd(&fs);
+    let fs_fd = fs.as_raw_fd();
     // SAFETY: key and value are NUL-terminated strings that outlive the call.
     let set = unsafe {
         libc::syscall(
@@ -275,7 +275,7 @@ fn fsmount(fstype: &str, dir: &str) -> Result<String, Failure> {
     let moved = unsafe {
         libc::syscall(
             libc::SYS_move_mount,
-            std::os::fd::AsRawFd::as_raw_fd(&mnt),
+            mnt.as_raw_fd(),
             empty.as_ptr(),
             libc::AT_FDCWD,
             dir_c.as_ptr(),

@@ -1,11 +1,11 @@
 //! The guest's kernel: Debian bookworm's 6.1 cloud kernel, installed as a package and booted from
 //! /boot. Installing it is harmless on the development VMs, which do not boot from their /boot.
 
-use std::{fs, path::PathBuf, process::Command};
+use std::{fs, path::PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::cmd;
+use crate::{cmd, setup::apt_get};
 
 /// Names apt gives the 6.1 cloud kernel images, one per ABI ("linux-image-6.1.0-56-cloud-amd64").
 const PACKAGE_PATTERN: &str = r"^linux-image-6\.1\.0-[0-9]+-cloud-amd64$";
@@ -41,12 +41,6 @@ pub fn ensure_installed() -> Result<Kernel> {
             .arg(&package),
     )?;
     newest_installed()?.with_context(|| format!("{package} is installed but not found in /boot"))
-}
-
-fn apt_get() -> Command {
-    let mut command = cmd::new("apt-get");
-    command.env("DEBIAN_FRONTEND", "noninteractive");
-    command
 }
 
 /// The installed 6.1 cloud kernel with the highest ABI whose image and modules are both present.

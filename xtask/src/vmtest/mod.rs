@@ -19,7 +19,10 @@ use std::{
 
 use anyhow::{Result, bail};
 
-use crate::{build, setup, table};
+use crate::{
+    build, setup,
+    table::{self, seconds},
+};
 
 #[derive(clap::Args)]
 pub struct Options {
@@ -53,9 +56,15 @@ impl Cgroups {
     }
 }
 
+/// `cargo xtask vmtest`: set up, then the lane.
 pub fn run(options: &Options) -> Result<()> {
-    let started = Instant::now();
     setup::run()?;
+    lane(options)
+}
+
+/// The VM lane on a machine that is set up (`cargo xtask test` has run setup already).
+pub fn lane(options: &Options) -> Result<()> {
+    let started = Instant::now();
     let kernel = kernel::ensure_installed()?;
     let artifacts = artifacts::build()?;
     let dir = build::target_dir().join("xtask/vmtest");
@@ -166,10 +175,6 @@ fn count_tests(tests: &[(String, String)]) -> String {
         }
     }
     counts.join(", ")
-}
-
-fn seconds(duration: Duration) -> String {
-    format!("{:.1} s", duration.as_secs_f64())
 }
 
 #[cfg(test)]
