@@ -40,8 +40,8 @@ pub static PTRACE_PENDING: LruHashMap<u32, PendingPtrace> = LruHashMap::with_max
 #[map]
 pub static CONNECT_PENDING: LruHashMap<u32, u32> = LruHashMap::with_max_entries(4096, 0);
 
-/// The descriptor of a container thread's `fsconfig(FSCONFIG_CMD_CREATE)` call, kept from
-/// entry to exit.
+/// The descriptor of a container thread's `fsconfig(FSCONFIG_CMD_CREATE[_EXCL])` call, kept
+/// from entry to exit.
 #[map]
 pub static FSCONFIG_PENDING: LruHashMap<u32, u32> = LruHashMap::with_max_entries(4096, 0);
 

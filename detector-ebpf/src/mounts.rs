@@ -62,12 +62,17 @@ pub fn on_mount_exit(ctx: &TracePointContext) {
     entry.submit(0);
 }
 
-/// The `fsconfig` command that makes the filesystem instance (include/uapi/linux/mount.h).
+/// The `fsconfig` commands that make the filesystem instance (include/uapi/linux/mount.h);
+/// `_EXCL` (6.6+) refuses to reuse an existing superblock.
 const FSCONFIG_CMD_CREATE: u64 = 6;
+const FSCONFIG_CMD_CREATE_EXCL: u64 = 8;
 
 pub fn on_fsconfig_enter(ctx: &TracePointContext) {
     // fsconfig(fd, cmd, key, value, aux): most calls set options.
-    if syscall_record::arg(ctx, 1) != Some(FSCONFIG_CMD_CREATE) {
+    if !matches!(
+        syscall_record::arg(ctx, 1),
+        Some(FSCONFIG_CMD_CREATE | FSCONFIG_CMD_CREATE_EXCL)
+    ) {
         return;
     }
     let fd = syscall_record::arg(ctx, 0).unwrap_or(u64::MAX);
