@@ -73,6 +73,26 @@ pub struct Offsets {
     pub task_files: u32,
     pub task_mm: u32,
     pub task_exit_code: u32,
+    pub task_group_leader: u32,
+    pub task_start_time: u32,
+    pub task_signal: u32,
+    /// `signal_struct.live`: threads of the group that have not exited.
+    pub signal_live: u32,
+    pub task_cgroups: u32,
+    pub task_thread_pid: u32,
+    pub pid_level: u32,
+    pub pid_numbers: u32,
+    pub upid_ns: u32,
+    /// `task_struct.ptraced`: the list of the task's tracees, newest first.
+    pub task_ptraced: u32,
+    pub task_ptrace_entry: u32,
+    pub css_set_dfl_cgrp: u32,
+    /// Start of the `css_set.subsys` array of `cgroup_subsys_state` pointers.
+    pub css_set_subsys: u32,
+    pub css_cgroup: u32,
+    /// `cgroup.self.parent`: the parent cgroup's own css.
+    pub cgroup_parent_css: u32,
+    pub module_name: u32,
 
     pub nsproxy_mnt_ns: u32,
     pub nsproxy_pid_ns_for_children: u32,
@@ -151,6 +171,22 @@ impl Offsets {
         task_files: FIELD_MISSING,
         task_mm: FIELD_MISSING,
         task_exit_code: FIELD_MISSING,
+        task_group_leader: FIELD_MISSING,
+        task_start_time: FIELD_MISSING,
+        task_signal: FIELD_MISSING,
+        signal_live: FIELD_MISSING,
+        task_cgroups: FIELD_MISSING,
+        task_thread_pid: FIELD_MISSING,
+        pid_level: FIELD_MISSING,
+        pid_numbers: FIELD_MISSING,
+        upid_ns: FIELD_MISSING,
+        task_ptraced: FIELD_MISSING,
+        task_ptrace_entry: FIELD_MISSING,
+        css_set_dfl_cgrp: FIELD_MISSING,
+        css_set_subsys: FIELD_MISSING,
+        css_cgroup: FIELD_MISSING,
+        cgroup_parent_css: FIELD_MISSING,
+        module_name: FIELD_MISSING,
         nsproxy_mnt_ns: FIELD_MISSING,
         nsproxy_pid_ns_for_children: FIELD_MISSING,
         nsproxy_net_ns: FIELD_MISSING,
@@ -217,6 +253,12 @@ pub struct Config {
     /// `enum kernel_load_data_id`, from BTF; [`FIELD_MISSING`] when unknown (never matches).
     pub reading_module: u32,
     pub loading_module: u32,
+    /// `cgroup_root.hierarchy_id` of the hierarchy whose cgroups name containers: 0 for the
+    /// unified (v2) hierarchy.
+    pub identity_hierarchy: u32,
+    /// For a v1 hierarchy, the index in `css_set.subsys` of one of its controllers;
+    /// [`FIELD_MISSING`] for the unified hierarchy (`css_set.dfl_cgrp`).
+    pub identity_subsys: u32,
     pub offsets: Offsets,
 }
 
@@ -236,16 +278,44 @@ impl Config {
         enforce: 0,
         reading_module: FIELD_MISSING,
         loading_module: FIELD_MISSING,
+        identity_hierarchy: 0,
+        identity_subsys: FIELD_MISSING,
         offsets: Offsets::MISSING,
     };
 }
 
-/// Why a task is in the kernel's container-task map.
-pub mod task_mark {
-    /// Exec'd in a mount namespace other than the host's.
-    pub const FOREIGN_MNT_NS: u32 = 1 << 0;
-    /// Forked from a marked task.
-    pub const INHERITED: u32 = 1 << 1;
-    /// Put there by the agent (its cgroup names a container).
-    pub const AGENT: u32 = 1 << 2;
+/// How the kernel tells container processes from the host's: by cgroup, as the agent
+/// classifies cgroups, with a mark per process that outlives moves out of the container's
+/// cgroup.
+pub mod identity {
+    /// Values of the container-cgroup map: the agent classified the cgroup as a container's,
+    /// or the kernel inherited that from its parent.
+    pub const CGROUP_CONTAINER: u32 = 1;
+    /// Made after the agent started and not classified yet.
+    pub const CGROUP_PENDING: u32 = 2;
+
+    /// `Identity::flags`: a container process (by its cgroup or its mark).
+    pub const CONTAINER: u32 = 1 << 0;
+    /// In a cgroup the agent has not classified yet: the agent decides.
+    pub const UNCLASSIFIED: u32 = 1 << 1;
+
+    /// `TaskMark::flags`: the process entered the container's cgroup from outside (runc's
+    /// init, a `runc exec`) and has not exec'd since: the runtime setting the container up.
+    /// Its children inherit this; its exec makes it a container process. Nothing a container
+    /// runs can start such a process.
+    pub const SETTING_UP: u32 = 1 << 0;
+}
+
+/// The container-task map's value: which process (its tgid is the key) and which container.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskMark {
+    /// `start_time` of the thread-group leader when it was marked; a process that later gets
+    /// the same tgid has another start time, so it never inherits the mark.
+    pub start_ns: u64,
+    /// The container's cgroup (identity hierarchy).
+    pub cgroup_id: u64,
+    /// `identity::SETTING_UP`.
+    pub flags: u32,
+    pub _pad: u32,
 }

@@ -1,7 +1,7 @@
 //! Events the kernel programs put on the ring buffer. Each starts with a [`Header`] whose
 //! `kind` says which struct follows.
 
-use crate::config::Namespaces;
+use crate::config::{Namespaces, identity};
 
 /// What an event is; the discriminant is also its index in the kernel's loss counters.
 #[repr(u32)]
@@ -18,11 +18,13 @@ pub enum EventKind {
     Bpf = 9,
     Ptrace = 10,
     UnixConnect = 11,
+    CgroupMkdir = 12,
+    CgroupRmdir = 13,
 }
 
-/// Size of the per-kind loss counter array; index 0, which no kind uses, counts
-/// [`MARK_FAILED_SLOT`].
-pub const KIND_SLOTS: u32 = EventKind::ALL.len() as u32 + 1;
+/// Size of the loss counter array: a slot per event kind (at the kind's value) for failed
+/// ring-buffer reservations, plus [`MARK_FAILED_SLOT`] and [`CGROUP_FAILED_SLOT`].
+pub const KIND_SLOTS: u32 = CGROUP_FAILED_SLOT + 1;
 
 // The kinds are numbered 1..=N, so that each has its slot below KIND_SLOTS.
 const _: () = {
@@ -33,12 +35,18 @@ const _: () = {
     }
 };
 
-/// Slot of the loss counters that counts container processes the kernel could not put in its
-/// container-task map (full): their acts are filtered out in the kernel.
+/// Slot of the loss counters that counts container processes the kernel could not mark in its
+/// container-task map (full): should such a process leave its container's cgroup, its acts
+/// would be filtered out in the kernel.
 pub const MARK_FAILED_SLOT: u32 = 0;
 
+/// Slot of the loss counters that counts new cgroups the kernel could not record as pending in
+/// its container-cgroup map (full): until the agent classifies them, acts in them are taken
+/// for the host's.
+pub const CGROUP_FAILED_SLOT: u32 = EventKind::ALL.len() as u32 + 1;
+
 impl EventKind {
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 13] = [
         EventKind::Exec,
         EventKind::Fork,
         EventKind::Exit,
@@ -50,6 +58,8 @@ impl EventKind {
         EventKind::Bpf,
         EventKind::Ptrace,
         EventKind::UnixConnect,
+        EventKind::CgroupMkdir,
+        EventKind::CgroupRmdir,
     ];
 
     pub fn from_u32(v: u32) -> Option<EventKind> {
@@ -70,6 +80,8 @@ impl EventKind {
             EventKind::Bpf => "bpf",
             EventKind::Ptrace => "ptrace",
             EventKind::UnixConnect => "unix_connect",
+            EventKind::CgroupMkdir => "cgroup_mkdir",
+            EventKind::CgroupRmdir => "cgroup_rmdir",
         }
     }
 }
@@ -83,6 +95,28 @@ pub const NAME_DEPTH: usize = 4;
 pub const FSTYPE_LEN: usize = 32;
 pub const MOUNT_PATH_LEN: usize = 128;
 
+/// Who a task is, as the kernel judged it when it made the event.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// `identity` bits.
+    pub flags: u32,
+    pub _pad: u32,
+    /// The cgroup (identity hierarchy) that makes the task a container task: the one its mark
+    /// records, else its own; for other tasks, its own.
+    pub cgroup_id: u64,
+}
+
+impl Identity {
+    pub const fn is_container(&self) -> bool {
+        self.flags & identity::CONTAINER != 0
+    }
+
+    pub const fn is_unclassified(&self) -> bool {
+        self.flags & identity::UNCLASSIFIED != 0
+    }
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct Header {
@@ -94,6 +128,7 @@ pub struct Header {
     pub _pad: u32,
     /// `bpf_ktime_get_boot_ns()` when the event was made.
     pub ktime_ns: u64,
+    pub identity: Identity,
 }
 
 impl Header {
@@ -104,11 +139,22 @@ impl Header {
             tid,
             _pad: 0,
             ktime_ns,
+            identity: Identity {
+                flags: 0,
+                _pad: 0,
+                cgroup_id: 0,
+            },
         }
+    }
+
+    pub const fn with_identity(mut self, identity: Identity) -> Header {
+        self.identity = identity;
+        self
     }
 }
 
-/// `sched_process_exec`: a task replaced its image. Sent for every process.
+/// `sched_process_exec`: a container task (or one in a cgroup not classified yet) replaced its
+/// image. Host processes send none.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct ExecEvent {
@@ -116,28 +162,33 @@ pub struct ExecEvent {
     pub ppid: u32,
     pub uid: u32,
     pub euid: u32,
-    /// Non-zero when the kernel counts this task as a container task (see `task_mark`).
-    pub marked: u32,
-    pub ns: Namespaces,
     /// Bytes of `args` filled in.
     pub args_len: u32,
-    pub _pad: u32,
+    /// `start_time` of the thread-group leader: with the tgid, names the process uniquely
+    /// (an exec from another thread keeps it).
+    pub start_ns: u64,
+    pub ns: Namespaces,
     pub comm: [u8; COMM_LEN],
     pub filename: [u8; PATH_LEN],
     /// NUL-separated argv, as the process's memory holds it.
     pub args: [u8; ARGS_LEN],
 }
 
-/// A new process (not a new thread). `header.tgid` is the child.
+/// A new container process (not a new thread). `header.tgid` is the child.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ForkEvent {
     pub header: Header,
+    /// The child's parent (`real_parent`): not the forking process under `CLONE_PARENT`, which
+    /// runc's nsexec uses to start a container's init.
     pub ppid: u32,
-    pub _pad: u32,
+    /// The process that forked it, whose image the child runs until it execs.
+    pub creator_tgid: u32,
+    /// The child's `start_time`.
+    pub start_ns: u64,
 }
 
-/// A thread-group leader exited.
+/// The last thread of a container process exited: the process is gone.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ExitEvent {
@@ -146,19 +197,36 @@ pub struct ExitEvent {
     pub _pad: u32,
 }
 
-/// `cgroup_attach_task`: a thread-group leader was moved into a cgroup. `header` names the
-/// moved task.
+/// `cgroup_attach_task` in the identity hierarchy: a process moved into a container's cgroup,
+/// or a container process moved anywhere. `header` names the moved task, its identity as
+/// judged after the move.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct CgroupAttachEvent {
     pub header: Header,
     /// The process that moved it (wrote `cgroup.procs`).
     pub mover_tgid: u32,
-    /// Hierarchy id (`/proc/cgroups`); 0 is the unified (v2) hierarchy.
-    pub hierarchy: u32,
-    pub level: u32,
     pub _pad: u32,
+    /// The moved process's `start_time`.
+    pub start_ns: u64,
+    /// The cgroup it moved to.
     pub cgroup_id: u64,
+    pub path: [u8; PATH_LEN],
+}
+
+/// A cgroup of the identity hierarchy was made (`CgroupMkdir`) or removed (`CgroupRmdir`).
+/// The kernel records every new cgroup as pending (or as a container's, below a container's)
+/// until the agent classifies it; removals are sent for those it recorded.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct CgroupEvent {
+    pub header: Header,
+    /// `identity::CGROUP_*`: what the kernel recorded for it.
+    pub class: u32,
+    pub level: u32,
+    pub cgroup_id: u64,
+    pub parent_id: u64,
+    /// Its path from the hierarchy's root.
     pub path: [u8; PATH_LEN],
 }
 
@@ -242,12 +310,16 @@ pub mod module_source {
     pub const FILE: u32 = 2;
     /// The kernel was asked to load a module by name (autoload, `request_module`).
     pub const REQUEST: u32 = 3;
+    /// A module was loaded, by `init_module` or `finit_module` (the `module_load` tracepoint
+    /// cannot tell which).
+    pub const LOADED: u32 = 4;
 
     pub const fn name(source: u32) -> &'static str {
         match source {
             IMAGE => "init_module",
             FILE => "finit_module",
             REQUEST => "request_module",
+            LOADED => "init_module/finit_module",
             _ => "unknown",
         }
     }
@@ -316,9 +388,12 @@ pub struct PtraceEvent {
     pub access: u32,
     /// The target's tgid as the host sees it; 0 when only `target_vpid` is known.
     pub target_tgid: u32,
-    /// The pid the caller named, in its own pid namespace (syscall tracepoints only).
+    /// The pid the caller named, in its own pid namespace (process_vm_* on syscall
+    /// tracepoints, where the kernel does not tell the target task).
     pub target_vpid: u32,
-    pub _pad: u32,
+    /// The inode of the pid namespace the caller lives in, where `target_vpid` is a pid: the
+    /// agent finds the target without the caller, which may be gone by then.
+    pub caller_pid_ns: u32,
 }
 
 /// A container process connected a unix socket to one of the sockets the agent watches

@@ -8,6 +8,7 @@ unsafe impl aya::Pod for Config {}
 unsafe impl aya::Pod for Namespaces {}
 unsafe impl aya::Pod for Offsets {}
 unsafe impl aya::Pod for SocketFile {}
+unsafe impl aya::Pod for TaskMark {}
 
 /// One decoded ring-buffer record.
 #[derive(Clone, Copy)]
@@ -27,6 +28,8 @@ pub enum Event {
     Bpf(BpfEvent),
     Ptrace(PtraceEvent),
     UnixConnect(UnixConnectEvent),
+    CgroupMkdir(CgroupEvent),
+    CgroupRmdir(CgroupEvent),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -77,6 +80,8 @@ impl Event {
             EventKind::Bpf => Event::Bpf(read(bytes, k)?),
             EventKind::Ptrace => Event::Ptrace(read(bytes, k)?),
             EventKind::UnixConnect => Event::UnixConnect(read(bytes, k)?),
+            EventKind::CgroupMkdir => Event::CgroupMkdir(read(bytes, k)?),
+            EventKind::CgroupRmdir => Event::CgroupRmdir(read(bytes, k)?),
         })
     }
 
@@ -93,6 +98,7 @@ impl Event {
             Event::Bpf(e) => &e.header,
             Event::Ptrace(e) => &e.header,
             Event::UnixConnect(e) => &e.header,
+            Event::CgroupMkdir(e) | Event::CgroupRmdir(e) => &e.header,
         }
     }
 
@@ -119,6 +125,8 @@ impl Event {
             Event::Bpf(_) => EventKind::Bpf,
             Event::Ptrace(_) => EventKind::Ptrace,
             Event::UnixConnect(_) => EventKind::UnixConnect,
+            Event::CgroupMkdir(_) => EventKind::CgroupMkdir,
+            Event::CgroupRmdir(_) => EventKind::CgroupRmdir,
         }
     }
 }
@@ -136,26 +144,31 @@ mod tests {
 
     #[test]
     fn layouts_have_no_implicit_padding() {
-        assert_eq!(size_of::<Header>(), 24);
+        assert_eq!(size_of::<Identity>(), 16);
+        assert_eq!(size_of::<Header>(), 40);
+        assert_eq!(offset_of!(Header, identity), 24);
         assert_eq!(size_of::<Namespaces>(), 32);
-        assert_eq!(size_of::<ExecEvent>(), 864);
-        assert_eq!(offset_of!(ExecEvent, ns), 40);
-        assert_eq!(offset_of!(ExecEvent, comm), 80);
-        assert_eq!(size_of::<ForkEvent>(), 32);
-        assert_eq!(size_of::<ExitEvent>(), 32);
-        assert_eq!(size_of::<CgroupAttachEvent>(), 304);
-        assert_eq!(offset_of!(CgroupAttachEvent, cgroup_id), 40);
-        assert_eq!(size_of::<NamespaceEvent>(), 104);
-        assert_eq!(size_of::<FileOpenEvent>(), 320);
-        assert_eq!(offset_of!(FileOpenEvent, magic), 40);
-        assert_eq!(size_of::<MountEvent>(), 328);
-        assert_eq!(size_of::<ModuleEvent>(), 96);
-        assert_eq!(size_of::<BpfEvent>(), 32);
-        assert_eq!(size_of::<PtraceEvent>(), 40);
-        assert_eq!(size_of::<UnixConnectEvent>(), 40);
+        assert_eq!(size_of::<ExecEvent>(), 880);
+        assert_eq!(offset_of!(ExecEvent, start_ns), 56);
+        assert_eq!(offset_of!(ExecEvent, ns), 64);
+        assert_eq!(offset_of!(ExecEvent, comm), 96);
+        assert_eq!(size_of::<ForkEvent>(), 56);
+        assert_eq!(size_of::<ExitEvent>(), 48);
+        assert_eq!(size_of::<CgroupAttachEvent>(), 320);
+        assert_eq!(offset_of!(CgroupAttachEvent, cgroup_id), 56);
+        assert_eq!(size_of::<CgroupEvent>(), 320);
+        assert_eq!(size_of::<NamespaceEvent>(), 120);
+        assert_eq!(size_of::<FileOpenEvent>(), 336);
+        assert_eq!(offset_of!(FileOpenEvent, magic), 56);
+        assert_eq!(size_of::<MountEvent>(), 344);
+        assert_eq!(size_of::<ModuleEvent>(), 112);
+        assert_eq!(size_of::<BpfEvent>(), 48);
+        assert_eq!(size_of::<PtraceEvent>(), 56);
+        assert_eq!(size_of::<UnixConnectEvent>(), 56);
         assert_eq!(size_of::<SocketFile>(), 16);
-        assert_eq!(size_of::<Offsets>(), 56 * 4);
-        assert_eq!(size_of::<Config>(), 32 + 16 + 56 * 4);
+        assert_eq!(size_of::<TaskMark>(), 24);
+        assert_eq!(size_of::<Offsets>(), 72 * 4);
+        assert_eq!(size_of::<Config>(), 32 + 24 + 72 * 4);
     }
 
     fn bytes_of<T>(v: &T) -> &[u8] {
@@ -168,7 +181,8 @@ mod tests {
         let fork = ForkEvent {
             header: Header::new(EventKind::Fork, 42, 42, 7),
             ppid: 1,
-            _pad: 0,
+            creator_tgid: 1,
+            start_ns: 9,
         };
         let bytes = bytes_of(&fork);
         match Event::decode(bytes).unwrap() {
@@ -180,14 +194,14 @@ mod tests {
             Some(DecodeError::Short {
                 kind: 0,
                 len: 20,
-                want: 24
+                want: 40
             })
         );
         let mut exec_kind_short = bytes.to_vec();
         exec_kind_short[0] = EventKind::Exec as u8;
         assert!(matches!(
             Event::decode(&exec_kind_short),
-            Err(DecodeError::Short { want: 864, .. })
+            Err(DecodeError::Short { want: 880, .. })
         ));
         let mut unknown = bytes.to_vec();
         unknown[0] = 99;

@@ -4,11 +4,7 @@
 use aya_ebpf::programs::{FEntryContext, TracePointContext};
 use detector_common::{BpfEvent, EventKind, bpf_cmd};
 
-use crate::{
-    emit::{current_ids, header, reserve},
-    maps::container_mark,
-    syscall_record,
-};
+use crate::{emit::reserve, identity, syscall_record};
 
 pub fn on_bpf_enter(ctx: &TracePointContext) {
     // bpf(cmd, attr, size)
@@ -28,17 +24,16 @@ fn report(cmd: u32) {
     if bpf_cmd::ELEMENT_COMMANDS.contains(&cmd) {
         return;
     }
-    let (tgid, tid) = current_ids();
-    if container_mark(tgid).is_none() {
+    let Some(actor) = identity::current() else {
         return;
-    }
+    };
     let Some(mut entry) = reserve::<BpfEvent>(EventKind::Bpf) else {
         return;
     };
     let e = entry.as_mut_ptr();
     // SAFETY: `e` points at a reserved, exclusively owned BpfEvent.
     unsafe {
-        (*e).header = header(EventKind::Bpf, tgid, tid);
+        (*e).header = actor.header(EventKind::Bpf);
         (*e).cmd = cmd;
         (*e)._pad = 0;
     }

@@ -28,13 +28,19 @@ pub fn host_ns() -> Namespaces {
 }
 
 #[inline(always)]
-pub fn host_mnt_ns() -> u32 {
-    volatile(&CONFIG.host_ns.mnt)
+pub fn agent_tgid() -> u32 {
+    volatile(&CONFIG.agent_tgid)
+}
+
+/// See `Config::identity_subsys`.
+#[inline(always)]
+pub fn identity_subsys() -> u32 {
+    volatile(&CONFIG.identity_subsys)
 }
 
 #[inline(always)]
-pub fn agent_tgid() -> u32 {
-    volatile(&CONFIG.agent_tgid)
+pub fn identity_hierarchy() -> u32 {
+    volatile(&CONFIG.identity_hierarchy)
 }
 
 #[inline(always)]

@@ -5,7 +5,7 @@ use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, generated::bpf_ktime_get_boot_ns},
     maps::ring_buf::RingBufEntry,
 };
-use detector_common::{EventKind, Header};
+use detector_common::{EventKind, Header, Identity};
 
 use crate::maps::{EVENTS, LOST};
 
@@ -19,8 +19,9 @@ pub fn reserve<T: 'static>(kind: EventKind) -> Option<RingBufEntry<T>> {
     entry
 }
 
-/// Counts one loss in `slot` of the loss counters: an event kind, or
-/// [`MARK_FAILED_SLOT`](detector_common::MARK_FAILED_SLOT).
+/// Counts one loss in `slot` of the loss counters: an event kind, or a full map
+/// ([`MARK_FAILED_SLOT`](detector_common::MARK_FAILED_SLOT),
+/// [`CGROUP_FAILED_SLOT`](detector_common::CGROUP_FAILED_SLOT)).
 #[inline(always)]
 pub fn count_loss(slot: u32) {
     if let Some(counter) = LOST.get_ptr_mut(slot) {
@@ -29,11 +30,11 @@ pub fn count_loss(slot: u32) {
     }
 }
 
-/// A header for an event about the task `tgid`/`tid`.
+/// A header for an event about the task `tgid`/`tid`, who is `identity`.
 #[inline(always)]
-pub fn header(kind: EventKind, tgid: u32, tid: u32) -> Header {
+pub fn header(kind: EventKind, tgid: u32, tid: u32, identity: Identity) -> Header {
     // SAFETY: helper without arguments.
-    Header::new(kind, tgid, tid, unsafe { bpf_ktime_get_boot_ns() })
+    Header::new(kind, tgid, tid, unsafe { bpf_ktime_get_boot_ns() }).with_identity(identity)
 }
 
 /// (tgid, tid) of the current task.

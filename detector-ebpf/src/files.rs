@@ -2,7 +2,7 @@
 //! The file is identified by its superblock magic and dentry names, read from the opened
 //! `struct file`, so a second procfs mount, a bind mount or a symlink cannot dodge it.
 
-use aya_ebpf::programs::{LsmContext, TracePointContext};
+use aya_ebpf::programs::{FExitContext, LsmContext, TracePointContext};
 use detector_common::{
     EventKind, FMODE_WRITE, FileOpenEvent, NAME_DEPTH, helper_files::HelperFile,
     magic::KERNEL_SETTING_FILESYSTEMS,
@@ -10,9 +10,9 @@ use detector_common::{
 
 use crate::{
     config::{enforcing, lsm_verdict, offset},
-    emit::{current_ids, header, reserve},
+    emit::reserve,
+    identity::{self, Actor},
     kread::{field, kernel_str, pointer},
-    maps::container_mark,
     syscall_record, task,
 };
 
@@ -21,15 +21,14 @@ pub fn on_open_exit(ctx: &TracePointContext) {
     if fd < 0 {
         return;
     }
-    let (tgid, tid) = current_ids();
-    if container_mark(tgid).is_none() {
+    let Some(actor) = identity::current() else {
         return;
-    }
+    };
     if let Some(file) = fd_file(task::current(), fd as u32)
         && let Some(f_mode) = write_mode(file)
     {
         // After the fact: nothing to refuse any more.
-        inspect_write_open(file, f_mode, fd as i32, tgid, tid, false);
+        inspect_write_open(file, f_mode, fd as i32, &actor, false);
     }
 }
 
@@ -46,11 +45,27 @@ pub fn on_file_open(ctx: &LsmContext) -> i32 {
     let Some(f_mode) = write_mode(file) else {
         return 0;
     };
-    let (tgid, tid) = current_ids();
-    if container_mark(tgid).is_none() {
+    let Some(actor) = identity::current() else {
         return 0;
+    };
+    let may_deny = enforcing() && actor.may_be_refused();
+    lsm_verdict(inspect_write_open(file, f_mode, -1, &actor, may_deny))
+}
+
+/// `security_file_open(struct file *file)` returned, as fexit: where trampolines work but BPF
+/// LSM is not enabled, the same facts without syscall tracepoints; it cannot refuse.
+pub fn on_security_file_open(ctx: &FExitContext) {
+    let ret: i32 = ctx.arg(1);
+    if ret != 0 {
+        return;
     }
-    lsm_verdict(inspect_write_open(file, f_mode, -1, tgid, tid, enforcing()))
+    let file: *const u8 = ctx.arg(0);
+    let Some(f_mode) = write_mode(file) else {
+        return;
+    };
+    if let Some(actor) = identity::current() {
+        inspect_write_open(file, f_mode, -1, &actor, false);
+    }
 }
 
 /// The file's `f_mode` when it is open for writing.
@@ -66,8 +81,7 @@ fn inspect_write_open(
     file: *const u8,
     f_mode: u32,
     fd: i32,
-    tgid: u32,
-    tid: u32,
+    actor: &Actor,
     may_deny: bool,
 ) -> bool {
     let Some(dentry) = pointer(file, offset!(file_dentry)) else {
@@ -87,7 +101,7 @@ fn inspect_write_open(
     let inode = pointer(dentry, offset!(dentry_inode));
     // SAFETY: `e` points at a reserved, exclusively owned FileOpenEvent.
     unsafe {
-        (*e).header = header(EventKind::FileOpen, tgid, tid);
+        (*e).header = actor.header(EventKind::FileOpen);
         (*e).f_mode = f_mode;
         (*e).i_mode = inode
             .and_then(|i| field::<u16>(i, offset!(inode_mode)))

@@ -1,66 +1,46 @@
-//! Process lifecycle for the agent's process table: exec, fork, exit and cgroup moves, for
-//! every process on the host. Also keeps the container-task map that filters the other hooks.
+//! The lifecycle of container processes for the agent's process table: exec, fork, the exit of
+//! the last thread, cgroup moves, and the cgroups of the identity hierarchy that are made and
+//! removed. Host processes send nothing, and neither does a runtime setting a container up:
+//! each hook costs them the identity check alone.
 
 use aya_ebpf::{helpers::bpf_get_current_comm, programs::RawTracePointContext};
 use detector_common::{
-    ARGS_LEN, CgroupAttachEvent, EventKind, ExecEvent, ExitEvent, ForkEvent, task_mark,
+    ARGS_LEN, CgroupAttachEvent, CgroupEvent, EventKind, ExecEvent, ExitEvent, ForkEvent, Identity,
 };
 
 use crate::{
-    config::{agent_tgid, host_mnt_ns, offset},
+    config::{identity_hierarchy, offset},
     emit::{current_ids, header, reserve},
+    identity::{self, Status},
     kread::{field, kernel_str, pointer, user_bytes},
-    maps::{CONTAINER_TASKS, container_mark, mark_container_task},
     task,
 };
 
-/// Marks the current process as a container process when it runs outside the host's mount
-/// namespace; returns its mark (0: not a container process).
-#[inline(always)]
-fn mark_at_exec(tgid: u32, mnt: u32) -> u32 {
-    let old = container_mark(tgid).unwrap_or(0);
-    let host = host_mnt_ns();
-    let mark = if host != 0 && mnt != 0 && mnt != host {
-        old | task_mark::FOREIGN_MNT_NS
-    } else {
-        old
-    };
-    if mark != old {
-        mark_container_task(tgid, mark);
-    }
-    mark
-}
-
 /// `sched_process_exec(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)`.
 pub fn on_exec(ctx: &RawTracePointContext) {
-    let (tgid, tid) = current_ids();
-    if tgid == agent_tgid() {
+    let Some(actor) = identity::current_after_exec() else {
         return;
-    }
-    let current = task::current();
-    // Read once: the mark needs the mount namespace, the event all of them.
-    let ns = task::namespaces(current);
-    let marked = mark_at_exec(tgid, ns.mnt);
+    };
     let Some(mut entry) = reserve::<ExecEvent>(EventKind::Exec) else {
         return;
     };
+    let current = task::current();
     let e = entry.as_mut_ptr();
     let (uid, euid) = task::uids(current);
     // SAFETY: `e` points at a reserved, exclusively owned ExecEvent; fields are written in
     // place because the event is larger than the BPF stack.
     unsafe {
-        (*e).header = header(EventKind::Exec, tgid, tid);
+        (*e).header = actor.header(EventKind::Exec);
         (*e).ppid = task::parent_tgid(current);
         (*e).uid = uid;
         (*e).euid = euid;
-        (*e).marked = marked;
-        (*e).ns = ns;
+        (*e).start_ns = identity::leader_start(current);
+        (*e).ns = task::namespaces(current);
         (*e).comm = bpf_get_current_comm().unwrap_or([0; 16]);
         let bprm: *const u8 = ctx.arg(2);
         let filename = pointer(bprm, offset!(binprm_filename)).unwrap_or_default();
         kernel_str(filename, &mut (*e).filename);
         (*e).args_len = read_args(current, (&raw mut (*e).args).cast());
-        (*e)._pad = 0;
     }
     entry.submit(0);
 }
@@ -85,75 +65,149 @@ fn read_args(current: *const u8, dst: *mut u8) -> u32 {
 }
 
 /// `sched_process_fork(struct task_struct *parent, struct task_struct *child)`; runs in the
-/// parent. New threads are not processes and are skipped.
+/// forking task, which is not `parent` under `CLONE_PARENT`. New threads are not processes.
+/// The child of a container process is one, wherever it starts (`CLONE_INTO_CGROUP`).
 pub fn on_fork(ctx: &RawTracePointContext) {
     let child: *const u8 = ctx.arg(1);
     let (child_tgid, child_pid) = (task::tgid(child), task::pid(child));
     if child_pid != child_tgid || child_tgid == 0 {
         return;
     }
-    let ppid = task::parent_tgid(child);
-    if let Some(mark) = container_mark(current_ids().0) {
-        mark_container_task(child_tgid, mark | task_mark::INHERITED);
-    }
+    let Some(status) = identity::forked(identity::cgroup_of(child)) else {
+        return;
+    };
+    let start_ns = identity::leader_start(child);
+    identity::mark(child_tgid, start_ns, status);
+    let Status::Watched(who) = status else {
+        return;
+    };
     let Some(mut entry) = reserve::<ForkEvent>(EventKind::Fork) else {
         return;
     };
     entry.write(ForkEvent {
-        header: header(EventKind::Fork, child_tgid, child_pid),
-        ppid,
-        _pad: 0,
+        header: header(EventKind::Fork, child_tgid, child_pid, who),
+        ppid: task::parent_tgid(child),
+        creator_tgid: current_ids().0,
+        start_ns,
     });
     entry.submit(0);
 }
 
-/// `sched_process_exit`; runs in the exiting task. Only a thread-group leader's exit ends a
-/// process.
+/// `sched_process_exit(struct task_struct *p, ...)`; runs in every exiting thread. The
+/// process ends with its last thread, not with its leader.
 pub fn on_exit() {
-    let (tgid, tid) = current_ids();
-    if tgid != tid {
+    let current = task::current();
+    if !task::group_dead(current) {
         return;
     }
-    let _ = CONTAINER_TASKS.remove(tgid);
-    let exit_code = field::<i32>(task::current(), offset!(task_exit_code)).unwrap_or(0);
+    let (tgid, tid) = current_ids();
+    let who = identity::exiting(current, tgid);
+    identity::forget_process(tgid);
+    let Some(who) = who else {
+        return;
+    };
+    let exit_code = field::<i32>(current, offset!(task_exit_code)).unwrap_or(0);
     let Some(mut entry) = reserve::<ExitEvent>(EventKind::Exit) else {
         return;
     };
     entry.write(ExitEvent {
-        header: header(EventKind::Exit, tgid, tid),
+        header: header(EventKind::Exit, tgid, tid, who),
         exit_code,
         _pad: 0,
     });
     entry.submit(0);
 }
 
+/// The id of a cgroup of the identity hierarchy; `None` for other hierarchies' cgroups.
+#[inline(always)]
+fn identity_cgroup(cgroup: *const u8) -> Option<u64> {
+    let hierarchy = pointer(cgroup, offset!(cgroup_root))
+        .and_then(|root| field::<i32>(root, offset!(cgroup_root_hierarchy_id)))?;
+    (hierarchy as u32 == identity_hierarchy()).then(|| identity::cgroup_id(cgroup))
+}
+
 /// `cgroup_attach_task(struct cgroup *dst, const char *path, struct task_struct *task, bool
-/// threadgroup)`; runs in the task that wrote `cgroup.procs`.
+/// threadgroup)`, after the move; runs in the task that wrote `cgroup.procs`. See
+/// [`identity::moved`].
 pub fn on_cgroup_attach(ctx: &RawTracePointContext) {
-    let cgroup: *const u8 = ctx.arg(0);
-    let path: *const u8 = ctx.arg(1);
-    let moved: *const u8 = ctx.arg(2);
-    let (tgid, tid) = (task::tgid(moved), task::pid(moved));
-    if tgid != tid {
+    let Some(dst) = identity_cgroup(ctx.arg(0)) else {
         return;
-    }
+    };
+    let moved: *const u8 = ctx.arg(2);
+    let tgid = task::tgid(moved);
+    let Some(status) = identity::moved(moved, tgid, dst) else {
+        return;
+    };
+    let start_ns = identity::leader_start(moved);
+    identity::mark(tgid, start_ns, status);
+    let Status::Watched(who) = status else {
+        return;
+    };
     let Some(mut entry) = reserve::<CgroupAttachEvent>(EventKind::CgroupAttach) else {
         return;
     };
     let e = entry.as_mut_ptr();
     // SAFETY: `e` points at a reserved, exclusively owned CgroupAttachEvent.
     unsafe {
-        (*e).header = header(EventKind::CgroupAttach, tgid, tid);
+        (*e).header = header(EventKind::CgroupAttach, tgid, task::pid(moved), who);
         (*e).mover_tgid = current_ids().0;
-        (*e).hierarchy = pointer(cgroup, offset!(cgroup_root))
-            .and_then(|root| field::<i32>(root, offset!(cgroup_root_hierarchy_id)))
-            .unwrap_or(-1) as u32;
-        (*e).level = field::<i32>(cgroup, offset!(cgroup_level)).unwrap_or(-1) as u32;
-        (*e).cgroup_id = pointer(cgroup, offset!(cgroup_kn))
-            .and_then(|kn| field::<u64>(kn, offset!(kernfs_node_id)))
-            .unwrap_or(0);
         (*e)._pad = 0;
-        kernel_str(path, &mut (*e).path);
+        (*e).start_ns = start_ns;
+        (*e).cgroup_id = dst;
+        kernel_str(ctx.arg(1), &mut (*e).path);
+    }
+    entry.submit(0);
+}
+
+/// `cgroup_mkdir(struct cgroup *cgrp, const char *path)`: recorded before any process can be
+/// in it, so the window before the agent classifies it never hides a container's act.
+pub fn on_cgroup_mkdir(ctx: &RawTracePointContext) {
+    let cgroup: *const u8 = ctx.arg(0);
+    let Some(id) = identity_cgroup(cgroup) else {
+        return;
+    };
+    let parent = pointer(cgroup, offset!(cgroup_parent_css))
+        .and_then(|css| pointer(css, offset!(css_cgroup)))
+        .map(identity::cgroup_id)
+        .unwrap_or(0);
+    let class = identity::record_new_cgroup(id, parent);
+    report_cgroup(EventKind::CgroupMkdir, ctx, cgroup, id, parent, class);
+}
+
+/// `cgroup_rmdir(struct cgroup *cgrp, const char *path)`.
+pub fn on_cgroup_rmdir(ctx: &RawTracePointContext) {
+    let cgroup: *const u8 = ctx.arg(0);
+    let Some(id) = identity_cgroup(cgroup) else {
+        return;
+    };
+    let class = identity::forget_cgroup(id);
+    if class != 0 {
+        report_cgroup(EventKind::CgroupRmdir, ctx, cgroup, id, 0, class);
+    }
+}
+
+#[inline(always)]
+fn report_cgroup(
+    kind: EventKind,
+    ctx: &RawTracePointContext,
+    cgroup: *const u8,
+    id: u64,
+    parent_id: u64,
+    class: u32,
+) {
+    let Some(mut entry) = reserve::<CgroupEvent>(kind) else {
+        return;
+    };
+    let (tgid, tid) = current_ids();
+    let e = entry.as_mut_ptr();
+    // SAFETY: `e` points at a reserved, exclusively owned CgroupEvent.
+    unsafe {
+        (*e).header = header(kind, tgid, tid, Identity::default());
+        (*e).class = class;
+        (*e).level = field::<i32>(cgroup, offset!(cgroup_level)).unwrap_or(-1) as u32;
+        (*e).cgroup_id = id;
+        (*e).parent_id = parent_id;
+        kernel_str(ctx.arg(1), &mut (*e).path);
     }
     entry.submit(0);
 }

@@ -6,6 +6,7 @@ mod bpf_calls;
 mod config;
 mod emit;
 mod files;
+mod identity;
 mod kread;
 mod lifecycle;
 mod maps;
@@ -46,6 +47,24 @@ pub fn cgroup_attach_task(ctx: RawTracePointContext) -> i32 {
     0
 }
 
+#[raw_tracepoint(tracepoint = "cgroup_mkdir")]
+pub fn cgroup_mkdir(ctx: RawTracePointContext) -> i32 {
+    lifecycle::on_cgroup_mkdir(&ctx);
+    0
+}
+
+#[raw_tracepoint(tracepoint = "cgroup_rmdir")]
+pub fn cgroup_rmdir(ctx: RawTracePointContext) -> i32 {
+    lifecycle::on_cgroup_rmdir(&ctx);
+    0
+}
+
+#[fentry(function = "switch_task_namespaces")]
+pub fn switch_task_namespaces(ctx: FEntryContext) -> i32 {
+    namespaces::on_switch_task_namespaces(&ctx);
+    0
+}
+
 #[tracepoint(category = "syscalls", name = "sys_enter_setns")]
 pub fn sys_enter_setns(ctx: TracePointContext) -> u32 {
     namespaces::on_setns_enter(&ctx);
@@ -81,15 +100,15 @@ pub fn file_open(ctx: LsmContext) -> i32 {
     files::on_file_open(&ctx)
 }
 
-#[tracepoint(category = "syscalls", name = "sys_enter_init_module")]
-pub fn sys_enter_init_module(ctx: TracePointContext) -> u32 {
-    modules::on_init_module_enter(&ctx);
+#[fexit(function = "security_file_open")]
+pub fn security_file_open(ctx: FExitContext) -> i32 {
+    files::on_security_file_open(&ctx);
     0
 }
 
-#[tracepoint(category = "syscalls", name = "sys_enter_finit_module")]
-pub fn sys_enter_finit_module(ctx: TracePointContext) -> u32 {
-    modules::on_finit_module_enter(&ctx);
+#[raw_tracepoint(tracepoint = "module_load")]
+pub fn module_load(ctx: RawTracePointContext) -> i32 {
+    modules::on_module_load(&ctx);
     0
 }
 

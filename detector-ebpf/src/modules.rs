@@ -2,32 +2,31 @@
 //! is seen before it happens and refused under enforcement; with tracepoints it is seen as
 //! the system call starts.
 
-use aya_ebpf::programs::{LsmContext, RawTracePointContext, TracePointContext};
-use detector_common::{EventKind, ModuleEvent, module_source};
+use aya_ebpf::programs::{LsmContext, RawTracePointContext};
+use detector_common::{EventKind, FIELD_MISSING, ModuleEvent, module_source};
 
 use crate::{
-    config::{enforcing, loading_module_id, lsm_verdict, reading_module_id},
-    emit::{current_ids, header, reserve},
-    files::{fd_file, file_name},
+    config::{enforcing, loading_module_id, lsm_verdict, offset, reading_module_id},
+    emit::reserve,
+    files::file_name,
+    identity,
     kread::kernel_str,
-    maps::container_mark,
-    syscall_record, task,
 };
 
-/// Reports a container process's module load; returns `deny` for container processes.
-/// `name` is only read for them.
+/// Reports a container process's module load; returns `deny` for container processes (not
+/// for those the agent has yet to classify). `name` is only read for them.
 #[inline(always)]
 fn report(source: u32, name: impl FnOnce() -> *const u8, deny: bool) -> bool {
-    let (tgid, tid) = current_ids();
-    if container_mark(tgid).is_none() {
+    let Some(actor) = identity::current() else {
         return false;
-    }
+    };
+    let deny = deny && actor.may_be_refused();
     let name = name();
     if let Some(mut entry) = reserve::<ModuleEvent>(EventKind::Module) {
         let e = entry.as_mut_ptr();
         // SAFETY: `e` points at a reserved, exclusively owned ModuleEvent.
         unsafe {
-            (*e).header = header(EventKind::Module, tgid, tid);
+            (*e).header = actor.header(EventKind::Module);
             (*e).source = source;
             (*e).denied = u32::from(deny);
             kernel_str(name, &mut (*e).name);
@@ -37,19 +36,20 @@ fn report(source: u32, name: impl FnOnce() -> *const u8, deny: bool) -> bool {
     deny
 }
 
-pub fn on_init_module_enter(_ctx: &TracePointContext) {
-    report(module_source::IMAGE, core::ptr::null, false);
-}
-
-pub fn on_finit_module_enter(ctx: &TracePointContext) {
-    // finit_module(fd, uargs, flags)
-    let fd = syscall_record::arg(ctx, 0).unwrap_or(u64::MAX);
+/// `module_load(struct module *mod)`: a module was loaded (by `init_module` or
+/// `finit_module`), in the loading process; where BPF LSM is missing, it sees the load without
+/// a syscall tracepoint.
+pub fn on_module_load(ctx: &RawTracePointContext) {
+    let module: *const u8 = ctx.arg(0);
     let name = || {
-        fd_file(task::current(), fd as u32)
-            .map(file_name)
-            .unwrap_or_default()
+        let off = offset!(module_name);
+        if off == FIELD_MISSING || module.is_null() {
+            core::ptr::null()
+        } else {
+            module.wrapping_add(off as usize)
+        }
     };
-    report(module_source::FILE, name, false);
+    report(module_source::LOADED, name, false);
 }
 
 /// `module_request(char *name, bool wait, unsigned long ip)`: the kernel is about to run

@@ -8,10 +8,11 @@ use detector_common::{EventKind, MountEvent, syscall};
 
 use crate::{
     config::offset,
-    emit::{current_ids, header, reserve},
+    emit::reserve,
     files::fd_private_data,
+    identity::{self, Actor},
     kread::{field, kernel_str, pointer, user_str},
-    maps::{FSCONFIG_PENDING, MOUNT_PENDING, container_mark},
+    maps::{FSCONFIG_PENDING, MOUNT_PENDING},
     syscall_record,
 };
 
@@ -37,8 +38,7 @@ pub fn on_mount_enter(ctx: &TracePointContext) {
 }
 
 pub fn on_mount_exit(ctx: &TracePointContext) {
-    let (tgid, tid) = current_ids();
-    let Some(pending) = syscall_record::take(&MOUNT_PENDING, tid) else {
+    let Some((pending, actor)) = syscall_record::take(&MOUNT_PENDING) else {
         return;
     };
     if syscall_record::ret(ctx) != 0 {
@@ -51,7 +51,7 @@ pub fn on_mount_exit(ctx: &TracePointContext) {
     // SAFETY: `e` points at a reserved, exclusively owned MountEvent; the user pointers are
     // read with the user-memory helper, which validates them.
     unsafe {
-        (*e).header = header(EventKind::Mount, tgid, tid);
+        (*e).header = actor.header(EventKind::Mount);
         (*e).syscall = syscall::MOUNT;
         (*e).dev = 0;
         (*e).flags = pending.flags;
@@ -81,15 +81,14 @@ pub fn on_fsconfig_enter(ctx: &TracePointContext) {
 
 /// The new mount API made a filesystem instance: the descriptor is a filesystem context.
 pub fn on_fsconfig_exit(ctx: &TracePointContext) {
-    let (tgid, tid) = current_ids();
-    let Some(fd) = syscall_record::take(&FSCONFIG_PENDING, tid) else {
+    let Some((fd, actor)) = syscall_record::take(&FSCONFIG_PENDING) else {
         return;
     };
     if syscall_record::ret(ctx) != 0 {
         return;
     }
     if let Some(fc) = fd_private_data(fd) {
-        report_new_tree(fc, syscall::FSCONFIG, tgid, tid);
+        report_new_tree(fc, syscall::FSCONFIG, &actor);
     }
 }
 
@@ -103,17 +102,15 @@ pub fn on_vfs_get_tree(ctx: &FExitContext) {
     if ret != 0 {
         return;
     }
-    let (tgid, tid) = current_ids();
-    if container_mark(tgid).is_none() {
-        return;
+    if let Some(actor) = identity::current() {
+        report_new_tree(ctx.arg(0), syscall::MOUNT_OR_FSCONFIG, &actor);
     }
-    report_new_tree(ctx.arg(0), syscall::MOUNT_OR_FSCONFIG, tgid, tid);
 }
 
 /// Reports the filesystem instance a `struct fs_context` holds: the type the kernel chose,
 /// the source as the kernel keeps it, the superblock's device.
 #[inline(always)]
-fn report_new_tree(fc: *const u8, syscall: u32, tgid: u32, tid: u32) {
+fn report_new_tree(fc: *const u8, syscall: u32, actor: &Actor) {
     let Some(mut entry) = reserve::<MountEvent>(EventKind::Mount) else {
         return;
     };
@@ -128,7 +125,7 @@ fn report_new_tree(fc: *const u8, syscall: u32, tgid: u32, tid: u32) {
     // SAFETY: `e` points at a reserved, exclusively owned MountEvent; the strings are read
     // with the kernel-memory helper, which validates them.
     unsafe {
-        (*e).header = header(EventKind::Mount, tgid, tid);
+        (*e).header = actor.header(EventKind::Mount);
         (*e).syscall = syscall;
         (*e).dev = dev;
         (*e).flags = 0;

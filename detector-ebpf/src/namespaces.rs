@@ -1,13 +1,17 @@
-//! `setns` by a container process: reported when it leaves with one of the host's namespaces
-//! it did not have before. There is no LSM hook or tracepoint for `setns`, so this is one of
-//! the few places the syscall tracepoints are worth their cost.
+//! A container process joining namespaces of the host: reported when one of its namespaces
+//! becomes the host's. No LSM hook sees `setns`; where trampolines work, fentry on
+//! `switch_task_namespaces` (the one place a live task's nsproxy is replaced: `setns`,
+//! `unshare`) sees the switch with the old and new namespaces in hand, at no cost to other
+//! system calls. Elsewhere the `setns` syscall tracepoints do, and put every system call of the
+//! host on the tracepoint slow path.
 
-use aya_ebpf::programs::TracePointContext;
+use aya_ebpf::programs::{FEntryContext, TracePointContext};
 use detector_common::{EventKind, NamespaceEvent, Namespaces, syscall};
 
 use crate::{
     config::host_ns,
-    emit::{current_ids, header, reserve},
+    emit::reserve,
+    identity::{self, Actor},
     maps::SETNS_PENDING,
     syscall_record, task,
 };
@@ -32,15 +36,35 @@ pub fn on_setns_enter(ctx: &TracePointContext) {
 }
 
 pub fn on_setns_exit(ctx: &TracePointContext) {
-    let (tgid, tid) = current_ids();
-    let Some(pending) = syscall_record::take(&SETNS_PENDING, tid) else {
+    let Some((pending, actor)) = syscall_record::take(&SETNS_PENDING) else {
         return;
     };
     if syscall_record::ret(ctx) != 0 {
         return;
     }
     let after = task::namespaces(task::current());
-    let entered = after.entered(&pending.before, &host_ns());
+    report(&actor, pending.nstype, &pending.before, &after);
+}
+
+/// `switch_task_namespaces(struct task_struct *p, struct nsproxy *new)`, before the switch;
+/// a NULL `new` is the exit path. Credentials (the user namespace) are already committed.
+pub fn on_switch_task_namespaces(ctx: &FEntryContext) {
+    let new: *const u8 = ctx.arg(1);
+    if new.is_null() {
+        return;
+    }
+    let Some(actor) = identity::current() else {
+        return;
+    };
+    let current = task::current();
+    let before = task::namespaces(current);
+    let after = task::namespaces_with(current, Some(new));
+    report(&actor, 0, &before, &after);
+}
+
+#[inline(always)]
+fn report(actor: &Actor, nstype: u32, before: &Namespaces, after: &Namespaces) {
+    let entered = after.entered(before, &host_ns());
     if entered == 0 {
         return;
     }
@@ -48,13 +72,13 @@ pub fn on_setns_exit(ctx: &TracePointContext) {
         return;
     };
     entry.write(NamespaceEvent {
-        header: header(EventKind::Namespace, tgid, tid),
+        header: actor.header(EventKind::Namespace),
         syscall: syscall::SETNS,
-        nstype: pending.nstype,
+        nstype,
         entered,
         _pad: 0,
-        before: pending.before,
-        after,
+        before: *before,
+        after: *after,
     });
     entry.submit(0);
 }

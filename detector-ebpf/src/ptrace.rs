@@ -6,8 +6,9 @@ use aya_ebpf::programs::{FExitContext, TracePointContext};
 use detector_common::{EventKind, PtraceEvent, ptrace_access};
 
 use crate::{
-    emit::{current_ids, header, reserve},
-    maps::{PTRACE_PENDING, container_mark},
+    emit::reserve,
+    identity::{self, Actor},
+    maps::PTRACE_PENDING,
     syscall_record, task,
 };
 
@@ -47,16 +48,24 @@ fn remember(access: u32, vpid: u32) {
     syscall_record::keep(&PTRACE_PENDING, || PendingPtrace { access, vpid });
 }
 
-/// Exit of ptrace or process_vm_*: a call that failed reached nothing.
+/// Exit of ptrace or process_vm_*: a call that failed reached nothing. A successful attach or
+/// seize linked the target as the caller's newest tracee, which names it exactly; for
+/// process_vm_* the agent finds the pid the caller named in the caller's pid namespace.
 pub fn on_access_exit(ctx: &TracePointContext) {
-    let (tgid, tid) = current_ids();
-    let Some(pending) = syscall_record::take(&PTRACE_PENDING, tid) else {
+    let Some((pending, actor)) = syscall_record::take(&PTRACE_PENDING) else {
         return;
     };
     if syscall_record::ret(ctx) < 0 {
         return;
     }
-    emit(tgid, tid, pending.access, 0, pending.vpid);
+    let current = task::current();
+    let target_tgid = match pending.access {
+        ptrace_access::ATTACH | ptrace_access::SEIZE => {
+            task::newest_tracee(current).map_or(0, task::tgid)
+        }
+        _ => 0,
+    };
+    emit(&actor, pending.access, target_tgid, pending.vpid);
 }
 
 /// `security_ptrace_access_check(struct task_struct *child, unsigned int mode)` returned:
@@ -68,10 +77,9 @@ pub fn on_ptrace_access_check(ctx: &FExitContext) {
     if ret != 0 || mode & PTRACE_MODE_ATTACH == 0 {
         return;
     }
-    let (tgid, tid) = current_ids();
-    if container_mark(tgid).is_none() {
+    let Some(actor) = identity::current() else {
         return;
-    }
+    };
     let child: *const u8 = ctx.arg(0);
     if task::mnt_ns(child) == task::mnt_ns(task::current()) {
         return;
@@ -81,22 +89,22 @@ pub fn on_ptrace_access_check(ctx: &FExitContext) {
     } else {
         ptrace_access::GRANTED_REALCREDS
     };
-    emit(tgid, tid, access, task::tgid(child), 0);
+    emit(&actor, access, task::tgid(child), 0);
 }
 
 #[inline(always)]
-fn emit(tgid: u32, tid: u32, access: u32, target_tgid: u32, target_vpid: u32) {
+fn emit(actor: &Actor, access: u32, target_tgid: u32, target_vpid: u32) {
     let Some(mut entry) = reserve::<PtraceEvent>(EventKind::Ptrace) else {
         return;
     };
     let e = entry.as_mut_ptr();
     // SAFETY: `e` points at a reserved, exclusively owned PtraceEvent.
     unsafe {
-        (*e).header = header(EventKind::Ptrace, tgid, tid);
+        (*e).header = actor.header(EventKind::Ptrace);
         (*e).access = access;
         (*e).target_tgid = target_tgid;
         (*e).target_vpid = target_vpid;
-        (*e)._pad = 0;
+        (*e).caller_pid_ns = task::active_pid_ns(task::current());
     }
     entry.submit(0);
 }

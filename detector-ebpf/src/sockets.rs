@@ -7,10 +7,11 @@ use detector_common::{EventKind, SocketFile, UnixConnectEvent};
 
 use crate::{
     config::offset,
-    emit::{current_ids, header, reserve},
+    emit::reserve,
     files::fd_private_data,
+    identity::{self, Actor},
     kread::{field, pointer},
-    maps::{CONNECT_PENDING, WATCHED_SOCKETS, container_mark},
+    maps::{CONNECT_PENDING, WATCHED_SOCKETS},
     syscall_record,
 };
 
@@ -25,8 +26,7 @@ pub fn on_connect_enter(ctx: &TracePointContext) {
 /// A connected unix socket's peer carries the listening socket's bound path (the kernel copies
 /// it into the socket it creates for the connection), so the connected file is the server's.
 pub fn on_connect_exit(ctx: &TracePointContext) {
-    let (tgid, tid) = current_ids();
-    let Some(fd) = syscall_record::take(&CONNECT_PENDING, tid) else {
+    let Some((fd, actor)) = syscall_record::take(&CONNECT_PENDING) else {
         return;
     };
     if syscall_record::ret(ctx) != 0 {
@@ -40,7 +40,7 @@ pub fn on_connect_exit(ctx: &TracePointContext) {
         return;
     }
     if let Some(peer) = pointer(sock, offset!(unix_sock_peer)) {
-        report_if_watched(peer, tgid, tid);
+        report_if_watched(peer, &actor);
     }
 }
 
@@ -51,15 +51,13 @@ pub fn on_unix_stream_connect(ctx: &FExitContext) {
     if ret != 0 {
         return;
     }
-    let (tgid, tid) = current_ids();
-    if container_mark(tgid).is_none() {
-        return;
+    if let Some(actor) = identity::current() {
+        report_if_watched(ctx.arg(1), &actor);
     }
-    report_if_watched(ctx.arg(1), tgid, tid);
 }
 
 #[inline(always)]
-fn report_if_watched(unix_sock: *const u8, tgid: u32, tid: u32) {
+fn report_if_watched(unix_sock: *const u8, actor: &Actor) {
     let Some(dentry) = pointer(unix_sock, offset!(unix_sock_path_dentry)) else {
         return;
     };
@@ -80,7 +78,7 @@ fn report_if_watched(unix_sock: *const u8, tgid: u32, tid: u32) {
     let e = entry.as_mut_ptr();
     // SAFETY: `e` points at a reserved, exclusively owned UnixConnectEvent.
     unsafe {
-        (*e).header = header(EventKind::UnixConnect, tgid, tid);
+        (*e).header = actor.header(EventKind::UnixConnect);
         (*e).socket = socket;
     }
     entry.submit(0);

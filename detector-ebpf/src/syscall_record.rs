@@ -4,7 +4,10 @@
 
 use aya_ebpf::{maps::LruHashMap, programs::TracePointContext};
 
-use crate::{emit::current_ids, maps::container_mark};
+use crate::{
+    emit::current_ids,
+    identity::{self, Actor},
+};
 
 /// Offset of the first argument in a sys_enter record, and of `ret` in a sys_exit record.
 const FIRST_SLOT: usize = 16;
@@ -27,17 +30,18 @@ pub fn ret(ctx: &TracePointContext) -> i64 {
 /// (`value` is only computed then).
 #[inline(always)]
 pub fn keep<V: 'static>(map: &LruHashMap<u32, V>, value: impl FnOnce() -> V) {
-    let (tgid, tid) = current_ids();
-    if container_mark(tgid).is_some() {
-        let _ = map.insert(tid, value(), 0);
+    if let Some(actor) = identity::current() {
+        let _ = map.insert(actor.tid, value(), 0);
     }
 }
 
-/// What thread `tid` stored in `map` at entry; the entry is removed.
+/// At exit: what the current thread stored in `map` at entry (the entry is removed), and who
+/// it is.
 #[inline(always)]
-pub fn take<V: Copy + 'static>(map: &LruHashMap<u32, V>, tid: u32) -> Option<V> {
+pub fn take<V: Copy + 'static>(map: &LruHashMap<u32, V>) -> Option<(V, Actor)> {
+    let (_, tid) = current_ids();
     // SAFETY: plain-data copy out of the map.
     let value = unsafe { map.get(tid) }.copied()?;
     let _ = map.remove(tid);
-    Some(value)
+    Some((value, identity::current()?))
 }

@@ -1,7 +1,7 @@
 //! Facts about a task: its namespaces, credentials and parent.
 
 use aya_ebpf::helpers::generated::bpf_get_current_task;
-use detector_common::Namespaces;
+use detector_common::{FIELD_MISSING, Namespaces};
 
 use crate::{
     config::offset,
@@ -33,8 +33,15 @@ pub fn mnt_ns(task: *const u8) -> u32 {
 /// All namespaces of `task`; zero where unknown (an exiting task has no nsproxy).
 #[inline(always)]
 pub fn namespaces(task: *const u8) -> Namespaces {
+    namespaces_with(task, pointer(task, offset!(task_nsproxy)))
+}
+
+/// The namespaces `task` has with `nsproxy` (its own, or one it is switching to): the user
+/// namespace is its credentials', the others the nsproxy's.
+#[inline(always)]
+pub fn namespaces_with(task: *const u8, nsproxy: Option<*const u8>) -> Namespaces {
     let mut ns = Namespaces::default();
-    if let Some(nsproxy) = pointer(task, offset!(task_nsproxy)) {
+    if let Some(nsproxy) = nsproxy {
         ns.mnt = ns_inum(nsproxy, offset!(nsproxy_mnt_ns), offset!(mnt_ns_inum));
         ns.pid_for_children = ns_inum(
             nsproxy,
@@ -51,6 +58,16 @@ pub fn namespaces(task: *const u8) -> Namespaces {
         ns.user = ns_inum(cred, offset!(cred_user_ns), offset!(user_ns_inum));
     }
     ns
+}
+
+/// True when no thread of the task's group is left: `signal->live` reached zero, which
+/// `do_exit` decrements before the exit tracepoint runs. The leader's own exit (it may end
+/// with `exit(2)` while its threads go on) does not end the process.
+#[inline(always)]
+pub fn group_dead(task: *const u8) -> bool {
+    pointer(task, offset!(task_signal))
+        .and_then(|signal| field::<i32>(signal, offset!(signal_live)))
+        .is_some_and(|live| live == 0)
 }
 
 /// (uid, euid) from the task's effective credentials.
@@ -73,6 +90,46 @@ pub fn tgid(task: *const u8) -> u32 {
 #[inline(always)]
 pub fn pid(task: *const u8) -> u32 {
     field::<u32>(task, offset!(task_pid)).unwrap_or(0)
+}
+
+/// The inode of the pid namespace the task lives in (`task_active_pid_ns`): the one of the
+/// deepest level of its `struct pid`.
+#[inline(always)]
+pub fn active_pid_ns(task: *const u8) -> u32 {
+    let Some(pid) = pointer(task, offset!(task_thread_pid)) else {
+        return 0;
+    };
+    let (numbers, upid_ns) = (offset!(pid_numbers), offset!(upid_ns));
+    let Some(level) = field::<u32>(pid, offset!(pid_level)) else {
+        return 0;
+    };
+    if numbers == FIELD_MISSING || upid_ns == FIELD_MISSING || level > MAX_PID_NS_LEVEL {
+        return 0;
+    }
+    // `struct upid` is an int and a pointer: 16 bytes.
+    let upid = numbers + level * 16;
+    pointer(pid, upid + upid_ns)
+        .and_then(|ns| field::<u32>(ns, offset!(pid_ns_inum)))
+        .unwrap_or(0)
+}
+
+/// The kernel's limit on nested pid namespaces (`MAX_PID_NS_LEVEL`).
+const MAX_PID_NS_LEVEL: u32 = 32;
+
+/// The task `current` most recently attached to with ptrace: tracees are added at the head of
+/// its `ptraced` list.
+#[inline(always)]
+pub fn newest_tracee(tracer: *const u8) -> Option<*const u8> {
+    let (list, entry) = (offset!(task_ptraced), offset!(task_ptrace_entry));
+    if list == FIELD_MISSING || entry == FIELD_MISSING {
+        return None;
+    }
+    let head = tracer.wrapping_add(list as usize);
+    let first = pointer(tracer, list)?;
+    if first == head {
+        return None;
+    }
+    Some(first.wrapping_sub(entry as usize))
 }
 
 /// The tgid of the task's parent (`real_parent`).

@@ -15,6 +15,8 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use crate::state::identity_hierarchy::Choice;
 use toml::{Spanned, Table, Value};
 
 const DEFAULT_METRICS_ADDR: SocketAddr =
@@ -30,6 +32,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "enforce",
     "log_level",
     "host_reference_pid",
+    "cgroup_identity",
     "hostname",
     "ring_buffer_bytes",
     "extra_runtime_sockets",
@@ -47,6 +50,8 @@ pub struct Settings {
     pub log_level: LogLevel,
     /// The process whose namespaces count as "the host".
     pub host_reference_pid: u32,
+    /// The cgroup hierarchy whose cgroups say which container a process belongs to.
+    pub cgroup_identity: Choice,
     /// Overrides the kernel's hostname in alerts.
     pub hostname: Option<String>,
     pub ring_buffer_bytes: u32,
@@ -63,6 +68,7 @@ impl Default for Settings {
             enforce: false,
             log_level: LogLevel::Info,
             host_reference_pid: 1,
+            cgroup_identity: Choice::Auto,
             hostname: None,
             ring_buffer_bytes: DEFAULT_RING_BUFFER_BYTES,
             extra_runtime_sockets: Vec::new(),
@@ -211,6 +217,9 @@ fn read_settings(root: &Table, known_rules: &[&str], problems: &mut Vec<Problem>
         host_reference_pid: top
             .read("host_reference_pid", parse_pid, problems)
             .unwrap_or(defaults.host_reference_pid),
+        cgroup_identity: top
+            .read("cgroup_identity", parse_cgroup_identity, problems)
+            .unwrap_or(defaults.cgroup_identity),
         hostname: top.read("hostname", parse_hostname, problems),
         ring_buffer_bytes: top
             .read("ring_buffer_bytes", parse_ring_buffer_bytes, problems)
@@ -351,6 +360,37 @@ fn parse_log_level(value: &Value) -> Result<LogLevel, Invalid> {
             names.join(", ")
         ))
     })
+}
+
+/// The cgroup v1 controllers a kernel may have (`/proc/cgroups`).
+const V1_CONTROLLERS: &[&str] = &[
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "memory",
+    "devices",
+    "freezer",
+    "net_cls",
+    "blkio",
+    "perf_event",
+    "net_prio",
+    "hugetlb",
+    "pids",
+    "rdma",
+    "misc",
+];
+
+fn parse_cgroup_identity(value: &Value) -> Result<Choice, Invalid> {
+    match expect_str(value)? {
+        "auto" => Ok(Choice::Auto),
+        "unified" => Ok(Choice::Unified),
+        c if V1_CONTROLLERS.contains(&c) => Ok(Choice::Controller(c.to_owned())),
+        other => Err(Invalid::new(format!(
+            "{other:?} is not a cgroup hierarchy; expected \"auto\", \"unified\" or a v1 \
+             controller ({})",
+            V1_CONTROLLERS.join(", ")
+        ))),
+    }
 }
 
 fn parse_pid(value: &Value) -> Result<u32, Invalid> {
@@ -650,6 +690,7 @@ alerts_file = '{}'
 enforce = true
 log_level = "debug"
 host_reference_pid = 42
+cgroup_identity = "pids"
 hostname = "node-7"
 ring_buffer_bytes = 4096
 extra_runtime_sockets = ["/run/user/1000/docker.sock"]
@@ -665,6 +706,7 @@ disabled = ["sensitive-mount", "userns-creation"]
             enforce: true,
             log_level: LogLevel::Debug,
             host_reference_pid: 42,
+            cgroup_identity: Choice::Controller("pids".to_owned()),
             hostname: Some("node-7".to_owned()),
             ring_buffer_bytes: 4096,
             extra_runtime_sockets: vec![PathBuf::from("/run/user/1000/docker.sock")],
@@ -766,6 +808,16 @@ disabled = ["sensitive-mount", "userns-creation"]
             column: 16,
             field: Some("metrics_addr"),
             message: "\"127.0.0.1:abc\" is not a host:port address",
+        },
+        InvalidCase {
+            name: "unknown cgroup hierarchy",
+            text: "cgroup_identity = \"systemd\"\n",
+            line: 1,
+            column: 19,
+            field: Some("cgroup_identity"),
+            message: "\"systemd\" is not a cgroup hierarchy; expected \"auto\", \"unified\" or a \
+                      v1 controller (cpu, cpuacct, cpuset, memory, devices, freezer, net_cls, \
+                      blkio, perf_event, net_prio, hugetlb, pids, rdma, misc)",
         },
         InvalidCase {
             name: "relative alerts_file",

@@ -18,6 +18,8 @@ pub struct Metrics {
     pub events_lost_total: IntCounterVec,
     pub decode_errors_total: IntCounter,
     pub container_marks_failed_total: IntCounter,
+    pub container_cgroups_failed_total: IntCounter,
+    pub unclassified_acts_total: IntCounter,
     pub probe_attached: IntGaugeVec,
     pub tracked_processes: IntGauge,
     pub tracked_containers: IntGauge,
@@ -67,8 +69,18 @@ impl Metrics {
             ))?,
             container_marks_failed_total: IntCounter::with_opts(opts(
                 "container_marks_failed_total",
-                "Container processes the kernel's container-task map had no room for; their \
-                 acts went unseen.",
+                "Container processes the kernel's container-task map had no room for; should \
+                 they leave their container's cgroup, their acts go unseen.",
+            ))?,
+            container_cgroups_failed_total: IntCounter::with_opts(opts(
+                "container_cgroups_failed_total",
+                "Cgroups the kernel's container-cgroup map had no room for; acts in them are \
+                 taken for the host's.",
+            ))?,
+            unclassified_acts_total: IntCounter::with_opts(opts(
+                "unclassified_acts_total",
+                "Acts the kernel forwarded from a cgroup the agent had not classified yet, \
+                 which the agent then found to be a container's.",
             ))?,
             probe_attached: IntGaugeVec::new(
                 opts(
@@ -111,6 +123,8 @@ impl Metrics {
         r.register(Box::new(self.events_lost_total.clone()))?;
         r.register(Box::new(self.decode_errors_total.clone()))?;
         r.register(Box::new(self.container_marks_failed_total.clone()))?;
+        r.register(Box::new(self.container_cgroups_failed_total.clone()))?;
+        r.register(Box::new(self.unclassified_acts_total.clone()))?;
         r.register(Box::new(self.probe_attached.clone()))?;
         r.register(Box::new(self.tracked_processes.clone()))?;
         r.register(Box::new(self.tracked_containers.clone()))?;
@@ -159,6 +173,8 @@ mod tests {
             "escape_detector_events_total{kind=\"exec\"} 0",
             "escape_detector_events_lost_total{kind=\"mount\"} 0",
             "escape_detector_container_marks_failed_total 0",
+            "escape_detector_container_cgroups_failed_total 0",
+            "escape_detector_unclassified_acts_total 0",
             "escape_detector_probe_attached{probe=\"sched_process_exec\"} 1",
             "escape_detector_tracked_processes 0",
             "escape_detector_tracked_containers 0",

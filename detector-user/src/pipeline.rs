@@ -12,14 +12,15 @@ use detector_common::{Header, NamespaceEvent, user::Event};
 use crate::{
     alert::{Action, Alert, ContainerInfo, ProcessInfo, timestamp},
     enforce,
-    kernel::{marks::MarkContainerTasks, watched_sockets::WatchSockets},
+    kernel::watched_sockets::WatchSockets,
     metrics::Metrics,
     outputs::Outputs,
     rules::{self, Finding, Repeat, Severity, Subject, Target},
     state::{
+        cgroup_table::CgroupTable,
         container::ContainerTable,
         filesystems::Filesystems,
-        process::{Change, Process, ProcessTable},
+        process::{Process, ProcessTable},
         procfs,
         runtime_sockets::RuntimeSockets,
     },
@@ -72,9 +73,9 @@ impl Actor {
 
 pub struct Pipeline {
     processes: ProcessTable,
+    cgroups: CgroupTable,
     containers: ContainerTable,
     filesystems: Filesystems,
-    marks: Box<dyn MarkContainerTasks>,
     sockets: RuntimeSockets,
     socket_watch: Box<dyn WatchSockets>,
     metrics: Arc<Metrics>,
@@ -85,9 +86,9 @@ pub struct Pipeline {
     spoken: HashMap<u32, HashSet<(&'static str, String)>>,
 }
 
-/// What the pipeline tells the kernel: container processes and the sockets to watch.
+/// What the pipeline tells the kernel: its verdicts on cgroups and the sockets to watch.
 pub struct KernelFilters {
-    pub marks: Box<dyn MarkContainerTasks>,
+    pub cgroups: CgroupTable,
     pub sockets: RuntimeSockets,
     pub socket_watch: Box<dyn WatchSockets>,
 }
@@ -103,9 +104,9 @@ impl Pipeline {
     ) -> Pipeline {
         let mut pipeline = Pipeline {
             processes: ProcessTable::default(),
+            cgroups: kernel.cgroups,
             containers,
             filesystems,
-            marks: kernel.marks,
             sockets: kernel.sockets,
             socket_watch: kernel.socket_watch,
             metrics,
@@ -118,42 +119,51 @@ impl Pipeline {
         pipeline
     }
 
-    /// Seeds the tables from /proc and marks container processes in the kernel.
+    /// Classifies the cgroups that exist (the kernel records those made from now on), so the
+    /// kernel filters by the same identity as the agent.
+    pub fn load_cgroups(&mut self) {
+        self.cgroups.load_existing();
+    }
+
+    /// Seeds the process table with the container processes /proc shows.
     pub fn load_snapshot(&mut self, processes: Vec<Process>) {
         for process in processes {
             let pid = process.pid;
             self.processes.insert(process);
-            if self.attribute(pid).is_some() {
-                self.marks.mark(pid);
-            }
+            self.attribute(pid);
         }
         self.update_gauges();
     }
 
     pub fn handle(&mut self, event: &Event, now: Instant) {
+        let hierarchy = self.cgroups.hierarchy();
         match event {
             Event::Exec(e) => {
-                let missed = self.processes.on_exec(e);
-                self.count_miss(missed, e.header.tgid);
+                let missed = self.processes.on_exec(e, hierarchy);
+                self.count_miss(missed);
+                self.attribute(e.header.tgid);
                 self.forget_spoken(e.header.tgid);
             }
             Event::Fork(e) => {
-                let missed = self.processes.on_fork(e);
-                self.count_miss(missed, e.ppid);
+                let missed = self.processes.on_fork(e, hierarchy);
+                self.count_miss(missed);
+                self.attribute(e.header.tgid);
             }
             Event::Exit(e) => {
                 self.processes.on_exit(e.header.tgid, now);
                 self.forget_spoken(e.header.tgid);
             }
             Event::CgroupAttach(e) => {
-                let path = rules::text(&e.path);
-                let names_container = crate::state::cgroup::classify(&path).is_some();
-                if let Change::Cgroup(pid) = self.processes.on_cgroup_attach(e, names_container)
-                    && self.attribute(pid).is_some()
-                {
-                    self.marks.mark(pid);
+                self.look_up(e.header.tgid);
+                if let Some(process) = self.processes.get_mut(e.header.tgid) {
+                    process.cgroup_id = e.header.identity.cgroup_id;
                 }
+                self.attribute(e.header.tgid);
             }
+            Event::CgroupMkdir(e) => {
+                self.cgroups.learn(e.cgroup_id, &rules::text(&e.path));
+            }
+            Event::CgroupRmdir(e) => self.cgroups.forget(e.cgroup_id),
             Event::Namespace(e) => self.hold_namespace_change(e, now),
             Event::FileOpen(_)
             | Event::Mount(_)
@@ -168,8 +178,7 @@ impl Pipeline {
     /// rule reports.
     fn judge_act(&mut self, event: &Event) {
         let header = *event.header();
-        self.look_up(header.tgid);
-        if self.who(header.tgid).is_none() {
+        if !self.is_container_actor(&header) {
             return;
         }
         let target = self.target(event);
@@ -228,7 +237,9 @@ impl Pipeline {
             held.event.after = e.after;
             return;
         }
-        self.look_up(e.header.tgid);
+        if !self.is_container_actor(&e.header) {
+            return;
+        }
         // Enforcement cannot wait for the merge window: judge the first call now.
         let event = Event::Namespace(*e);
         let Some(finding) = self
@@ -249,28 +260,52 @@ impl Pipeline {
         });
     }
 
-    fn count_miss(&mut self, missed: bool, pid: u32) {
+    fn count_miss(&mut self, missed: bool) {
         if missed {
             self.metrics.process_cache_misses_total.inc();
-            self.attribute(pid);
         }
     }
 
-    /// Sets the process's container from its cgroup path.
+    /// Sets the process's container from the cgroup the kernel named for it. A process keeps
+    /// its container when that cgroup turns out to be the host's: it left the container.
     fn attribute(&mut self, pid: u32) -> Option<String> {
+        let cgroup_id = self.processes.get(pid)?.cgroup_id;
+        let found = self
+            .cgroups
+            .lookup(cgroup_id, pid)
+            .map(|c| (c.path.clone(), self.containers.register(&c.container)));
         let process = self.processes.get_mut(pid)?;
-        let id = process
-            .cgroup
-            .as_deref()
-            .and_then(|path| self.containers.attribute(path));
-        process.container_id = id.clone();
-        id
+        if let Some((path, id)) = found {
+            process.cgroup = Some(path);
+            process.container_id = Some(id);
+        }
+        process.container_id.clone()
     }
 
     /// Puts the process in the table, from /proc when the kernel's events missed it.
     fn look_up(&mut self, pid: u32) {
-        let (_, missed) = self.processes.get_or_read(pid);
-        self.count_miss(missed, pid);
+        let (_, missed) = self.processes.get_or_read(pid, self.cgroups.hierarchy());
+        self.count_miss(missed);
+        if missed {
+            self.attribute(pid);
+        }
+    }
+
+    /// Whether the process an act is about belongs to a container. The kernel sends acts of
+    /// container processes and of processes in cgroups it had not heard the agent's verdict on
+    /// yet; those the agent decides now, and counts when they were a container's.
+    fn is_container_actor(&mut self, header: &Header) -> bool {
+        self.look_up(header.tgid);
+        if let Some(process) = self.processes.get_mut(header.tgid)
+            && process.cgroup_id != header.identity.cgroup_id
+        {
+            process.cgroup_id = header.identity.cgroup_id;
+        }
+        let is_container = self.attribute(header.tgid).is_some();
+        if is_container && header.identity.is_unclassified() {
+            self.metrics.unclassified_acts_total.inc();
+        }
+        is_container
     }
 
     /// The process as the rules see it, when it belongs to a container.
@@ -315,23 +350,35 @@ impl Pipeline {
         };
         let pid = match e.target_tgid {
             0 => {
-                // Only processes that share the caller's pid namespace can bear that number.
-                let observer = self.processes.get(e.header.tgid)?.ns.pid_for_children;
+                // The caller may be gone: its pid namespace came with the event. Outside the
+                // host's, the target is one of the container processes that share it.
                 let candidates = self
                     .processes
                     .iter()
-                    .filter(|p| p.exited_at.is_none() && p.ns.pid_for_children == observer)
+                    .filter(|p| p.exited_at.is_none())
                     .map(|p| p.pid);
-                procfs::host_pid_of(e.header.tgid, e.target_vpid, candidates)?
+                procfs::host_pid_of(e.caller_pid_ns, e.target_vpid, candidates)?
             }
             tgid => tgid,
         };
-        self.look_up(pid);
-        let process = self.processes.get(pid)?;
+        if let Some(process) = self.processes.get(pid).filter(|p| p.exited_at.is_none()) {
+            return Some(Target {
+                pid,
+                comm: process.comm.clone(),
+                container_id: process.container_id.clone(),
+            });
+        }
+        // Not a container process the table knows: most often a host process, which is read
+        // for the alert and not kept.
+        let process = procfs::read_process(pid, self.cgroups.hierarchy())?;
+        let container_id = self
+            .cgroups
+            .lookup(process.cgroup_id, pid)
+            .map(|c| self.containers.register(&c.container));
         Some(Target {
             pid,
-            comm: process.comm.clone(),
-            container_id: process.container_id.clone(),
+            comm: process.comm,
+            container_id,
         })
     }
 
@@ -436,8 +483,14 @@ fn boottime_ns() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{outputs::Output, state::process::Process};
-    use detector_common::{EventKind, ExecEvent, ForkEvent, Namespaces, ns_bit, syscall};
+    use crate::{
+        kernel::container_cgroups::ContainerCgroups,
+        outputs::Output,
+        state::{identity_hierarchy::IdentityHierarchy, process::Process},
+    };
+    use detector_common::{
+        EventKind, ExecEvent, ForkEvent, Identity, Namespaces, identity, ns_bit, syscall,
+    };
     use std::sync::Mutex;
 
     const ID: &str = "3f2a5c6d7e8f90123456789abcdef0123456789abcdef0123456789abcdef012";
@@ -445,11 +498,14 @@ mod tests {
     const SH: u32 = 4_000_000_001;
     const NSENTER: u32 = SH + 1;
     const HOST: u32 = SH + 2;
+    /// The container's cgroup, and a host cgroup.
+    const CONTAINER_CGROUP: u64 = 1001;
+    const HOST_CGROUP: u64 = 1002;
 
-    struct Recorder(Arc<Mutex<Vec<u32>>>);
-    impl MarkContainerTasks for Recorder {
-        fn mark(&mut self, tgid: u32) {
-            self.0.lock().unwrap().push(tgid);
+    struct Recorder(Arc<Mutex<Vec<(u64, bool)>>>);
+    impl ContainerCgroups for Recorder {
+        fn classify(&mut self, cgroup_id: u64, is_container: bool) {
+            self.0.lock().unwrap().push((cgroup_id, is_container));
         }
     }
 
@@ -461,7 +517,7 @@ mod tests {
 
     struct Harness {
         pipeline: Pipeline,
-        marked: Arc<Mutex<Vec<u32>>>,
+        verdicts: Arc<Mutex<Vec<(u64, bool)>>>,
         alerts_file: std::path::PathBuf,
     }
 
@@ -474,12 +530,19 @@ mod tests {
             let _ = std::fs::remove_file(&alerts_file);
             let metrics = Arc::new(Metrics::new().unwrap());
             let outputs = Outputs::new(vec![Output::file(&alerts_file).unwrap()], &metrics);
-            let marked = Arc::new(Mutex::new(Vec::new()));
+            let verdicts = Arc::new(Mutex::new(Vec::new()));
+            let hierarchy = IdentityHierarchy {
+                controller: None,
+                hierarchy_id: 0,
+                mount: "/nonexistent".into(),
+            };
+            let mut cgroups = CgroupTable::new(hierarchy, Box::new(Recorder(verdicts.clone())));
+            cgroups.learn(CONTAINER_CGROUP, &format!("/docker/{ID}"));
             let mut pipeline = Pipeline::new(
                 ContainerTable::new(Vec::new()),
                 Filesystems::parse("nodev\tproc\n\text4\n"),
                 KernelFilters {
-                    marks: Box::new(Recorder(marked.clone())),
+                    cgroups,
                     sockets: RuntimeSockets::new(&[]),
                     socket_watch: Box::new(NoSockets),
                 },
@@ -491,20 +554,20 @@ mod tests {
                     disabled_rules: disabled.iter().map(|r| r.to_string()).collect(),
                 },
             );
-            let process = |pid, comm: &str, cgroup: &str| Process {
+            let process = |pid, comm: &str, cgroup_id| Process {
                 pid,
                 ppid: 1,
                 comm: comm.into(),
-                cgroup: Some(cgroup.into()),
+                cgroup_id,
                 ..Process::default()
             };
             pipeline.load_snapshot(vec![
-                process(SH, "sh", &format!("/docker/{ID}")),
-                process(HOST, "bash", "/user.slice/session-1.scope"),
+                process(SH, "sh", CONTAINER_CGROUP),
+                process(HOST, "bash", HOST_CGROUP),
             ]);
             Harness {
                 pipeline,
-                marked,
+                verdicts,
                 alerts_file,
             }
         }
@@ -526,8 +589,18 @@ mod tests {
         }
     }
 
+    /// A header as the kernel makes it: `tgid` is a container process (by its cgroup) unless
+    /// it is the host process, whose acts only reach the agent while its new cgroup is pending.
     fn header(kind: EventKind, tgid: u32) -> Header {
-        Header::new(kind, tgid, tgid, 0)
+        let (flags, cgroup_id) = match tgid {
+            HOST => (identity::UNCLASSIFIED, HOST_CGROUP),
+            _ => (identity::CONTAINER, CONTAINER_CGROUP),
+        };
+        Header::new(kind, tgid, tgid, 0).with_identity(Identity {
+            flags,
+            _pad: 0,
+            cgroup_id,
+        })
     }
 
     fn exec(pid: u32, comm: &str) -> Event {
@@ -554,12 +627,13 @@ mod tests {
     #[test]
     fn one_nsenter_is_one_alert_about_the_process_as_it_was() {
         let mut h = Harness::new("nsenter", &[]);
-        assert_eq!(*h.marked.lock().unwrap(), [SH]);
+        assert_eq!(*h.verdicts.lock().unwrap(), [(CONTAINER_CGROUP, true)]);
         let t0 = Instant::now();
         let fork = ForkEvent {
             header: header(EventKind::Fork, NSENTER),
             ppid: SH,
-            _pad: 0,
+            creator_tgid: SH,
+            start_ns: 1,
         };
         for event in [
             Event::Fork(fork),

@@ -7,12 +7,13 @@ use std::{
     time::{Duration, Instant},
 };
 
+use ::procfs::process::Process as ProcfsProcess;
 use anyhow::{Context, bail};
 use aya::{
     Ebpf,
     maps::{HashMap, PerCpuArray, RingBuf},
 };
-use detector_common::{Config, user::Event};
+use detector_common::{Config, FIELD_MISSING, user::Event};
 use tokio::{
     signal::unix::{SignalKind, signal},
     sync::mpsc,
@@ -26,16 +27,24 @@ use crate::{
     http::{self, Endpoints},
     ingest,
     kernel::{
-        btf::Btf, host::host_reference, loader, loss::LossCounters, marks::ContainerMarks, offsets,
-        probes, tracefs, watched_sockets::KernelSocketWatch,
+        btf::Btf,
+        container_cgroups::KernelContainerCgroups,
+        host::host_reference,
+        loader,
+        loss::LossCounters,
+        offsets,
+        probes::{self, SENSORS, Sensor, SensorOutcome},
+        tracefs,
+        watched_sockets::KernelSocketWatch,
     },
     metrics::Metrics,
     outputs::{Output, Outputs},
     pipeline::{KernelFilters, Pipeline, PipelineSettings},
     rules,
     state::{
-        container::ContainerTable, filesystems::Filesystems, procfs,
-        runtime_sockets::RuntimeSockets, runtime_state,
+        cgroup_table::CgroupTable, container::ContainerTable, filesystems::Filesystems,
+        identity_hierarchy::IdentityHierarchy, procfs, runtime_sockets::RuntimeSockets,
+        runtime_state,
     },
 };
 
@@ -119,8 +128,20 @@ fn hostname(settings: &Settings) -> String {
     })
 }
 
-/// The kernel object with its configuration: offsets from BTF, the host's namespaces, our pid.
-fn load_kernel_object(settings: &Settings) -> anyhow::Result<Ebpf> {
+/// The hierarchy whose cgroups name containers, as the agent sees its mounts and cgroups.
+fn identity_hierarchy(settings: &Settings) -> anyhow::Result<IdentityHierarchy> {
+    let me = ProcfsProcess::myself().context("reading /proc/self")?;
+    let mounts = me.mountinfo().context("reading /proc/self/mountinfo")?;
+    let cgroups = me.cgroups().context("reading /proc/self/cgroup")?;
+    let hierarchy = IdentityHierarchy::choose(&settings.cgroup_identity, &mounts.0, &cgroups.0)
+        .map_err(|e| anyhow::anyhow!("choosing the cgroup hierarchy that names containers: {e}"))?;
+    log::info!("containers are known by their cgroup in {hierarchy}");
+    Ok(hierarchy)
+}
+
+/// The kernel object with its configuration: offsets from BTF, the host's namespaces, our pid,
+/// the identity hierarchy.
+fn load_kernel_object(settings: &Settings, hierarchy: &IdentityHierarchy) -> anyhow::Result<Ebpf> {
     let btf = Btf::from_sys_fs().context("reading the kernel's BTF")?;
     let resolved = offsets::resolve(&btf);
     for missing in &resolved.missing {
@@ -139,12 +160,21 @@ fn load_kernel_object(settings: &Settings) -> anyhow::Result<Ebpf> {
     if tracefs::ensure_mounted().context("mounting tracefs")? {
         log::info!("mounted tracefs at /sys/kernel/tracing for the syscall tracepoints");
     }
+    let identity_subsys = match hierarchy.subsys_enumerator() {
+        None => FIELD_MISSING,
+        Some(name) => match kernel_enum(&btf, &name) {
+            FIELD_MISSING => bail!("the kernel's BTF has no {name}: cannot key on {hierarchy}"),
+            index => index,
+        },
+    };
     let config = Config {
         host_ns: host.namespaces,
         agent_tgid: std::process::id(),
         enforce: u32::from(settings.enforce),
         reading_module: kernel_enum(&btf, "READING_MODULE"),
         loading_module: kernel_enum(&btf, "LOADING_MODULE"),
+        identity_hierarchy: hierarchy.hierarchy_id,
+        identity_subsys,
         offsets: resolved.offsets,
     };
     loader::load(&config, settings.ring_buffer_bytes)
@@ -156,7 +186,7 @@ fn kernel_enum(btf: &Btf, name: &str) -> u32 {
         Some(value) => value,
         None => {
             log::warn!("kernel enumerator {name} not found; what needs it is skipped");
-            detector_common::FIELD_MISSING
+            FIELD_MISSING
         }
     }
 }
@@ -168,11 +198,13 @@ fn take_map(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<aya::maps::Map> {
 
 /// Attaches every sensor with the best implementation this kernel accepts, exports and logs
 /// the result, and returns the backend label; fails when a required sensor cannot attach.
-fn attach_sensors(ebpf: &mut Ebpf, metrics: &Metrics) -> anyhow::Result<&'static str> {
-    let btf = aya::Btf::from_sys_fs()
-        .map_err(|e| log::warn!("kernel BTF unusable for LSM and fentry programs: {e}"))
-        .ok();
-    let outcomes = probes::attach_all(ebpf, btf.as_ref());
+fn attach_sensors(
+    ebpf: &mut Ebpf,
+    btf: Option<&aya::Btf>,
+    sensors: impl IntoIterator<Item = &'static Sensor>,
+    metrics: &Metrics,
+) -> anyhow::Result<Vec<SensorOutcome>> {
+    let outcomes = probes::attach_all(ebpf, btf, sensors);
     for outcome in &outcomes {
         let sensor = outcome.sensor;
         if !outcome.applies {
@@ -223,7 +255,7 @@ fn attach_sensors(ebpf: &mut Ebpf, metrics: &Metrics) -> anyhow::Result<&'static
             chosen.backend.as_str()
         );
     }
-    Ok(probes::backend_label(&outcomes))
+    Ok(outcomes)
 }
 
 async fn daemon(settings: Settings, outputs: Vec<Output>) -> anyhow::Result<()> {
@@ -233,16 +265,19 @@ async fn daemon(settings: Settings, outputs: Vec<Output>) -> anyhow::Result<()> 
         .await
         .with_context(|| format!("listening on {}", settings.metrics_addr))?;
 
-    let mut ebpf = load_kernel_object(&settings)?;
+    let hierarchy = identity_hierarchy(&settings)?;
+    let mut ebpf = load_kernel_object(&settings, &hierarchy)?;
     let ring = RingBuf::try_from(take_map(&mut ebpf, "EVENTS")?)?;
     let loss = Arc::new(Mutex::new(LossCounters::new(PerCpuArray::try_from(
         take_map(&mut ebpf, "LOST")?,
     )?)));
+    let container_cgroups = KernelContainerCgroups::new(
+        HashMap::try_from(take_map(&mut ebpf, "CONTAINER_CGROUPS")?)?,
+        metrics.clone(),
+    );
+    let snapshot_hierarchy = hierarchy.clone();
     let kernel_filters = KernelFilters {
-        marks: Box::new(ContainerMarks::new(
-            HashMap::try_from(take_map(&mut ebpf, "CONTAINER_TASKS")?)?,
-            metrics.clone(),
-        )),
+        cgroups: CgroupTable::new(hierarchy, Box::new(container_cgroups)),
         sockets: RuntimeSockets::new(&settings.extra_runtime_sockets),
         socket_watch: Box::new(KernelSocketWatch::new(HashMap::try_from(take_map(
             &mut ebpf,
@@ -268,11 +303,14 @@ async fn daemon(settings: Settings, outputs: Vec<Output>) -> anyhow::Result<()> 
 
     let (events_tx, mut events) = mpsc::channel::<Event>(ingest::QUEUE_DEPTH);
     let mut reader = tokio::spawn(ingest::read_events(ring, events_tx, metrics.clone()));
-    let backend = attach_sensors(&mut ebpf, &metrics)?;
-    metrics
-        .build_info
-        .with_label_values(&[env!("CARGO_PKG_VERSION"), backend])
-        .set(1);
+    let btf = aya::Btf::from_sys_fs()
+        .map_err(|e| log::warn!("kernel BTF unusable for LSM and fentry programs: {e}"))
+        .ok();
+    // The process and cgroup lifecycle first: from then on the kernel records every new
+    // cgroup, so the walk of the existing ones below leaves no gap.
+    let (lifecycle, acts): (Vec<&'static Sensor>, Vec<&'static Sensor>) =
+        SENSORS.iter().partition(|s| s.required);
+    let mut outcomes = attach_sensors(&mut ebpf, btf.as_ref(), lifecycle, &metrics)?;
 
     let mut pipeline = Pipeline::new(
         ContainerTable::new(runtime_state::default_roots()),
@@ -290,7 +328,14 @@ async fn daemon(settings: Settings, outputs: Vec<Output>) -> anyhow::Result<()> 
                 .collect::<HashSet<_>>(),
         },
     );
-    pipeline.load_snapshot(procfs::snapshot());
+    pipeline.load_cgroups();
+    outcomes.extend(attach_sensors(&mut ebpf, btf.as_ref(), acts, &metrics)?);
+    let backend = probes::backend_label(&outcomes);
+    metrics
+        .build_info
+        .with_label_values(&[env!("CARGO_PKG_VERSION"), backend])
+        .set(1);
+    pipeline.load_snapshot(procfs::snapshot(&snapshot_hierarchy));
     health.set_ready();
     log::info!(
         "ready: backend {backend}, metrics on http://{}, enforce {}",

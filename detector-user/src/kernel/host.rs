@@ -13,7 +13,7 @@ pub struct HostReference {
 }
 
 pub fn host_reference(configured_pid: u32) -> std::io::Result<HostReference> {
-    match procfs::namespaces(&configured_pid.to_string()) {
+    match procfs::namespaces(Some(configured_pid)) {
         Ok(namespaces) => Ok(HostReference {
             namespaces,
             pid: configured_pid,
@@ -25,7 +25,7 @@ pub fn host_reference(configured_pid: u32) -> std::io::Result<HostReference> {
                  using the agent's own (pid {own}): run the agent in the host's namespaces"
             );
             Ok(HostReference {
-                namespaces: procfs::namespaces("self")?,
+                namespaces: procfs::namespaces(None)?,
                 pid: own,
             })
         }

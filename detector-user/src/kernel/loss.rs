@@ -1,9 +1,11 @@
 //! Kernel-side loss counters: failed ring-buffer reservations, per CPU and event kind, summed
-//! and exported as `escape_detector_events_lost_total`; and container processes the kernel's
-//! container-task map had no room for (`escape_detector_container_marks_failed_total`).
+//! and exported as `escape_detector_events_lost_total`; container processes the kernel's
+//! container-task map had no room for (`escape_detector_container_marks_failed_total`); new
+//! cgroups its container-cgroup map had no room for
+//! (`escape_detector_container_cgroups_failed_total`).
 
 use aya::maps::{MapData, PerCpuArray};
-use detector_common::{EventKind, KIND_SLOTS, MARK_FAILED_SLOT};
+use detector_common::{CGROUP_FAILED_SLOT, EventKind, KIND_SLOTS, MARK_FAILED_SLOT};
 
 use crate::metrics::Metrics;
 
@@ -34,6 +36,9 @@ impl LossCounters {
         metrics
             .container_marks_failed_total
             .inc_by(self.take_new(MARK_FAILED_SLOT));
+        metrics
+            .container_cgroups_failed_total
+            .inc_by(self.take_new(CGROUP_FAILED_SLOT));
     }
 
     /// What slot `slot` counted, over all CPUs, since the last call.

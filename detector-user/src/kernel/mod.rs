@@ -2,10 +2,10 @@
 //! maps the agent reads and writes, and feature probing.
 
 pub mod btf;
+pub mod container_cgroups;
 pub mod host;
 pub mod loader;
 pub mod loss;
-pub mod marks;
 pub mod offsets;
 pub mod probes;
 pub mod tracefs;

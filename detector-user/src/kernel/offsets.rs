@@ -55,6 +55,23 @@ const FIELDS: &[Field] = &[
     field!(task_files, "task_struct", ["files"]),
     field!(task_mm, "task_struct", ["mm"]),
     field!(task_exit_code, "task_struct", ["exit_code"]),
+    field!(task_group_leader, "task_struct", ["group_leader"]),
+    field!(task_start_time, "task_struct", ["start_time"]),
+    field!(task_signal, "task_struct", ["signal"]),
+    // atomic_t wraps `counter`; the programs read the 4 bytes at the atomic_t itself.
+    field!(signal_live, "signal_struct", ["live"]),
+    field!(task_cgroups, "task_struct", ["cgroups"]),
+    field!(task_thread_pid, "task_struct", ["thread_pid"]),
+    field!(pid_level, "pid", ["level"]),
+    field!(pid_numbers, "pid", ["numbers"]),
+    field!(upid_ns, "upid", ["ns"]),
+    field!(task_ptraced, "task_struct", ["ptraced"]),
+    field!(task_ptrace_entry, "task_struct", ["ptrace_entry"]),
+    field!(css_set_dfl_cgrp, "css_set", ["dfl_cgrp"]),
+    field!(css_set_subsys, "css_set", ["subsys"]),
+    field!(css_cgroup, "cgroup_subsys_state", ["cgroup"]),
+    field!(cgroup_parent_css, "cgroup", ["self.parent"]),
+    field!(module_name, "module", ["name"]),
 
     field!(nsproxy_mnt_ns, "nsproxy", ["mnt_ns"]),
     field!(nsproxy_pid_ns_for_children, "nsproxy", ["pid_ns_for_children"]),
@@ -216,7 +233,13 @@ mod tests {
             let mut copy = o;
             let value = *(field.slot)(&mut copy);
             let size = btf.struct_size(field.struct_name).unwrap();
-            assert!(value < size, "{} = {value} >= {size}", field.name);
+            // `pid.numbers` is a flexible array: it starts where the struct ends.
+            let end = if field.name == "pid_numbers" {
+                size + 1
+            } else {
+                size
+            };
+            assert!(value < end, "{} = {value} >= {size}", field.name);
         }
         // Layout facts shared by every x86_64 kernel with BTF.
         assert_eq!(o.dentry_name, offset("dentry", "d_name") + 8);
@@ -226,6 +249,11 @@ mod tests {
         assert_eq!((o.fdtable_max_fds, o.fdtable_fd), (0, 8));
         assert_eq!(o.mm_arg_end, o.mm_arg_start + 8);
         assert_eq!(o.task_tgid, o.task_pid + 4);
+        assert_eq!(o.signal_live, offset("signal_struct", "live.counter"));
+        assert_eq!(
+            o.cgroup_parent_css,
+            offset("cgroup", "self") + offset("cgroup_subsys_state", "parent")
+        );
         let pointers = [
             o.task_real_parent,
             o.task_nsproxy,
@@ -250,6 +278,16 @@ mod tests {
             o.cgroup_kn,
             o.cgroup_root,
             o.kernfs_node_id,
+            o.task_group_leader,
+            o.task_signal,
+            o.task_cgroups,
+            o.task_thread_pid,
+            o.task_ptraced,
+            o.task_ptrace_entry,
+            o.css_set_dfl_cgrp,
+            o.css_set_subsys,
+            o.css_cgroup,
+            o.cgroup_parent_css,
         ];
         assert!(pointers.iter().all(|offset| offset % 8 == 0), "{o:#?}");
         let inums = [

@@ -135,33 +135,35 @@ const fn tracepoints(probes: &'static [Probe]) -> Implementation {
 
 pub const SENSORS: &[Sensor] = &[
     Sensor {
-        name: "process lifecycle",
+        name: "process and cgroup lifecycle",
         needs: Needs::Nothing,
-        feeds: "process table",
+        feeds: "container identity, process table",
         required: true,
         implementations: &[tracepoints(&[
             raw("sched_process_exec"),
             raw("sched_process_fork"),
             raw("sched_process_exit"),
+            raw("cgroup_mkdir"),
+            raw("cgroup_rmdir"),
+            raw("cgroup_attach_task"),
         ])],
-    },
-    Sensor {
-        name: "cgroup moves",
-        needs: Needs::Nothing,
-        feeds: "container attribution",
-        required: false,
-        implementations: &[tracepoints(&[raw("cgroup_attach_task")])],
     },
     Sensor {
         name: "namespace changes",
         needs: Needs::Nothing,
         feeds: "host-namespace-entry",
         required: false,
-        // No LSM hook sees setns.
-        implementations: &[tracepoints(&[
-            syscall("sys_enter_setns", false),
-            syscall("sys_exit_setns", false),
-        ])],
+        // No LSM hook sees setns; the function that switches namespaces does.
+        implementations: &[
+            Implementation {
+                backend: Backend::Fentry,
+                probes: &[fentry("switch_task_namespaces")],
+            },
+            tracepoints(&[
+                syscall("sys_enter_setns", false),
+                syscall("sys_exit_setns", false),
+            ]),
+        ],
     },
     Sensor {
         name: "file writes",
@@ -172,6 +174,10 @@ pub const SENSORS: &[Sensor] = &[
             Implementation {
                 backend: Backend::Lsm,
                 probes: &[lsm("file_open")],
+            },
+            Implementation {
+                backend: Backend::Fentry,
+                probes: &[fexit("security_file_open")],
             },
             tracepoints(&[
                 syscall("sys_exit_openat", false),
@@ -194,11 +200,8 @@ pub const SENSORS: &[Sensor] = &[
                     lsm("kernel_module_request"),
                 ],
             },
-            tracepoints(&[
-                syscall("sys_enter_finit_module", false),
-                syscall("sys_enter_init_module", false),
-                raw("module_request"),
-            ]),
+            // Not syscall tracepoints: the kernel's own module events.
+            tracepoints(&[raw("module_load"), raw("module_request")]),
         ],
     },
     Sensor {
@@ -284,9 +287,14 @@ pub struct SensorOutcome {
     pub missing_optional: Vec<(&'static str, String)>,
 }
 
-pub fn attach_all(ebpf: &mut Ebpf, btf: Option<&Btf>) -> Vec<SensorOutcome> {
-    SENSORS
-        .iter()
+/// Attaches each sensor with the best implementation this kernel accepts.
+pub fn attach_all(
+    ebpf: &mut Ebpf,
+    btf: Option<&Btf>,
+    sensors: impl IntoIterator<Item = &'static Sensor>,
+) -> Vec<SensorOutcome> {
+    sensors
+        .into_iter()
         .map(|sensor| attach_sensor(ebpf, btf, sensor))
         .collect()
 }

@@ -115,7 +115,12 @@ pub fn evaluate(event: &Event, subject: &Subject) -> Option<Finding> {
         Event::Bpf(e) => bpf_use::bpf_use(e, subject),
         Event::Ptrace(e) => process_access::process_access(e, subject),
         Event::UnixConnect(e) => runtime_socket::runtime_socket_access(e, subject),
-        Event::Exec(_) | Event::Fork(_) | Event::Exit(_) | Event::CgroupAttach(_) => None,
+        Event::Exec(_)
+        | Event::Fork(_)
+        | Event::Exit(_)
+        | Event::CgroupAttach(_)
+        | Event::CgroupMkdir(_)
+        | Event::CgroupRmdir(_) => None,
     }
 }
 

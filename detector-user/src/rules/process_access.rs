@@ -61,7 +61,7 @@ mod tests {
             access,
             target_tgid: 1,
             target_vpid: 0,
-            _pad: 0,
+            caller_pid_ns: 0,
         }
     }
 

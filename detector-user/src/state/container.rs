@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{
-    cgroup::{self, ContainerRef, Runtime},
+    cgroup::{ContainerRef, Runtime},
     runtime_state::{self, RuntimeRoot, RuntimeState},
 };
 use crate::alert::{ContainerInfo, PodInfo};
@@ -29,15 +29,15 @@ impl ContainerTable {
         }
     }
 
-    /// The container a cgroup path belongs to, registering it on first sight.
-    pub fn attribute(&mut self, cgroup_path: &str) -> Option<String> {
-        let reference = cgroup::classify(cgroup_path)?;
-        let id = reference.id.clone();
-        self.containers.entry(id.clone()).or_insert(Entry {
-            reference,
-            state: None,
-        });
-        Some(id)
+    /// Registers the container a cgroup names, on first sight; returns its id.
+    pub fn register(&mut self, reference: &ContainerRef) -> String {
+        self.containers
+            .entry(reference.id.clone())
+            .or_insert_with(|| Entry {
+                reference: reference.clone(),
+                state: None,
+            });
+        reference.id.clone()
     }
 
     /// What an alert says about the container. The cgroup layout names the runtime; the
@@ -86,14 +86,14 @@ mod tests {
 
     const ID: &str = "3f2a5c6d7e8f90123456789abcdef0123456789abcdef0123456789abcdef012";
 
+    fn register(table: &mut ContainerTable, path: &str) -> String {
+        table.register(&crate::state::cgroup::classify(path).unwrap())
+    }
+
     #[test]
-    fn attributes_by_cgroup_and_forgets_containers_without_processes() {
+    fn registers_containers_and_forgets_those_without_processes() {
         let mut table = ContainerTable::new(Vec::new());
-        assert_eq!(
-            table.attribute(&format!("/docker/{ID}")).as_deref(),
-            Some(ID)
-        );
-        assert_eq!(table.attribute("/system.slice/sshd.service"), None);
+        assert_eq!(register(&mut table, &format!("/docker/{ID}")), ID);
         let info = table.info(ID).unwrap();
         assert_eq!(info.runtime, "docker");
         assert_eq!(info.pod, PodInfo::default());
@@ -106,7 +106,7 @@ mod tests {
         let mut table = ContainerTable::new(Vec::new());
         let uid = "6b1d2c3e-1111-4222-8333-944455556666";
         let path = format!("/kubepods/besteffort/pod{uid}/{ID}");
-        let id = table.attribute(&path).unwrap();
+        let id = register(&mut table, &path);
         assert_eq!(table.info(&id).unwrap().pod.uid.as_deref(), Some(uid));
     }
 }

@@ -1,8 +1,10 @@
 //! What the agent knows about the host: processes, containers, filesystem types.
 
 pub mod cgroup;
+pub mod cgroup_table;
 pub mod container;
 pub mod filesystems;
+pub mod identity_hierarchy;
 pub mod process;
 pub mod procfs;
 pub mod runtime_sockets;

@@ -1,15 +1,17 @@
-//! The process table: seeded from /proc, kept current by exec, fork, exit and cgroup events.
-//! Exited processes stay a few seconds, so late events and their children's ancestry still
-//! resolve.
+//! The process table: container processes, seeded from /proc and kept current by the kernel's
+//! exec, fork, exit and cgroup events, which it sends for container processes only. A process
+//! is its tgid and its leader's start time, so a process that reuses a pid is a new entry, and
+//! it ends when its last thread exits, not its leader. Exited processes stay a few seconds, so
+//! late events and their children's ancestry still resolve.
 
 use std::{
     collections::HashMap,
     time::{Duration, Instant},
 };
 
-use detector_common::{CgroupAttachEvent, ExecEvent, ForkEvent, Namespaces, user::c_bytes};
+use detector_common::{ExecEvent, ForkEvent, Namespaces, user::c_bytes};
 
-use super::procfs;
+use super::{identity_hierarchy::IdentityHierarchy, procfs};
 use crate::alert::Ancestor;
 
 /// How long an exited process is kept for late events and descendants' ancestry.
@@ -20,14 +22,21 @@ const MAX_ANCESTORS: usize = 16;
 #[derive(Debug, Clone, Default)]
 pub struct Process {
     pub pid: u32,
+    /// The leader's `start_time` (kernel nanoseconds) from the kernel's events; 0 when the
+    /// process was read from /proc, which only tells it in clock ticks.
+    pub start_ns: u64,
     pub ppid: u32,
     pub uid: Option<u32>,
     pub euid: Option<u32>,
     pub comm: String,
     pub exe: Option<String>,
     pub args: Vec<String>,
+    /// The cgroup (identity hierarchy) that makes it a container process, as the kernel
+    /// reported it, and that cgroup's path.
+    pub cgroup_id: u64,
     pub cgroup: Option<String>,
-    /// Set by the container table from `cgroup`.
+    /// The container, once attributed; it stays when the process leaves the container's
+    /// cgroup.
     pub container_id: Option<String>,
     pub ns: Namespaces,
     pub exited_at: Option<Instant>,
@@ -36,12 +45,6 @@ pub struct Process {
 #[derive(Default)]
 pub struct ProcessTable {
     processes: HashMap<u32, Process>,
-}
-
-/// What changed for a process, so the caller can re-attribute its container.
-pub enum Change {
-    None,
-    Cgroup(u32),
 }
 
 fn text(buf: &[u8]) -> String {
@@ -75,33 +78,61 @@ impl ProcessTable {
 
     /// The process, read from /proc when the table does not know it. The flag says whether it
     /// was a cache miss.
-    pub fn get_or_read(&mut self, pid: u32) -> (Option<&Process>, bool) {
+    pub fn get_or_read(
+        &mut self,
+        pid: u32,
+        hierarchy: &IdentityHierarchy,
+    ) -> (Option<&Process>, bool) {
         let missed = !self.processes.contains_key(&pid);
-        if missed && let Some(process) = procfs::read_process(pid) {
+        if missed && let Some(process) = procfs::read_process(pid, hierarchy) {
             self.processes.insert(pid, process);
         }
         (self.processes.get(&pid), missed)
     }
 
-    /// A new process: a copy of its parent (same image, cgroup and namespaces) until it execs.
-    /// Returns true when the parent was unknown and had to be read from /proc.
-    pub fn on_fork(&mut self, e: &ForkEvent) -> bool {
-        let (parent, missed) = self.get_or_read(e.ppid);
-        let mut child = parent.cloned().unwrap_or_default();
-        child.pid = e.header.tgid;
+    /// A new container process: a copy of the process that forked it (same image and
+    /// namespaces) until it execs. Returns true when that process was unknown and the child
+    /// had to be read from /proc.
+    pub fn on_fork(&mut self, e: &ForkEvent, hierarchy: &IdentityHierarchy) -> bool {
+        let pid = e.header.tgid;
+        let creator = self
+            .processes
+            .get(&e.creator_tgid)
+            .filter(|p| p.exited_at.is_none())
+            .cloned();
+        let missed = creator.is_none();
+        let mut child = match creator {
+            Some(creator) => Process {
+                container_id: None,
+                cgroup: None,
+                ..creator
+            },
+            None => procfs::read_process(pid, hierarchy).unwrap_or_default(),
+        };
+        child.pid = pid;
         child.ppid = e.ppid;
+        child.start_ns = e.start_ns;
+        child.cgroup_id = e.header.identity.cgroup_id;
         child.exited_at = None;
-        self.processes.insert(child.pid, child);
+        self.processes.insert(pid, child);
         missed
     }
 
-    /// A new image. The cgroup does not change at exec; a process never seen before is read
-    /// from /proc for it. Returns true on such a miss.
-    pub fn on_exec(&mut self, e: &ExecEvent) -> bool {
+    /// A new image. An entry for the same pid but another start time is a process that has
+    /// ended; the exec starts afresh from /proc. Returns true on a cache miss.
+    pub fn on_exec(&mut self, e: &ExecEvent, hierarchy: &IdentityHierarchy) -> bool {
         let pid = e.header.tgid;
-        let (_, missed) = self.get_or_read(pid);
+        if self
+            .processes
+            .get(&pid)
+            .is_some_and(|p| p.start_ns != 0 && p.start_ns != e.start_ns)
+        {
+            self.processes.remove(&pid);
+        }
+        let (_, missed) = self.get_or_read(pid, hierarchy);
         let process = self.processes.entry(pid).or_default();
         process.pid = pid;
+        process.start_ns = e.start_ns;
         process.ppid = e.ppid;
         process.uid = Some(e.uid);
         process.euid = Some(e.euid);
@@ -110,28 +141,16 @@ impl ProcessTable {
         let args_len = (e.args_len as usize).min(e.args.len());
         process.args = procfs::split_args(&e.args[..args_len]);
         process.ns = e.ns;
+        process.cgroup_id = e.header.identity.cgroup_id;
         process.exited_at = None;
         missed
     }
 
+    /// The process's last thread exited.
     pub fn on_exit(&mut self, pid: u32, now: Instant) {
         if let Some(process) = self.processes.get_mut(&pid) {
             process.exited_at = Some(now);
         }
-    }
-
-    /// A process moved to another cgroup. Every hierarchy reports the move; the path is kept
-    /// when it names a container or when the process had none yet.
-    pub fn on_cgroup_attach(&mut self, e: &CgroupAttachEvent, names_container: bool) -> Change {
-        let pid = e.header.tgid;
-        let Some(process) = self.processes.get_mut(&pid) else {
-            return Change::None;
-        };
-        if names_container || process.cgroup.is_none() {
-            process.cgroup = Some(text(&e.path));
-            return Change::Cgroup(pid);
-        }
-        Change::None
     }
 
     /// Forgets processes that exited more than the grace period ago.
@@ -142,20 +161,22 @@ impl ProcessTable {
         });
     }
 
-    /// The chain of known parents, nearest first.
+    /// The chain of parents, nearest first: container processes from the table, then the host
+    /// processes above them (the runtime's) from /proc.
     pub fn ancestors(&self, pid: u32) -> Vec<Ancestor> {
         let mut chain = Vec::new();
         let mut next = self.processes.get(&pid).map(|p| p.ppid);
         while let Some(ppid) = next.filter(|&p| p != 0 && chain.len() < MAX_ANCESTORS) {
-            let Some(parent) = self.processes.get(&ppid) else {
-                break;
+            let parent = match self.processes.get(&ppid) {
+                Some(p) => (p.pid, p.comm.clone(), p.exe.clone(), p.ppid),
+                None => match procfs::read_ancestor(ppid) {
+                    Some(p) => p,
+                    None => break,
+                },
             };
-            chain.push(Ancestor {
-                pid: parent.pid,
-                comm: parent.comm.clone(),
-                exe: parent.exe.clone(),
-            });
-            next = Some(parent.ppid).filter(|&p| p != parent.pid);
+            let (pid, comm, exe, grandparent) = parent;
+            chain.push(Ancestor { pid, comm, exe });
+            next = Some(grandparent).filter(|&p| p != pid);
         }
         chain
     }
@@ -164,10 +185,25 @@ impl ProcessTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use detector_common::{EventKind, Header};
+    use detector_common::{EventKind, Header, Identity, identity};
+
+    // Pids far above pid_max so /proc never answers for them.
+    const P: u32 = 4_000_000_001;
+
+    fn hierarchy() -> IdentityHierarchy {
+        IdentityHierarchy {
+            controller: None,
+            hierarchy_id: 0,
+            mount: "/nonexistent".into(),
+        }
+    }
 
     fn header(kind: EventKind, tgid: u32) -> Header {
-        Header::new(kind, tgid, tgid, 0)
+        Header::new(kind, tgid, tgid, 0).with_identity(Identity {
+            flags: identity::CONTAINER,
+            _pad: 0,
+            cgroup_id: 77,
+        })
     }
 
     fn known(pid: u32, ppid: u32, comm: &str) -> Process {
@@ -175,44 +211,68 @@ mod tests {
             pid,
             ppid,
             comm: comm.into(),
-            cgroup: Some("/docker/abc".into()),
+            cgroup_id: 77,
+            container_id: Some("abc".into()),
             ..Process::default()
         }
     }
 
-    // Pids far above pid_max so /proc never answers for them.
-    const P: u32 = 4_000_000_001;
+    fn exec(pid: u32, start_ns: u64, comm: &str) -> ExecEvent {
+        // SAFETY: plain data; all-zero is a valid ExecEvent.
+        let mut e: ExecEvent = unsafe { std::mem::zeroed() };
+        e.header = header(EventKind::Exec, pid);
+        e.start_ns = start_ns;
+        e.comm[..comm.len()].copy_from_slice(comm.as_bytes());
+        e
+    }
 
+    /// runc clones a container's init with CLONE_PARENT: its parent is runc's parent, but its
+    /// image is the cloning process's.
     #[test]
-    fn fork_copies_the_parent_and_exec_replaces_the_image() {
+    fn fork_copies_the_creator_not_the_parent_and_exec_replaces_the_image() {
         let mut table = ProcessTable::default();
-        table.insert(known(P, 1, "sh"));
-        let missed = table.on_fork(&ForkEvent {
+        table.insert(known(P, 1, "runc:[2:INIT]"));
+        table.insert(known(P + 5, 1, "runc"));
+        let fork = ForkEvent {
             header: header(EventKind::Fork, P + 1),
-            ppid: P,
-            _pad: 0,
-        });
-        assert!(!missed);
-        assert_eq!(
-            table.get(P + 1).unwrap().cgroup.as_deref(),
-            Some("/docker/abc")
-        );
+            ppid: P + 5,
+            creator_tgid: P,
+            start_ns: 1000,
+        };
+        assert!(!table.on_fork(&fork, &hierarchy()));
+        let child = table.get(P + 1).unwrap();
+        assert_eq!((child.comm.as_str(), child.ppid), ("runc:[2:INIT]", P + 5));
+        assert_eq!((child.start_ns, child.cgroup_id), (1000, 77));
+        assert_eq!(child.container_id, None, "the pipeline attributes it");
 
-        let mut exec: ExecEvent = unsafe { std::mem::zeroed() };
-        exec.header = header(EventKind::Exec, P + 1);
-        exec.ppid = P;
-        exec.comm[..7].copy_from_slice(b"nsenter");
-        exec.filename[..12].copy_from_slice(b"/bin/nsenter");
+        let mut e = exec(P + 1, 1000, "nsenter");
+        e.ppid = P + 5;
+        e.filename[..12].copy_from_slice(b"/bin/nsenter");
         let argv = b"nsenter\0-t\x0042\0";
-        exec.args[..argv.len()].copy_from_slice(argv);
-        exec.args_len = argv.len() as u32;
-        assert!(!table.on_exec(&exec));
+        e.args[..argv.len()].copy_from_slice(argv);
+        e.args_len = argv.len() as u32;
+        assert!(!table.on_exec(&e, &hierarchy()));
         let child = table.get(P + 1).unwrap();
         assert_eq!(child.comm, "nsenter");
         assert_eq!(child.exe.as_deref(), Some("/bin/nsenter"));
         assert_eq!(child.args, ["nsenter", "-t", "42"]);
-        assert_eq!(child.cgroup.as_deref(), Some("/docker/abc"));
-        assert_eq!(table.ancestors(P + 1)[0].comm, "sh");
+        assert_eq!(table.ancestors(P + 1)[0].comm, "runc");
+    }
+
+    #[test]
+    fn an_exec_with_another_start_time_is_another_process() {
+        let mut table = ProcessTable::default();
+        let mut old = known(P, 1, "sh");
+        old.start_ns = 5;
+        table.insert(old);
+        table.on_exec(&exec(P, 5, "ls"), &hierarchy());
+        assert_eq!(table.get(P).unwrap().container_id.as_deref(), Some("abc"));
+        table.on_exec(&exec(P, 6, "ls"), &hierarchy());
+        assert_eq!(
+            table.get(P).unwrap().container_id,
+            None,
+            "nothing inherited"
+        );
     }
 
     #[test]

@@ -1,126 +1,142 @@
-//! Reading processes from /proc: the start-up snapshot and cache misses.
+//! Reading processes from /proc (with the `procfs` crate): the start-up snapshot, cache
+//! misses, ancestors above a container, and the targets of acts.
 
-use std::{fs, io};
-
+use ::procfs::{
+    ProcResult,
+    process::{Process as ProcfsProcess, all_processes},
+};
 use detector_common::Namespaces;
 
-use super::{cgroup, process::Process};
+use super::{cgroup, identity_hierarchy::IdentityHierarchy, process::Process};
 
-/// Namespace inode numbers from `/proc/<pid>/ns/*`; zero where unreadable.
-pub fn namespaces(pid: &str) -> io::Result<Namespaces> {
-    let inum = |name: &str| -> io::Result<u32> {
-        let link = fs::read_link(format!("/proc/{pid}/ns/{name}"))?;
-        Ok(parse_ns_link(&link.to_string_lossy()).unwrap_or(0))
+/// `/proc/<pid>` by number, or `self`.
+fn open(pid: Option<u32>) -> ProcResult<ProcfsProcess> {
+    match pid {
+        Some(pid) => ProcfsProcess::new(pid as i32),
+        None => ProcfsProcess::myself(),
+    }
+}
+
+/// Namespace inode numbers from `/proc/<pid>/ns/*` (our own for `None`); zero where a
+/// namespace type is missing, an error when they cannot be read. Read with `stat` here rather
+/// than with `procfs`, which reports a refused read (PID 1's, in some sandboxes) as an
+/// internal error.
+pub fn namespaces(pid: Option<u32>) -> std::io::Result<Namespaces> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = match pid {
+        Some(pid) => format!("/proc/{pid}/ns"),
+        None => "/proc/self/ns".to_owned(),
+    };
+    let inum = |name: &str| -> std::io::Result<u32> {
+        match std::fs::metadata(format!("{dir}/{name}")) {
+            Ok(meta) => Ok(meta.ino() as u32),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(e),
+        }
+    };
+    let pid_for_children = match inum("pid_for_children")? {
+        0 => inum("pid")?,
+        n => n,
     };
     Ok(Namespaces {
         mnt: inum("mnt")?,
-        pid_for_children: inum("pid_for_children").or_else(|_| inum("pid"))?,
+        pid_for_children,
         net: inum("net")?,
         ipc: inum("ipc")?,
         uts: inum("uts")?,
-        cgroup: inum("cgroup").unwrap_or(0),
+        cgroup: inum("cgroup")?,
         user: inum("user")?,
-        time: inum("time_for_children").unwrap_or(0),
+        time: inum("time_for_children")?,
     })
 }
 
-/// `mnt:[4026531832]` -> 4026531832
-fn parse_ns_link(link: &str) -> Option<u32> {
-    link.split_once(":[")?.1.strip_suffix(']')?.parse().ok()
-}
-
-/// The host pid of the process that `observer` calls `vpid`, a pid in the observer's own pid
-/// namespace, looked for among `candidates`; `None` when no such process is found.
+/// The host pid of the process that is `vpid` in the pid namespace of inode `pid_ns`, looked
+/// for among `candidates` unless that namespace is the agent's own; `None` when none is.
 pub fn host_pid_of(
-    observer: u32,
+    pid_ns: u32,
     vpid: u32,
     candidates: impl IntoIterator<Item = u32>,
 ) -> Option<u32> {
-    let observer_ns = fs::read_link(format!("/proc/{observer}/ns/pid")).ok()?;
-    if fs::read_link("/proc/self/ns/pid").ok()? == observer_ns {
+    let pid_ns = u64::from(pid_ns);
+    if active_pid_ns(None)? == pid_ns {
         return Some(vpid);
     }
-    candidates.into_iter().find(|pid| {
-        fs::read_link(format!("/proc/{pid}/ns/pid")).ok().as_ref() == Some(&observer_ns)
-            && fs::read_to_string(format!("/proc/{pid}/status"))
-                .is_ok_and(|status| innermost_pid(&status) == Some(vpid))
-    })
+    candidates
+        .into_iter()
+        .find(|&pid| active_pid_ns(Some(pid)) == Some(pid_ns) && innermost_pid(pid) == Some(vpid))
 }
 
-/// The last number of the `NSpid:` line: the pid in the process's own pid namespace.
-fn innermost_pid(status: &str) -> Option<u32> {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("NSpid:"))?
-        .split_whitespace()
-        .last()?
-        .parse()
+/// The inode of the pid namespace a process lives in (not the one its children get).
+fn active_pid_ns(pid: Option<u32>) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/ns/pid"),
+        None => "/proc/self/ns/pid".to_owned(),
+    };
+    std::fs::metadata(path).ok().map(|m| m.ino())
+}
+
+/// The process's pid in its own pid namespace (the last `NSpid` entry).
+fn innermost_pid(pid: u32) -> Option<u32> {
+    let nspid = open(Some(pid)).ok()?.status().ok()?.nspid?;
+    nspid.last().map(|&p| p as u32)
+}
+
+/// One process read from /proc, or `None` when it is gone. Its cgroup is the one it has in
+/// the identity hierarchy.
+pub fn read_process(pid: u32, hierarchy: &IdentityHierarchy) -> Option<Process> {
+    let process = open(Some(pid)).ok()?;
+    let stat = process.stat().ok()?;
+    let status = process.status().ok();
+    let cgroup = process
+        .cgroups()
         .ok()
-}
-
-/// One process read from /proc, or `None` when it is gone.
-pub fn read_process(pid: u32) -> Option<Process> {
-    let dir = format!("/proc/{pid}");
-    let stat = fs::read_to_string(format!("{dir}/stat")).ok()?;
-    let (comm, ppid) = parse_stat(&stat)?;
-    let status = fs::read_to_string(format!("{dir}/status")).unwrap_or_default();
-    let (uid, euid) = parse_uids(&status);
-    let cgroup_text = fs::read_to_string(format!("{dir}/cgroup")).unwrap_or_default();
-    let lines = cgroup::parse_proc_cgroup(&cgroup_text);
-    let cgroup = cgroup::container_path(&lines)
-        .or_else(|| lines.first().map(|l| l.path.as_str()))
-        .map(str::to_owned);
+        .and_then(|lines| hierarchy.path_of(&lines.0).map(str::to_owned));
     Some(Process {
         pid,
-        ppid,
-        uid,
-        euid,
-        comm,
-        exe: fs::read_link(format!("{dir}/exe"))
-            .ok()
-            .map(|p| p.to_string_lossy().into_owned()),
-        args: fs::read(format!("{dir}/cmdline"))
-            .map(|raw| split_args(&raw))
-            .unwrap_or_default(),
+        start_ns: 0,
+        ppid: stat.ppid as u32,
+        uid: status.as_ref().map(|s| s.ruid),
+        euid: status.as_ref().map(|s| s.euid),
+        comm: stat.comm,
+        exe: process.exe().ok().map(|p| p.to_string_lossy().into_owned()),
+        args: process.cmdline().unwrap_or_default(),
+        cgroup_id: cgroup
+            .as_deref()
+            .and_then(|path| hierarchy.id_of(path))
+            .unwrap_or(0),
         cgroup,
         container_id: None,
-        ns: namespaces(&pid.to_string()).unwrap_or_default(),
+        ns: namespaces(Some(pid)).unwrap_or_default(),
         exited_at: None,
     })
 }
 
-/// Every process on the host (threads are not processes).
-pub fn snapshot() -> Vec<Process> {
-    let Ok(entries) = fs::read_dir("/proc") else {
+/// (pid, comm, exe, ppid) of a process above a container's processes, for an alert's
+/// ancestry.
+pub fn read_ancestor(pid: u32) -> Option<(u32, String, Option<String>, u32)> {
+    let process = open(Some(pid)).ok()?;
+    let stat = process.stat().ok()?;
+    let exe = process.exe().ok().map(|p| p.to_string_lossy().into_owned());
+    Some((pid, stat.comm, exe, stat.ppid as u32))
+}
+
+/// Every container process on the host: those whose cgroup in the identity hierarchy names a
+/// container (threads are not processes).
+pub fn snapshot(hierarchy: &IdentityHierarchy) -> Vec<Process> {
+    let Ok(all) = all_processes() else {
         return Vec::new();
     };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(read_process)
+    all.filter_map(Result::ok)
+        .filter(|p| {
+            p.cgroups().is_ok_and(|lines| {
+                hierarchy
+                    .path_of(&lines.0)
+                    .is_some_and(|path| cgroup::classify(path).is_some())
+            })
+        })
+        .filter_map(|p| read_process(p.pid() as u32, hierarchy))
         .collect()
-}
-
-/// (comm, ppid) from `/proc/<pid>/stat`; comm may hold spaces and parentheses.
-fn parse_stat(stat: &str) -> Option<(String, u32)> {
-    let open = stat.find('(')?;
-    let close = stat.rfind(')')?;
-    let comm = stat.get(open + 1..close)?.to_owned();
-    let mut rest = stat.get(close + 2..)?.split_whitespace();
-    let _state = rest.next()?;
-    let ppid = rest.next()?.parse().ok()?;
-    Some((comm, ppid))
-}
-
-/// (real uid, effective uid) from `/proc/<pid>/status`.
-fn parse_uids(status: &str) -> (Option<u32>, Option<u32>) {
-    let Some(line) = status.lines().find(|l| l.starts_with("Uid:")) else {
-        return (None, None);
-    };
-    let mut ids = line["Uid:".len()..]
-        .split_whitespace()
-        .map(|v| v.parse().ok());
-    (ids.next().flatten(), ids.next().flatten())
 }
 
 /// NUL-separated argv into its strings.
@@ -135,41 +151,39 @@ pub fn split_args(raw: &[u8]) -> Vec<String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn parses_stat_with_awkward_comm() {
-        let stat = "4242 (my (odd) prog) S 4200 4242 4200 0 -1 4194560 1 0";
-        assert_eq!(parse_stat(stat), Some(("my (odd) prog".into(), 4200)));
-        assert_eq!(parse_stat("garbage"), None);
+    fn own_hierarchy() -> IdentityHierarchy {
+        IdentityHierarchy {
+            controller: None,
+            hierarchy_id: 0,
+            mount: "/sys/fs/cgroup/unified".into(),
+        }
     }
 
     #[test]
-    fn parses_real_and_effective_uid() {
-        let status = "Name:\tsh\nUid:\t1000\t0\t0\t0\nGid:\t0\t0\t0\t0\n";
-        assert_eq!(parse_uids(status), (Some(1000), Some(0)));
-        assert_eq!(parse_uids("Name:\tsh\n"), (None, None));
-    }
-
-    #[test]
-    fn parses_namespace_links_and_args() {
-        assert_eq!(parse_ns_link("mnt:[4026531832]"), Some(4026531832));
-        assert_eq!(parse_ns_link("mnt:4026531832"), None);
+    fn splits_args() {
         assert_eq!(split_args(b"nsenter\0-t\x001\0"), ["nsenter", "-t", "1"]);
     }
 
     #[test]
-    fn finds_the_innermost_pid_and_our_own_pid() {
-        assert_eq!(innermost_pid("Name:\tsh\nNSpid:\t4242\t7\t1\n"), Some(1));
-        assert_eq!(innermost_pid("Name:\tsh\nNSpid:\t4242\n"), Some(4242));
-        assert_eq!(innermost_pid("Name:\tsh\n"), None);
+    fn finds_pids_by_namespace() {
         let me = std::process::id();
-        assert_eq!(host_pid_of(me, me, []), Some(me));
+        let own_ns = active_pid_ns(None).unwrap() as u32;
+        assert_eq!(
+            host_pid_of(own_ns, 42, []),
+            Some(42),
+            "the agent's own: as named"
+        );
+        assert_eq!(innermost_pid(me), Some(me));
+        assert_eq!(host_pid_of(own_ns.wrapping_add(1), me, [me]), None);
     }
 
     #[test]
     fn reads_this_very_process() {
-        let me = read_process(std::process::id()).expect("own /proc entry");
+        let me = read_process(std::process::id(), &own_hierarchy()).expect("own /proc entry");
         assert_eq!(me.ppid, std::os::unix::process::parent_id());
         assert!(me.ns.mnt != 0 && me.ns.pid_for_children != 0);
         assert!(!me.args.is_empty());
+        let parent = read_ancestor(me.ppid).expect("parent's /proc entry");
+        assert_eq!(parent.0, me.ppid);
     }
 }
