@@ -13,7 +13,18 @@ use crate::{
     ids, rootfs, runc,
     spec::{self, CgroupLayout, Profile},
     temp_dir::TempDir,
+    workload,
 };
+
+/// Who in the container performs a technique.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum By {
+    /// A `runc exec` session, as `docker exec` or `kubectl exec` starts one.
+    ExecSession,
+    /// The container's own program and the processes it starts, as a compromised application
+    /// acts: a subshell of the container's init.
+    Workload,
+}
 
 pub struct Container {
     id: String,
@@ -26,7 +37,8 @@ pub struct Container {
 }
 
 impl Container {
-    /// Creates and starts a container whose init runs `sleep 1000000`.
+    /// Creates and starts a container whose init runs the test workload, which waits for jobs
+    /// ([`Container::run`] with [`By::Workload`]).
     pub fn start(profile: Profile, layout: CgroupLayout) -> anyhow::Result<Container> {
         let id = ids::container_id();
         let cgroup_path = layout.cgroups_path(&id);
@@ -93,6 +105,15 @@ impl Container {
     /// Runs `script` with the container's /bin/sh through `runc exec`, whatever its exit code.
     pub fn exec(&self, script: &str) -> anyhow::Result<Output> {
         runc::output(&["exec", &self.id, "/bin/sh", "-c", script])
+    }
+
+    /// Runs `script` in the container as `by` says, returning its output and failing with it
+    /// on a non-zero exit.
+    pub fn run(&self, by: By, script: &str) -> anyhow::Result<String> {
+        match by {
+            By::ExecSession => self.exec_ok(script),
+            By::Workload => workload::run(&self.rootfs, script),
+        }
     }
 
     /// Like [`Container::exec`], returning stdout and failing with both streams on a non-zero

@@ -29,9 +29,10 @@ pub mod scenario;
 pub mod spec;
 pub mod technique;
 pub mod temp_dir;
+pub mod workload;
 
 pub use alert::alert_matches;
-pub use container::Container;
+pub use container::{By, Container};
 pub use detector::Detector;
 pub use host_disk::HostDisk;
 pub use host_process::HostProcess;

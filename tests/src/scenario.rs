@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::{
     alert::{self, alert_matches},
-    container::Container,
+    container::{By, Container},
     detector::Detector,
     spec::{CgroupLayout, Profile},
     technique,
@@ -19,31 +19,48 @@ pub const ALERT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const SETTLE: Duration = Duration::from_secs(3);
 
 /// Runs `technique`, then waits for alert `rule` about `container` (raised by a process running
-/// `program`, when given; see [`alert::process_named`]) and checks it against the contract.
-/// Prints the latency from the start of the technique, an upper bound: the alert is usually
-/// written before `runc exec` returns.
+/// `program`, when given; see [`alert::process_named`]) and checks it against the contract, and
+/// that the acting process is what `by` says: the container's init or one of its descendants
+/// for [`By::Workload`], neither for [`By::ExecSession`]. Prints the latency from the start of
+/// the technique, an upper bound: the alert is usually written before the technique returns.
 pub fn expect_alert(
     detector: &Detector,
     rule: &str,
     container: &Container,
     program: Option<&str>,
+    by: By,
     technique: impl FnOnce() -> anyhow::Result<()>,
 ) -> anyhow::Result<Value> {
     let started = Instant::now();
     technique()?;
-    let by = program
+    let raised_by = program
         .map(|p| format!(" raised by {p}"))
         .unwrap_or_default();
     let alert = detector.wait_for_alert(
-        &format!("{rule} alert for container {}{by}", container.id()),
+        &format!("{rule} alert for container {}{raised_by}", container.id()),
         |a| {
             alert_matches(a, rule, container.id())
                 && program.is_none_or(|p| alert::process_named(a, p))
         },
         ALERT_TIMEOUT,
     )?;
-    eprintln!("latency {rule}: {} ms", started.elapsed().as_millis());
+    eprintln!(
+        "latency {rule} ({by:?}): {} ms",
+        started.elapsed().as_millis()
+    );
     alert::check_contract(&alert)?;
+    let from_init = alert::involves_pid(&alert, container.init_pid());
+    anyhow::ensure!(
+        from_init == (by == By::Workload),
+        "the {rule} alert names a process that {} the container's init (pid {}), though the act \
+         was {by:?}'s: {alert:#}",
+        if from_init {
+            "is or descends from"
+        } else {
+            "is not and does not descend from"
+        },
+        container.init_pid()
+    );
     Ok(alert)
 }
 
@@ -56,8 +73,13 @@ pub fn expect_no_alert_for(detector: &Detector, id: &str) {
 /// fresh privileged container mounts a procfs and the detector must report it.
 pub fn expect_detector_alerts(detector: &Detector) -> anyhow::Result<()> {
     let canary = Container::start(Profile::Privileged, CgroupLayout::Docker)?;
-    expect_alert(detector, "sensitive-mount", &canary, Some("mount"), || {
-        technique::mount_procfs(&canary)
-    })?;
+    expect_alert(
+        detector,
+        "sensitive-mount",
+        &canary,
+        Some("mount"),
+        By::ExecSession,
+        || technique::mount_procfs(&canary, By::ExecSession),
+    )?;
     Ok(())
 }

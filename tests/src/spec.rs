@@ -6,7 +6,7 @@ use std::{fs, path::Path};
 use anyhow::Context;
 use serde_json::{Value, json};
 
-use crate::{ids, runc};
+use crate::{ids, runc, workload};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Profile {
@@ -93,7 +93,8 @@ const CAPABILITIES: &[&str] = &[
     "CAP_CHECKPOINT_RESTORE",
 ];
 
-/// Writes `<bundle>/config.json` for a container running `sleep 1000000` on `<bundle>/rootfs`.
+/// Writes `<bundle>/config.json` for a container running the test workload
+/// ([`workload::command`]) on `<bundle>/rootfs`.
 pub fn write_config(bundle: &Path, profile: Profile, cgroups_path: &str) -> anyhow::Result<()> {
     let bundle_arg = bundle.to_str().context("bundle path is not UTF-8")?;
     runc::stdout_of(&["spec", "--bundle", bundle_arg])?;
@@ -116,7 +117,7 @@ pub fn write_config(bundle: &Path, profile: Profile, cgroups_path: &str) -> anyh
 /// like Docker's, and the cgroup a real runtime would choose.
 fn detach(spec: &mut Value, cgroups_path: &str) -> anyhow::Result<()> {
     *field(spec, "/process/terminal")? = json!(false);
-    *field(spec, "/process/args")? = json!(["sleep", "1000000"]);
+    *field(spec, "/process/args")? = json!(workload::command());
     *field(spec, "/root/readonly")? = json!(false);
     field(spec, "/linux")?["cgroupsPath"] = json!(cgroups_path);
     Ok(())

@@ -7,8 +7,13 @@ use std::{fs, path::Path, time::Duration};
 use anyhow::{Context, bail, ensure};
 
 use crate::{
-    cgroup, container::Container, host_disk::HostDisk, host_process::HostProcess, ids,
-    poll::eventually, rootfs::ACT,
+    cgroup,
+    container::{By, Container},
+    host_disk::HostDisk,
+    host_process::HostProcess,
+    ids,
+    poll::eventually,
+    rootfs::ACT,
 };
 
 /// The namespaces `nsenter -m -u -i -n` enters.
@@ -16,17 +21,24 @@ const ENTERED_NAMESPACES: [&str; 4] = ["mnt", "uts", "ipc", "net"];
 
 /// `nsenter` from the container into the mount, uts, ipc and network namespaces of `target`, a
 /// host process; the shell started there must report the host's namespace inodes.
-pub fn enter_host_namespaces(container: &Container, target: &HostProcess) -> anyhow::Result<()> {
+pub fn enter_host_namespaces(
+    container: &Container,
+    by: By,
+    target: &HostProcess,
+) -> anyhow::Result<()> {
     let links: Vec<String> = ENTERED_NAMESPACES
         .iter()
         .map(|ns| format!("/proc/self/ns/{ns}"))
         .collect();
     // After -m, /bin/sh and readlink are the host's own.
-    let inside = container.exec_ok(&format!(
-        "nsenter -t {} -m -u -i -n -- /bin/sh -c 'readlink {}'",
-        target.pid(),
-        links.join(" ")
-    ))?;
+    let inside = container.run(
+        by,
+        &format!(
+            "nsenter -t {} -m -u -i -n -- /bin/sh -c 'readlink {}'",
+            target.pid(),
+            links.join(" ")
+        ),
+    )?;
     ensure!(
         inside.lines().count() == ENTERED_NAMESPACES.len(),
         "unexpected output after nsenter: {inside}"
@@ -52,21 +64,24 @@ const RELEASE_AGENT_MARKER: &str = "escdet-release-agent-ran";
 /// then empty the child so that the kernel runs the script on the host as root. Returns once the
 /// script has run. The hierarchy is a private named one (`none,name=escdet…`): the
 /// release_agent of a real controller's hierarchy is host-wide.
-pub fn abuse_release_agent(container: &Container) -> anyhow::Result<()> {
+pub fn abuse_release_agent(container: &Container, by: By) -> anyhow::Result<()> {
     let host_rootfs = container
         .rootfs_on_host()
         .to_str()
         .context("rootfs path is not UTF-8")?;
     let hierarchy = format!("escdet{}", ids::random_hex(4));
-    container.exec_ok(&format!(
-        "printf '#!/bin/sh\\ntouch {host_rootfs}/{RELEASE_AGENT_MARKER}\\n' > /{RELEASE_AGENT} \
+    container.run(
+        by,
+        &format!(
+            "printf '#!/bin/sh\\ntouch {host_rootfs}/{RELEASE_AGENT_MARKER}\\n' > /{RELEASE_AGENT} \
          && chmod +x /{RELEASE_AGENT} \
          && mkdir -p {CGROUP_MOUNT} \
          && mount -t cgroup -o none,name={hierarchy} cgroup {CGROUP_MOUNT} \
          && mkdir {CGROUP_MOUNT}/x"
-    ))?;
-    let escaped = arm_and_trigger_release_agent(container, host_rootfs);
-    let removed = remove_private_hierarchy(container, &hierarchy);
+        ),
+    )?;
+    let escaped = arm_and_trigger_release_agent(container, by, host_rootfs);
+    let removed = remove_private_hierarchy(container, by, &hierarchy);
     escaped.and(removed)
 }
 
@@ -74,14 +89,15 @@ pub fn abuse_release_agent(container: &Container) -> anyhow::Result<()> {
 /// with its path, then unmounts it (it has no child cgroup, so the kernel destroys it).
 pub fn with_private_hierarchy<T>(
     container: &Container,
+    by: By,
     act: impl FnOnce(&str) -> T,
 ) -> anyhow::Result<T> {
     let hierarchy = format!("escdet{}", ids::random_hex(4));
-    container.exec_ok(&format!(
+    container.run(by, &format!(
         "mkdir -p {CGROUP_MOUNT} && mount -t cgroup -o none,name={hierarchy} cgroup {CGROUP_MOUNT}"
     ))?;
     let result = act(CGROUP_MOUNT);
-    container.exec_ok(&format!("umount {CGROUP_MOUNT}"))?;
+    container.run(by, &format!("umount {CGROUP_MOUNT}"))?;
     ensure!(
         eventually(Duration::from_secs(5), || !cgroup::hierarchy_exists(
             &hierarchy
@@ -95,27 +111,38 @@ pub fn with_private_hierarchy<T>(
 /// background) unless the child is still linked to it: rmdir returns before the kernel unlinks
 /// it, and a hierarchy unmounted with a child lingers, invisible, until it is mounted and
 /// unmounted again.
-fn remove_private_hierarchy(container: &Container, name: &str) -> anyhow::Result<()> {
-    container.exec_ok(&format!("rmdir {CGROUP_MOUNT}/x"))?;
+fn remove_private_hierarchy(container: &Container, by: By, name: &str) -> anyhow::Result<()> {
+    container.run(by, &format!("rmdir {CGROUP_MOUNT}/x"))?;
     for _ in 0..5 {
-        container.exec_ok(&format!("umount {CGROUP_MOUNT}"))?;
+        container.run(by, &format!("umount {CGROUP_MOUNT}"))?;
         if eventually(Duration::from_secs(1), || !cgroup::hierarchy_exists(name)) {
             return Ok(());
         }
-        container.exec_ok(&format!(
-            "mount -t cgroup -o none,name={name} cgroup {CGROUP_MOUNT}"
-        ))?;
+        container.run(
+            by,
+            &format!("mount -t cgroup -o none,name={name} cgroup {CGROUP_MOUNT}"),
+        )?;
     }
     bail!("the cgroup hierarchy {name} outlives its unmount")
 }
 
-fn arm_and_trigger_release_agent(container: &Container, host_rootfs: &str) -> anyhow::Result<()> {
-    container.exec_ok(&format!(
-        "echo 1 > {CGROUP_MOUNT}/x/notify_on_release \
+fn arm_and_trigger_release_agent(
+    container: &Container,
+    by: By,
+    host_rootfs: &str,
+) -> anyhow::Result<()> {
+    container.run(
+        by,
+        &format!(
+            "echo 1 > {CGROUP_MOUNT}/x/notify_on_release \
          && echo {host_rootfs}/{RELEASE_AGENT} > {CGROUP_MOUNT}/release_agent"
-    ))?;
+        ),
+    )?;
     // The shell joins x and exits, leaving x empty: that makes the kernel call the agent.
-    container.exec_ok(&format!("sh -c 'echo $$ > {CGROUP_MOUNT}/x/cgroup.procs'"))?;
+    container.run(
+        by,
+        &format!("sh -c 'echo $$ > {CGROUP_MOUNT}/x/cgroup.procs'"),
+    )?;
     let marker = container.rootfs_on_host().join(RELEASE_AGENT_MARKER);
     ensure!(
         eventually(Duration::from_secs(5), || marker.exists()),
@@ -129,13 +156,17 @@ fn arm_and_trigger_release_agent(container: &Container, host_rootfs: &str) -> an
 /// mounted at /mnt/hp, a path no rule matching "/proc/sys/..." strings would recognise.
 pub fn write_sysctl_through_second_procfs(
     container: &Container,
+    by: By,
     name: &str,
     value: &str,
 ) -> anyhow::Result<()> {
-    container.exec_ok(&format!(
-        "mkdir -p /mnt/hp && mount -t proc proc /mnt/hp \
+    container.run(
+        by,
+        &format!(
+            "mkdir -p /mnt/hp && mount -t proc proc /mnt/hp \
          && echo '{value}' > /mnt/hp/sys/{name}; status=$?; umount /mnt/hp; exit $status"
-    ))?;
+        ),
+    )?;
     expect_host_file(&Path::new("/proc/sys").join(name), value)
 }
 
@@ -153,14 +184,20 @@ pub fn direct_kernel_helper() -> &'static str {
 
 /// Writes `value` to `path` as the container sees it; `path` must be a kernel file that is the
 /// same file on the host (/proc/sys/..., /sys/...).
-pub fn write_kernel_file(container: &Container, path: &str, value: &str) -> anyhow::Result<()> {
-    container.exec_ok(&format!("echo '{value}' > {path}"))?;
+pub fn write_kernel_file(
+    container: &Container,
+    by: By,
+    path: &str,
+    value: &str,
+) -> anyhow::Result<()> {
+    container.run(by, &format!("echo '{value}' > {path}"))?;
     expect_host_file(Path::new(path), value)
 }
 
 /// Mounts a procfs at /mnt/p, checks it is there, and unmounts it.
-pub fn mount_procfs(container: &Container) -> anyhow::Result<()> {
-    container.exec_ok(
+pub fn mount_procfs(container: &Container, by: By) -> anyhow::Result<()> {
+    container.run(
+        by,
         "mkdir -p /mnt/p && mount -t proc proc /mnt/p && grep -q ' /mnt/p proc ' /proc/mounts; \
          status=$?; umount /mnt/p; exit $status",
     )?;
@@ -169,8 +206,8 @@ pub fn mount_procfs(container: &Container) -> anyhow::Result<()> {
 
 /// Mounts a procfs at /mnt/np with the new mount API (fsopen, fsconfig, fsmount,
 /// move_mount), which no rule watching mount(2) sees; checks it is there, and unmounts it.
-pub fn mount_procfs_with_new_api(container: &Container) -> anyhow::Result<()> {
-    container.exec_ok(&format!(
+pub fn mount_procfs_with_new_api(container: &Container, by: By) -> anyhow::Result<()> {
+    container.run(by, &format!(
         "mkdir -p /mnt/np && {ACT} fsmount proc /mnt/np && grep -q ' /mnt/np proc ' /proc/mounts; \
          status=$?; umount /mnt/np; exit $status"
     ))?;
@@ -179,15 +216,18 @@ pub fn mount_procfs_with_new_api(container: &Container) -> anyhow::Result<()> {
 
 /// Creates a node for `disk` as /dev/hostdisk and mounts it read-only at /mnt/host; checks that
 /// the mount is that disk and read-only, then unmounts.
-pub fn mount_host_disk(container: &Container, disk: &HostDisk) -> anyhow::Result<()> {
+pub fn mount_host_disk(container: &Container, by: By, disk: &HostDisk) -> anyhow::Result<()> {
     let device = disk.device();
-    let out = container.exec_ok(&format!(
-        "mknod /dev/hostdisk b {} {} && mkdir -p /mnt/host \
+    let out = container.run(
+        by,
+        &format!(
+            "mknod /dev/hostdisk b {} {} && mkdir -p /mnt/host \
          && mount -o ro /dev/hostdisk /mnt/host \
          && stat -c %d /mnt/host && grep ' /mnt/host ' /proc/mounts; \
          status=$?; umount /mnt/host; rm -f /dev/hostdisk; exit $status",
-        device.major, device.minor
-    ))?;
+            device.major, device.minor
+        ),
+    )?;
     let mut lines = out.lines();
     let mounted: u64 = lines.next().unwrap_or_default().parse()?;
     ensure!(
@@ -217,9 +257,14 @@ fn expect_host_file(path: &Path, value: &str) -> anyhow::Result<()> {
 
 /// Copies the module file `host_path` into the container and loads it there with `insmod`;
 /// checks the kernel then lists module `name`.
-pub fn load_module(container: &Container, host_path: &Path, name: &str) -> anyhow::Result<()> {
+pub fn load_module(
+    container: &Container,
+    by: By,
+    host_path: &Path,
+    name: &str,
+) -> anyhow::Result<()> {
     fs::copy(host_path, container.rootfs_on_host().join("module.ko"))?;
-    container.exec_ok("insmod /module.ko")?;
+    container.run(by, "insmod /module.ko")?;
     ensure!(
         crate::kernel_module::is_loaded(name),
         "insmod succeeded but the kernel does not list {name}"
@@ -228,25 +273,25 @@ pub fn load_module(container: &Container, host_path: &Path, name: &str) -> anyho
 }
 
 /// Creates a BPF map from the container: the first step of loading any BPF program.
-pub fn create_bpf_map(container: &Container) -> anyhow::Result<()> {
-    container.exec_ok(&format!("{ACT} bpf"))?;
+pub fn create_bpf_map(container: &Container, by: By) -> anyhow::Result<()> {
+    container.run(by, &format!("{ACT} bpf"))?;
     Ok(())
 }
 
 /// Attaches to `target` with ptrace from the container, waits for it to stop, and detaches.
-pub fn ptrace_attach(container: &Container, target: u32) -> anyhow::Result<()> {
-    container.exec_ok(&format!("{ACT} ptrace {target}"))?;
+pub fn ptrace_attach(container: &Container, by: By, target: u32) -> anyhow::Result<()> {
+    container.run(by, &format!("{ACT} ptrace {target}"))?;
     Ok(())
 }
 
 /// Reads `target`'s memory from the container with process_vm_readv.
-pub fn read_process_memory(container: &Container, target: u32) -> anyhow::Result<()> {
-    container.exec_ok(&format!("{ACT} vm-read {target}"))?;
+pub fn read_process_memory(container: &Container, by: By, target: u32) -> anyhow::Result<()> {
+    container.run(by, &format!("{ACT} vm-read {target}"))?;
     Ok(())
 }
 
 /// Connects to the unix socket at `path`, as the container names it.
-pub fn connect_unix_socket(container: &Container, path: &str) -> anyhow::Result<()> {
-    container.exec_ok(&format!("{ACT} connect {path}"))?;
+pub fn connect_unix_socket(container: &Container, by: By, path: &str) -> anyhow::Result<()> {
+    container.run(by, &format!("{ACT} connect {path}"))?;
     Ok(())
 }

@@ -1,11 +1,20 @@
 //! `bpf-from-container`: a container process uses the bpf() system call.
 
 use escape_detector_e2e::{
-    CgroupLayout, Container, Detector, Profile, exclusive, rootfs::ACT, scenario, technique,
+    By, CgroupLayout, Container, Detector, Profile, exclusive, rootfs::ACT, scenario, technique,
 };
 
 #[test]
-fn creating_a_bpf_map_is_reported() -> anyhow::Result<()> {
+fn creating_a_bpf_map_in_an_exec_session_is_reported() -> anyhow::Result<()> {
+    creating_a_bpf_map_is_reported(By::ExecSession)
+}
+
+#[test]
+fn creating_a_bpf_map_from_the_workload_is_reported() -> anyhow::Result<()> {
+    creating_a_bpf_map_is_reported(By::Workload)
+}
+
+fn creating_a_bpf_map_is_reported(by: By) -> anyhow::Result<()> {
     let _machine = exclusive();
     let detector = Detector::start(&[])?;
     let container = Container::start(Profile::Privileged, CgroupLayout::kubepods())?;
@@ -14,7 +23,8 @@ fn creating_a_bpf_map_is_reported() -> anyhow::Result<()> {
         "bpf-from-container",
         &container,
         Some("escape-act"),
-        || technique::create_bpf_map(&container),
+        by,
+        || technique::create_bpf_map(&container, by),
     )?;
     assert_eq!(alert["details"]["command"], "BPF_MAP_CREATE", "{alert:#}");
     assert_eq!(alert["details"]["syscall"], "bpf", "{alert:#}");

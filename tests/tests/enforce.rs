@@ -5,7 +5,7 @@
 use std::process::Output;
 
 use escape_detector_e2e::{
-    CgroupLayout, Container, Detector, KernelSetting, Profile, alert_matches, exclusive,
+    By, CgroupLayout, Container, Detector, KernelSetting, Profile, alert_matches, exclusive,
     kernel_module, scenario::ALERT_TIMEOUT, technique,
 };
 
@@ -72,7 +72,7 @@ fn a_core_pattern_write_is_stopped() -> anyhow::Result<()> {
 fn a_release_agent_write_is_stopped() -> anyhow::Result<()> {
     let _machine = exclusive();
     let (detector, container, action) = enforcing()?;
-    let act = technique::with_private_hierarchy(&container, |cg| {
+    let act = technique::with_private_hierarchy(&container, By::ExecSession, |cg| {
         container.exec(&format!(
             "echo /escdet-agent > {cg}/release_agent && sleep 5"
         ))

@@ -11,7 +11,7 @@ use std::{
 };
 
 use escape_detector_e2e::{
-    CgroupLayout, Container, HostDisk, HostProcess, KernelSetting, Profile, cgroup, exclusive,
+    By, CgroupLayout, Container, HostDisk, HostProcess, KernelSetting, Profile, cgroup, exclusive,
     mounts, rootfs, runc, technique,
 };
 
@@ -100,7 +100,7 @@ fn nsenter_from_a_host_pid_container_reaches_the_host_namespaces() -> anyhow::Re
     let _machine = exclusive();
     let target = HostProcess::sleep()?;
     let container = Container::start(Profile::HostPid, CgroupLayout::Docker)?;
-    technique::enter_host_namespaces(&container, &target)
+    technique::enter_host_namespaces(&container, By::ExecSession, &target)
 }
 
 #[test]
@@ -108,7 +108,7 @@ fn nsenter_from_a_default_container_fails() -> anyhow::Result<()> {
     let _machine = exclusive();
     let target = HostProcess::sleep()?;
     let container = Container::start(Profile::Default, CgroupLayout::kubepods())?;
-    assert!(technique::enter_host_namespaces(&container, &target).is_err());
+    assert!(technique::enter_host_namespaces(&container, By::ExecSession, &target).is_err());
     Ok(())
 }
 
@@ -116,7 +116,7 @@ fn nsenter_from_a_default_container_fails() -> anyhow::Result<()> {
 fn release_agent_runs_on_the_host_and_its_hierarchy_goes_away() -> anyhow::Result<()> {
     let _machine = exclusive();
     let container = Container::start(Profile::Privileged, CgroupLayout::Docker)?;
-    technique::abuse_release_agent(&container)?;
+    technique::abuse_release_agent(&container, By::Workload)?;
     assert_eq!(cgroup::stray_hierarchies(), Vec::<String>::new());
     Ok(())
 }
@@ -128,6 +128,7 @@ fn core_pattern_is_writable_through_a_second_procfs() -> anyhow::Result<()> {
     let container = Container::start(Profile::Privileged, CgroupLayout::Docker)?;
     technique::write_sysctl_through_second_procfs(
         &container,
+        By::Workload,
         "kernel/core_pattern",
         "|/tmp/escdet-harness-handler",
     )?;
@@ -140,7 +141,12 @@ fn a_kernel_helper_is_writable_directly() -> anyhow::Result<()> {
     let helper = technique::direct_kernel_helper();
     let setting = KernelSetting::save(helper)?;
     let container = Container::start(Profile::Privileged, CgroupLayout::Docker)?;
-    technique::write_kernel_file(&container, helper, "/tmp/escdet-harness-helper")?;
+    technique::write_kernel_file(
+        &container,
+        By::ExecSession,
+        helper,
+        "/tmp/escdet-harness-helper",
+    )?;
     setting.restore_now()
 }
 
@@ -149,8 +155,8 @@ fn a_privileged_container_mounts_procfs_and_a_host_disk() -> anyhow::Result<()> 
     let _machine = exclusive();
     let disk = HostDisk::attach()?;
     let container = Container::start(Profile::Privileged, CgroupLayout::Docker)?;
-    technique::mount_procfs(&container)?;
-    technique::mount_host_disk(&container, &disk)?;
+    technique::mount_procfs(&container, By::Workload)?;
+    technique::mount_host_disk(&container, By::ExecSession, &disk)?;
     eprintln!("host disk {} ({})", disk.path().display(), disk.device());
     assert_eq!(mounts::stray_mounts(), Vec::<String>::new());
     let attached = Path::new("/sys/block")

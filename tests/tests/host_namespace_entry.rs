@@ -1,13 +1,24 @@
 //! `host-namespace-entry`: a container process joins namespaces of the host.
 
 use escape_detector_e2e::{
-    CgroupLayout, Container, Detector, HostProcess, Profile, alert_matches, exclusive,
+    By, CgroupLayout, Container, Detector, HostProcess, Profile, alert_matches, exclusive,
     scenario::{self, SETTLE},
     technique,
 };
 
 #[test]
-fn nsenter_from_a_host_pid_container_into_host_namespaces_is_reported() -> anyhow::Result<()> {
+fn nsenter_from_an_exec_session_of_a_host_pid_container_is_reported() -> anyhow::Result<()> {
+    nsenter_from_a_host_pid_container_into_host_namespaces_is_reported(By::ExecSession)
+}
+
+#[test]
+fn nsenter_by_the_workload_of_a_host_pid_container_is_reported() -> anyhow::Result<()> {
+    nsenter_from_a_host_pid_container_into_host_namespaces_is_reported(By::Workload)
+}
+
+fn nsenter_from_a_host_pid_container_into_host_namespaces_is_reported(
+    by: By,
+) -> anyhow::Result<()> {
     let _machine = exclusive();
     let detector = Detector::start(&[])?;
     let host_process = HostProcess::sleep()?;
@@ -17,7 +28,8 @@ fn nsenter_from_a_host_pid_container_into_host_namespaces_is_reported() -> anyho
         "host-namespace-entry",
         &container,
         Some("nsenter"),
-        || technique::enter_host_namespaces(&container, &host_process),
+        by,
+        || technique::enter_host_namespaces(&container, by, &host_process),
     )?;
     Ok(())
 }
@@ -30,7 +42,7 @@ fn a_default_pod_container_cannot_enter_and_the_detector_carries_on() -> anyhow:
     let detector = Detector::start(&[])?;
     let host_process = HostProcess::sleep()?;
     let container = Container::start(Profile::Default, CgroupLayout::kubepods())?;
-    assert!(technique::enter_host_namespaces(&container, &host_process).is_err());
+    assert!(technique::enter_host_namespaces(&container, By::ExecSession, &host_process).is_err());
     detector.assert_no_alert(
         |a| alert_matches(a, "host-namespace-entry", container.id()),
         SETTLE,

@@ -3,7 +3,7 @@
 //! the test fails, and the test checks the restore explicitly.
 
 use escape_detector_e2e::{
-    CgroupLayout, Container, Detector, KernelSetting, Profile, exclusive, scenario, technique,
+    By, CgroupLayout, Container, Detector, KernelSetting, Profile, exclusive, scenario, technique,
 };
 
 const CORE_PATTERN: &str = "/proc/sys/kernel/core_pattern";
@@ -13,7 +13,18 @@ const HANDLER: &str = "|/tmp/escdet-handler";
 /// The detector knows the file by superblock and dentry names, so a procfs mounted elsewhere
 /// than /proc must not hide the write.
 #[test]
-fn core_pattern_written_through_a_second_procfs_is_reported() -> anyhow::Result<()> {
+fn core_pattern_written_through_a_second_procfs_in_an_exec_session_is_reported()
+-> anyhow::Result<()> {
+    core_pattern_written_through_a_second_procfs_is_reported(By::ExecSession)
+}
+
+#[test]
+fn core_pattern_written_through_a_second_procfs_by_the_workload_is_reported() -> anyhow::Result<()>
+{
+    core_pattern_written_through_a_second_procfs_is_reported(By::Workload)
+}
+
+fn core_pattern_written_through_a_second_procfs_is_reported(by: By) -> anyhow::Result<()> {
     let _machine = exclusive();
     let core_pattern = KernelSetting::save(CORE_PATTERN)?;
     let detector = Detector::start(&[])?;
@@ -23,9 +34,11 @@ fn core_pattern_written_through_a_second_procfs_is_reported() -> anyhow::Result<
         "kernel-helper-hijack",
         &container,
         Some("sh"),
+        by,
         || {
             technique::write_sysctl_through_second_procfs(
                 &container,
+                by,
                 "kernel/core_pattern",
                 HANDLER,
             )
@@ -47,7 +60,15 @@ fn a_kernel_helper_written_directly_is_reported() -> anyhow::Result<()> {
         "kernel-helper-hijack",
         &container,
         Some("sh"),
-        || technique::write_kernel_file(&container, helper_path, "/tmp/escdet-helper"),
+        By::ExecSession,
+        || {
+            technique::write_kernel_file(
+                &container,
+                By::ExecSession,
+                helper_path,
+                "/tmp/escdet-helper",
+            )
+        },
     )?;
     helper.restore_now()
 }

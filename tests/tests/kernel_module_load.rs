@@ -2,13 +2,23 @@
 //! namespace.
 
 use escape_detector_e2e::{
-    CgroupLayout, Container, Detector, Profile, exclusive, kernel_module, scenario, technique,
+    By, CgroupLayout, Container, Detector, Profile, exclusive, kernel_module, scenario, technique,
 };
 
 use kernel_module::{DUMMY as MODULE, DUMMY_FILE as MODULE_FILE};
 
 #[test]
-fn a_module_loaded_from_a_privileged_container_is_reported() -> anyhow::Result<()> {
+fn a_module_loaded_in_an_exec_session_of_a_privileged_container_is_reported() -> anyhow::Result<()>
+{
+    a_module_loaded_from_a_privileged_container_is_reported(By::ExecSession)
+}
+
+#[test]
+fn a_module_loaded_by_a_privileged_container_workload_is_reported() -> anyhow::Result<()> {
+    a_module_loaded_from_a_privileged_container_is_reported(By::Workload)
+}
+
+fn a_module_loaded_from_a_privileged_container_is_reported(by: By) -> anyhow::Result<()> {
     let _machine = exclusive();
     let detector = Detector::start(&[])?;
     if !kernel_module::supported() {
@@ -25,12 +35,18 @@ fn a_module_loaded_from_a_privileged_container_is_reported() -> anyhow::Result<(
     let module = kernel_module::file(MODULE_FILE)?;
     let _unload = kernel_module::UnloadOnDrop::new(MODULE)?;
     let container = Container::start(Profile::Privileged, CgroupLayout::Docker)?;
-    // busybox's shell runs a lone `insmod` in its own process, so the process is `sh -c insmod`.
-    let alert = scenario::expect_alert(&detector, "kernel-module-load", &container, None, || {
-        technique::load_module(&container, &module, MODULE)
-    })?;
+    // busybox's shell runs a lone `insmod` in its own process, so an exec session's process is
+    // `sh -c insmod`; the workload's subshell runs it as a child.
+    let alert = scenario::expect_alert(
+        &detector,
+        "kernel-module-load",
+        &container,
+        None,
+        by,
+        || technique::load_module(&container, by, &module, MODULE),
+    )?;
     let args = alert["process"]["args"].to_string();
-    assert!(args.contains("insmod /module.ko"), "process args {args}");
+    assert!(args.contains("insmod"), "process args {args}");
     assert_eq!(alert["action"], "alert");
     Ok(())
 }

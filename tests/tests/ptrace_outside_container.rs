@@ -1,7 +1,7 @@
 //! `ptrace-outside-container`: a container process reaches into the memory of a host process.
 
 use escape_detector_e2e::{
-    CgroupLayout, Container, Detector, HostProcess, Profile,
+    By, CgroupLayout, Container, Detector, HostProcess, Profile,
     alert::{self, alert_matches},
     exclusive,
     rootfs::ACT,
@@ -10,7 +10,17 @@ use escape_detector_e2e::{
 };
 
 #[test]
-fn ptrace_and_memory_reads_of_a_host_process_are_reported() -> anyhow::Result<()> {
+fn ptrace_and_memory_reads_of_a_host_process_by_an_exec_session_are_reported() -> anyhow::Result<()>
+{
+    ptrace_and_memory_reads_of_a_host_process_are_reported(By::ExecSession)
+}
+
+#[test]
+fn ptrace_and_memory_reads_of_a_host_process_by_the_workload_are_reported() -> anyhow::Result<()> {
+    ptrace_and_memory_reads_of_a_host_process_are_reported(By::Workload)
+}
+
+fn ptrace_and_memory_reads_of_a_host_process_are_reported(by: By) -> anyhow::Result<()> {
     let _machine = exclusive();
     let target = HostProcess::sleep()?;
     let detector = Detector::start(&[])?;
@@ -21,7 +31,8 @@ fn ptrace_and_memory_reads_of_a_host_process_are_reported() -> anyhow::Result<()
         "ptrace-outside-container",
         &container,
         Some("escape-act"),
-        || technique::ptrace_attach(&container, target.pid()),
+        by,
+        || technique::ptrace_attach(&container, by, target.pid()),
     )?;
     assert_eq!(attach["details"]["target_pid"], target.pid(), "{attach:#}");
     assert_eq!(attach["details"]["target_comm"], "sleep", "{attach:#}");
@@ -30,7 +41,7 @@ fn ptrace_and_memory_reads_of_a_host_process_are_reported() -> anyhow::Result<()
         "{attach:#}"
     );
 
-    technique::read_process_memory(&container, target.pid())?;
+    technique::read_process_memory(&container, by, target.pid())?;
     let read = detector.wait_for_alert(
         "ptrace-outside-container alert for escape-act vm-read",
         |a| {

@@ -4,8 +4,8 @@
 use std::{os::unix::net::UnixListener, path::Path};
 
 use escape_detector_e2e::{
-    CgroupLayout, Container, Detector, Profile, alert_matches, exclusive, ids, scenario, technique,
-    temp_dir::TempDir,
+    By, CgroupLayout, Container, Detector, Profile, alert_matches, exclusive, ids, scenario,
+    technique, temp_dir::TempDir,
 };
 
 /// Binds a listening socket at `dir/name`.
@@ -14,7 +14,18 @@ fn listen(dir: &Path, name: &str) -> anyhow::Result<UnixListener> {
 }
 
 #[test]
-fn connecting_to_a_watched_socket_under_another_name_is_reported() -> anyhow::Result<()> {
+fn an_exec_session_connecting_to_a_watched_socket_under_another_name_is_reported()
+-> anyhow::Result<()> {
+    connecting_to_a_watched_socket_under_another_name_is_reported(By::ExecSession)
+}
+
+#[test]
+fn the_workload_connecting_to_a_watched_socket_under_another_name_is_reported() -> anyhow::Result<()>
+{
+    connecting_to_a_watched_socket_under_another_name_is_reported(By::Workload)
+}
+
+fn connecting_to_a_watched_socket_under_another_name_is_reported(by: By) -> anyhow::Result<()> {
     let _machine = exclusive();
     let dir = TempDir::new("runtime-socket")?;
     // The watched socket has a name no path rule knows; the unwatched one looks like docker's.
@@ -38,13 +49,14 @@ fn connecting_to_a_watched_socket_under_another_name_is_reported() -> anyhow::Re
             dir.path().display()
         )
     };
-    technique::connect_unix_socket(&container, &via_proc("docker.sock"))?;
+    technique::connect_unix_socket(&container, by, &via_proc("docker.sock"))?;
     let alert = scenario::expect_alert(
         &detector,
         "runtime-socket-access",
         &container,
         Some("escape-act"),
-        || technique::connect_unix_socket(&container, &via_proc(&watched_name)),
+        by,
+        || technique::connect_unix_socket(&container, by, &via_proc(&watched_name)),
     )?;
     assert_eq!(
         alert["details"]["socket"],

@@ -1,11 +1,20 @@
 //! `sensitive-mount`: a container process mounts a kernel filesystem or a block device.
 
 use escape_detector_e2e::{
-    CgroupLayout, Container, Detector, HostDisk, Profile, exclusive, scenario, technique,
+    By, CgroupLayout, Container, Detector, HostDisk, Profile, exclusive, scenario, technique,
 };
 
 #[test]
-fn a_procfs_mount_is_reported() -> anyhow::Result<()> {
+fn a_procfs_mount_in_an_exec_session_is_reported() -> anyhow::Result<()> {
+    a_procfs_mount_is_reported(By::ExecSession)
+}
+
+#[test]
+fn a_procfs_mount_by_the_workload_is_reported() -> anyhow::Result<()> {
+    a_procfs_mount_is_reported(By::Workload)
+}
+
+fn a_procfs_mount_is_reported(by: By) -> anyhow::Result<()> {
     let _machine = exclusive();
     let detector = Detector::start(&[])?;
     let container = Container::start(Profile::Privileged, CgroupLayout::Docker)?;
@@ -14,7 +23,8 @@ fn a_procfs_mount_is_reported() -> anyhow::Result<()> {
         "sensitive-mount",
         &container,
         Some("mount"),
-        || technique::mount_procfs(&container),
+        by,
+        || technique::mount_procfs(&container, by),
     )?;
     Ok(())
 }
@@ -29,7 +39,8 @@ fn a_procfs_made_with_the_new_mount_api_is_reported() -> anyhow::Result<()> {
         "sensitive-mount",
         &container,
         Some("escape-act"),
-        || technique::mount_procfs_with_new_api(&container),
+        By::ExecSession,
+        || technique::mount_procfs_with_new_api(&container, By::ExecSession),
     )?;
     assert_eq!(alert["details"]["fstype"], "proc", "{alert:#}");
     Ok(())
@@ -46,7 +57,8 @@ fn a_host_block_device_mount_is_reported_with_the_device() -> anyhow::Result<()>
         "sensitive-mount",
         &container,
         Some("mount"),
-        || technique::mount_host_disk(&container, &disk),
+        By::ExecSession,
+        || technique::mount_host_disk(&container, By::ExecSession, &disk),
     )?;
     let details = alert["details"].to_string();
     assert!(
