@@ -48,16 +48,33 @@ impl Namespaces {
     /// Bits of the namespaces where `self` equals `host` and `before` did not.
     pub fn entered(&self, before: &Namespaces, host: &Namespaces) -> u32 {
         let (now, was, host) = (self.as_array(), before.as_array(), host.as_array());
-        let mut mask = 0;
+        (0..8)
+            .filter(|&i| enters(now[i], was[i], host[i]))
+            .fold(0, |mask, i| mask | 1 << i)
+    }
+
+    /// Whether any namespace is the host's now and was not `before`: [`Namespaces::entered`]
+    /// without building the mask. The kernel asks this: a mask built by eight branches makes
+    /// the verifier walk each of its 256 values (68,000 instructions on 6.18, past the patience
+    /// of older verifiers), where an early return walks eight paths.
+    #[inline(always)]
+    pub fn entered_any(&self, before: &Namespaces, host: &Namespaces) -> bool {
+        let (now, was, host) = (self.as_array(), before.as_array(), host.as_array());
         let mut i = 0;
         while i < 8 {
-            if host[i] != 0 && now[i] == host[i] && was[i] != host[i] {
-                mask |= 1 << i;
+            if enters(now[i], was[i], host[i]) {
+                return true;
             }
             i += 1;
         }
-        mask
+        false
     }
+}
+
+/// A namespace the host reference could not be read for (0) is never matched.
+#[inline(always)]
+const fn enters(now: u32, was: u32, host: u32) -> bool {
+    host != 0 && now == host && was != host
 }
 
 /// Byte offsets of the kernel struct fields the programs read, taken from the running kernel's

@@ -250,17 +250,15 @@ pub mod syscall {
     }
 }
 
-/// A container task's namespaces changed and at least one became the host's.
+/// A container task's namespaces changed and at least one became the host's (which ones, the
+/// agent works out from `before`, `after` and the host's).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct NamespaceEvent {
     pub header: Header,
     pub syscall: u32,
-    /// The `nstype` argument of `setns`.
+    /// The `nstype` argument of `setns`; 0 where the kernel's own switch is watched.
     pub nstype: u32,
-    /// `ns_bit` mask of the namespaces that became the host's.
-    pub entered: u32,
-    pub _pad: u32,
     pub before: Namespaces,
     pub after: Namespaces,
 }

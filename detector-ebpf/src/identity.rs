@@ -24,7 +24,7 @@ use detector_common::{
 use crate::{
     config::{agent_tgid, identity_subsys, offset},
     emit::{count_loss, current_ids, header},
-    kread::{field, pointer},
+    kread::read_or_zero,
     maps::{CONTAINER_CGROUPS, CONTAINER_TASKS},
     task,
 };
@@ -50,32 +50,33 @@ const fn made(flags: u32, cgroup_id: u64) -> Identity {
     }
 }
 
-/// The id of a `struct cgroup` (its kernfs node id, the inode number of its directory).
+/// The id of a `struct cgroup` (its kernfs node id, the inode number of its directory); zero
+/// when unknown. Branch-free, like every read on the identity check's path (see
+/// `read_or_zero`): the check runs in every program.
 #[inline(always)]
 pub fn cgroup_id(cgroup: *const u8) -> u64 {
-    pointer(cgroup, offset!(cgroup_kn))
-        .and_then(|kn| field::<u64>(kn, offset!(kernfs_node_id)))
-        .unwrap_or(0)
+    read_or_zero(
+        read_or_zero::<*const u8>(cgroup, offset!(cgroup_kn)),
+        offset!(kernfs_node_id),
+    )
 }
 
 /// The task's cgroup in the identity hierarchy: `css_set.dfl_cgrp` for the unified hierarchy,
 /// else the cgroup of one of the v1 hierarchy's controllers.
 #[inline(always)]
 pub fn cgroup_of(task: *const u8) -> u64 {
-    let Some(css_set) = pointer(task, offset!(task_cgroups)) else {
-        return 0;
-    };
+    let css_set = read_or_zero::<*const u8>(task, offset!(task_cgroups));
     let subsys = identity_subsys();
+    // Both tests fold: the configuration is read-only.
     let cgroup = if subsys == FIELD_MISSING {
-        pointer(css_set, offset!(css_set_dfl_cgrp))
+        read_or_zero::<*const u8>(css_set, offset!(css_set_dfl_cgrp))
+    } else if offset!(css_set_subsys) == FIELD_MISSING {
+        core::ptr::null()
     } else {
-        let array = offset!(css_set_subsys);
-        if array == FIELD_MISSING {
-            return 0;
-        }
-        pointer(css_set, array + subsys * 8).and_then(|css| pointer(css, offset!(css_cgroup)))
+        let css = read_or_zero::<*const u8>(css_set, offset!(css_set_subsys) + subsys * 8);
+        read_or_zero(css, offset!(css_cgroup))
     };
-    cgroup.map(cgroup_id).unwrap_or(0)
+    cgroup_id(cgroup)
 }
 
 /// The current task's cgroup in the identity hierarchy; one helper call for the unified one.
@@ -92,9 +93,8 @@ fn current_cgroup() -> u64 {
 /// `start_time` of the task's thread-group leader; an exec from another thread keeps it.
 #[inline(always)]
 pub fn leader_start(task: *const u8) -> u64 {
-    pointer(task, offset!(task_group_leader))
-        .and_then(|leader| field::<u64>(leader, offset!(task_start_time)))
-        .unwrap_or(0)
+    let leader = read_or_zero::<*const u8>(task, offset!(task_group_leader));
+    read_or_zero(leader, offset!(task_start_time))
 }
 
 /// The mark of process `tgid` when it is the marked process itself, not a later one that got

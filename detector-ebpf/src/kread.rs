@@ -17,6 +17,29 @@ pub fn field<T>(base: *const u8, off: u32) -> Option<T> {
     unsafe { bpf_probe_read_kernel(base.wrapping_add(off as usize).cast::<T>()) }.ok()
 }
 
+/// The `T` at `base + off`, or zero when it cannot be read (a field this kernel lacks, a null
+/// base, a bad address), without a branch on the outcome: the helper zero-fills its destination
+/// when it fails. Chains of these (a pointer, then a field behind it) keep the verifier's
+/// paths few, where an `Option` per read doubles them. `T` must be valid when all zero.
+#[inline(always)]
+pub fn read_or_zero<T: Copy>(base: *const u8, off: u32) -> T {
+    let mut value = core::mem::MaybeUninit::<T>::zeroed();
+    // The offsets live in read-only, frozen configuration: the verifier folds this test.
+    if off != FIELD_MISSING {
+        // SAFETY: the destination is ours and as large as the size passed; the helper
+        // validates the source and zero-fills the destination when it cannot read it.
+        unsafe {
+            generated::bpf_probe_read_kernel(
+                value.as_mut_ptr().cast(),
+                core::mem::size_of::<T>() as u32,
+                base.wrapping_add(off as usize).cast(),
+            )
+        };
+    }
+    // SAFETY: zero-initialised and, when the read succeeded, overwritten with a `T`.
+    unsafe { value.assume_init() }
+}
+
 /// The non-null pointer at `base + off`.
 #[inline(always)]
 pub fn pointer(base: *const u8, off: u32) -> Option<*const u8> {

@@ -58,14 +58,13 @@ pub fn on_switch_task_namespaces(ctx: &FEntryContext) {
     };
     let current = task::current();
     let before = task::namespaces(current);
-    let after = task::namespaces_with(current, Some(new));
+    let after = task::namespaces_with(current, new);
     report(&actor, 0, &before, &after);
 }
 
 #[inline(always)]
 fn report(actor: &Actor, nstype: u32, before: &Namespaces, after: &Namespaces) {
-    let entered = after.entered(before, &host_ns());
-    if entered == 0 {
+    if !after.entered_any(before, &host_ns()) {
         return;
     }
     let Some(mut entry) = reserve::<NamespaceEvent>(EventKind::Namespace) else {
@@ -75,8 +74,6 @@ fn report(actor: &Actor, nstype: u32, before: &Namespaces, after: &Namespaces) {
         header: actor.header(EventKind::Namespace),
         syscall: syscall::SETNS,
         nstype,
-        entered,
-        _pad: 0,
         before: *before,
         after: *after,
     });

@@ -5,7 +5,7 @@ use detector_common::{FIELD_MISSING, Namespaces};
 
 use crate::{
     config::offset,
-    kread::{field, pointer},
+    kread::{field, pointer, read_or_zero},
 };
 
 #[inline(always)]
@@ -14,55 +14,52 @@ pub fn current() -> *const u8 {
     unsafe { bpf_get_current_task() as *const u8 }
 }
 
-/// The inode number of the namespace that `holder.<ns_ptr_off>` points to.
+/// The inode number of the namespace that `holder.<ns_ptr_off>` points to; zero when
+/// unknown. Branch-free (see [`read_or_zero`]): a task's namespaces are read on hot paths and
+/// twice in some programs.
 #[inline(always)]
 fn ns_inum(holder: *const u8, ns_ptr_off: u32, inum_off: u32) -> u32 {
-    pointer(holder, ns_ptr_off)
-        .and_then(|ns| field::<u32>(ns, inum_off))
-        .unwrap_or(0)
+    read_or_zero(read_or_zero::<*const u8>(holder, ns_ptr_off), inum_off)
 }
 
 /// The inode number of the task's mount namespace; zero when unknown.
 #[inline(always)]
 pub fn mnt_ns(task: *const u8) -> u32 {
-    pointer(task, offset!(task_nsproxy))
-        .map(|nsproxy| ns_inum(nsproxy, offset!(nsproxy_mnt_ns), offset!(mnt_ns_inum)))
-        .unwrap_or(0)
+    let nsproxy = read_or_zero::<*const u8>(task, offset!(task_nsproxy));
+    ns_inum(nsproxy, offset!(nsproxy_mnt_ns), offset!(mnt_ns_inum))
 }
 
 /// All namespaces of `task`; zero where unknown (an exiting task has no nsproxy).
 #[inline(always)]
 pub fn namespaces(task: *const u8) -> Namespaces {
-    namespaces_with(task, pointer(task, offset!(task_nsproxy)))
+    namespaces_with(task, read_or_zero(task, offset!(task_nsproxy)))
 }
 
 /// The namespaces `task` has with `nsproxy` (its own, or one it is switching to): the user
 /// namespace is its credentials', the others the nsproxy's.
 #[inline(always)]
-pub fn namespaces_with(task: *const u8, nsproxy: Option<*const u8>) -> Namespaces {
-    let mut ns = Namespaces::default();
-    if let Some(nsproxy) = nsproxy {
-        ns.mnt = ns_inum(nsproxy, offset!(nsproxy_mnt_ns), offset!(mnt_ns_inum));
-        ns.pid_for_children = ns_inum(
+pub fn namespaces_with(task: *const u8, nsproxy: *const u8) -> Namespaces {
+    let cred = read_or_zero::<*const u8>(task, offset!(task_cred));
+    Namespaces {
+        mnt: ns_inum(nsproxy, offset!(nsproxy_mnt_ns), offset!(mnt_ns_inum)),
+        pid_for_children: ns_inum(
             nsproxy,
             offset!(nsproxy_pid_ns_for_children),
             offset!(pid_ns_inum),
-        );
-        ns.net = ns_inum(nsproxy, offset!(nsproxy_net_ns), offset!(net_ns_inum));
-        ns.ipc = ns_inum(nsproxy, offset!(nsproxy_ipc_ns), offset!(ipc_ns_inum));
-        ns.uts = ns_inum(nsproxy, offset!(nsproxy_uts_ns), offset!(uts_ns_inum));
-        ns.cgroup = ns_inum(nsproxy, offset!(nsproxy_cgroup_ns), offset!(cgroup_ns_inum));
-        ns.time = ns_inum(nsproxy, offset!(nsproxy_time_ns), offset!(time_ns_inum));
+        ),
+        net: ns_inum(nsproxy, offset!(nsproxy_net_ns), offset!(net_ns_inum)),
+        ipc: ns_inum(nsproxy, offset!(nsproxy_ipc_ns), offset!(ipc_ns_inum)),
+        uts: ns_inum(nsproxy, offset!(nsproxy_uts_ns), offset!(uts_ns_inum)),
+        cgroup: ns_inum(nsproxy, offset!(nsproxy_cgroup_ns), offset!(cgroup_ns_inum)),
+        user: ns_inum(cred, offset!(cred_user_ns), offset!(user_ns_inum)),
+        time: ns_inum(nsproxy, offset!(nsproxy_time_ns), offset!(time_ns_inum)),
     }
-    if let Some(cred) = pointer(task, offset!(task_cred)) {
-        ns.user = ns_inum(cred, offset!(cred_user_ns), offset!(user_ns_inum));
-    }
-    ns
 }
 
 /// True when no thread of the task's group is left: `signal->live` reached zero, which
 /// `do_exit` decrements before the exit tracepoint runs. The leader's own exit (it may end
-/// with `exit(2)` while its threads go on) does not end the process.
+/// with `exit(2)` while its threads go on) does not end the process. An unreadable count is
+/// not taken for zero.
 #[inline(always)]
 pub fn group_dead(task: *const u8) -> bool {
     pointer(task, offset!(task_signal))

@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use detector_common::{Header, NamespaceEvent, user::Event};
+use detector_common::{Header, NamespaceEvent, Namespaces, user::Event};
 
 use crate::{
     alert::{Action, Alert, ContainerInfo, ProcessInfo, timestamp},
@@ -32,6 +32,8 @@ const NAMESPACE_MERGE_WINDOW: Duration = Duration::from_millis(50);
 
 pub struct PipelineSettings {
     pub hostname: String,
+    /// The host's namespaces (the host reference process's), as the kernel programs know them.
+    pub host_ns: Namespaces,
     pub enforce: bool,
     pub disabled_rules: HashSet<String>,
 }
@@ -122,7 +124,8 @@ impl Pipeline {
     /// Classifies the cgroups that exist (the kernel records those made from now on), so the
     /// kernel filters by the same identity as the agent.
     pub fn load_cgroups(&mut self) {
-        self.cgroups.load_existing();
+        let (walked, containers) = self.cgroups.load_existing();
+        log::info!("{walked} cgroups found, {containers} of them containers'");
     }
 
     /// Seeds the process table with the container processes /proc shows.
@@ -233,7 +236,7 @@ impl Pipeline {
             .iter_mut()
             .find(|h| h.event.header.tid == e.header.tid)
         {
-            held.event.entered |= e.entered;
+            // The first call's `before` and the last one's `after` span every namespace joined.
             held.event.after = e.after;
             return;
         }
@@ -407,6 +410,7 @@ impl Pipeline {
             container_id: who.container_id,
             filesystems: &self.filesystems,
             sockets: &self.sockets,
+            host_ns: &self.settings.host_ns,
             target,
         };
         let finding = rules::evaluate(event, &subject)?;
@@ -486,6 +490,7 @@ mod tests {
     use crate::{
         kernel::container_cgroups::ContainerCgroups,
         outputs::Output,
+        rules::test_support::HOST_NS,
         state::{identity_hierarchy::IdentityHierarchy, process::Process},
     };
     use detector_common::{
@@ -550,6 +555,7 @@ mod tests {
                 outputs,
                 PipelineSettings {
                     hostname: "node-1".into(),
+                    host_ns: HOST_NS,
                     enforce: false,
                     disabled_rules: disabled.iter().map(|r| r.to_string()).collect(),
                 },
@@ -612,15 +618,36 @@ mod tests {
         Event::Exec(e)
     }
 
-    fn setns(pid: u32, entered: u32) -> Event {
+    /// One `setns` call that left the namespaces of `joined` (ns_bit mask) the host's, after
+    /// `before` had those of `already`.
+    fn setns(pid: u32, already: u32, joined: u32) -> Event {
+        let state = |mask: u32| {
+            let mut ns = Namespaces::default().as_array();
+            for (bit, (inum, host)) in ns.iter_mut().zip(HOST_NS.as_array()).enumerate() {
+                *inum = if mask & 1 << bit != 0 {
+                    host
+                } else {
+                    host + 1000
+                };
+            }
+            let [mnt, pid_for_children, net, ipc, uts, cgroup, user, time] = ns;
+            Namespaces {
+                mnt,
+                pid_for_children,
+                net,
+                ipc,
+                uts,
+                cgroup,
+                user,
+                time,
+            }
+        };
         Event::Namespace(NamespaceEvent {
             header: header(EventKind::Namespace, pid),
             syscall: syscall::SETNS,
             nstype: 0,
-            entered,
-            _pad: 0,
-            before: Namespaces::default(),
-            after: Namespaces::default(),
+            before: state(already),
+            after: state(already | joined),
         })
     }
 
@@ -638,8 +665,8 @@ mod tests {
         for event in [
             Event::Fork(fork),
             exec(NSENTER, "nsenter"),
-            setns(NSENTER, ns_bit::MNT),
-            setns(NSENTER, ns_bit::NET),
+            setns(NSENTER, 0, ns_bit::MNT),
+            setns(NSENTER, ns_bit::MNT, ns_bit::NET),
             exec(NSENTER, "sh"),
         ] {
             h.pipeline.handle(&event, t0);
@@ -669,8 +696,8 @@ mod tests {
     fn host_processes_and_disabled_rules_are_silent() {
         let mut h = Harness::new("silent", &["host-namespace-entry"]);
         let t0 = Instant::now();
-        h.pipeline.handle(&setns(HOST, ns_bit::MNT), t0);
-        h.pipeline.handle(&setns(SH, ns_bit::MNT), t0);
+        h.pipeline.handle(&setns(HOST, 0, ns_bit::MNT), t0);
+        h.pipeline.handle(&setns(SH, 0, ns_bit::MNT), t0);
         h.pipeline.flush();
         assert!(h.alerts().is_empty());
     }

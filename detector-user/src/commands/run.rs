@@ -13,7 +13,7 @@ use aya::{
     Ebpf,
     maps::{HashMap, PerCpuArray, RingBuf},
 };
-use detector_common::{Config, FIELD_MISSING, user::Event};
+use detector_common::{Config, FIELD_MISSING, Namespaces, user::Event};
 use tokio::{
     signal::unix::{SignalKind, signal},
     sync::mpsc,
@@ -139,9 +139,12 @@ fn identity_hierarchy(settings: &Settings) -> anyhow::Result<IdentityHierarchy> 
     Ok(hierarchy)
 }
 
-/// The kernel object with its configuration: offsets from BTF, the host's namespaces, our pid,
-/// the identity hierarchy.
-fn load_kernel_object(settings: &Settings, hierarchy: &IdentityHierarchy) -> anyhow::Result<Ebpf> {
+/// The kernel object with its configuration (offsets from BTF, the host's namespaces, our pid,
+/// the identity hierarchy), and the host's namespaces.
+fn load_kernel_object(
+    settings: &Settings,
+    hierarchy: &IdentityHierarchy,
+) -> anyhow::Result<(Ebpf, Namespaces)> {
     let btf = Btf::from_sys_fs().context("reading the kernel's BTF")?;
     let resolved = offsets::resolve(&btf);
     for missing in &resolved.missing {
@@ -177,7 +180,10 @@ fn load_kernel_object(settings: &Settings, hierarchy: &IdentityHierarchy) -> any
         identity_subsys,
         offsets: resolved.offsets,
     };
-    loader::load(&config, settings.ring_buffer_bytes)
+    Ok((
+        loader::load(&config, settings.ring_buffer_bytes)?,
+        host.namespaces,
+    ))
 }
 
 /// An enumerator the programs compare with, from BTF; never matching when absent.
@@ -266,7 +272,7 @@ async fn daemon(settings: Settings, outputs: Vec<Output>) -> anyhow::Result<()> 
         .with_context(|| format!("listening on {}", settings.metrics_addr))?;
 
     let hierarchy = identity_hierarchy(&settings)?;
-    let mut ebpf = load_kernel_object(&settings, &hierarchy)?;
+    let (mut ebpf, host_ns) = load_kernel_object(&settings, &hierarchy)?;
     let ring = RingBuf::try_from(take_map(&mut ebpf, "EVENTS")?)?;
     let loss = Arc::new(Mutex::new(LossCounters::new(PerCpuArray::try_from(
         take_map(&mut ebpf, "LOST")?,
@@ -320,6 +326,7 @@ async fn daemon(settings: Settings, outputs: Vec<Output>) -> anyhow::Result<()> 
         Outputs::new(outputs, &metrics),
         PipelineSettings {
             hostname: hostname(&settings),
+            host_ns,
             enforce: settings.enforce,
             disabled_rules: settings
                 .disabled_rules

@@ -4,7 +4,7 @@
 
 use aya::{
     Btf, Ebpf,
-    programs::{FEntry, FExit, Lsm, Program, RawTracePoint, TracePoint},
+    programs::{FEntry, FExit, Lsm, Program, ProgramError, ProgramInfo, RawTracePoint, TracePoint},
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -379,30 +379,43 @@ fn attach(ebpf: &mut Ebpf, btf: Option<&Btf>, probe: &Probe) -> anyhow::Result<(
         Hook::RawTracepoint(name) => {
             let p: &mut RawTracePoint = program.try_into()?;
             p.load()?;
+            log_verified(probe, p.info());
             p.attach(name)?;
         }
         Hook::Tracepoint(category, name) => {
             let p: &mut TracePoint = program.try_into()?;
             p.load()?;
+            log_verified(probe, p.info());
             p.attach(category, name)?;
         }
         Hook::Lsm(hook) => {
             let p: &mut Lsm = program.try_into()?;
             p.load(hook, need_btf(btf)?)?;
+            log_verified(probe, p.info());
             p.attach()?;
         }
         Hook::FEntry(function) => {
             let p: &mut FEntry = program.try_into()?;
             p.load(function, need_btf(btf)?)?;
+            log_verified(probe, p.info());
             p.attach()?;
         }
         Hook::FExit(function) => {
             let p: &mut FExit = program.try_into()?;
             p.load(function, need_btf(btf)?)?;
+            log_verified(probe, p.info());
             p.attach()?;
         }
     }
     Ok(())
+}
+
+/// The verifier's work on a loaded program: what grows when a change makes older kernels'
+/// verifiers slow.
+fn log_verified(probe: &Probe, info: Result<ProgramInfo, ProgramError>) {
+    if let Some(count) = info.ok().and_then(|i| i.verified_instruction_count()) {
+        log::debug!("{}: {count} instructions verified", probe.program);
+    }
 }
 
 fn need_btf(btf: Option<&Btf>) -> anyhow::Result<&Btf> {

@@ -11,7 +11,7 @@ mod process_access;
 mod runtime_socket;
 mod sensitive_mount;
 
-use detector_common::user::Event;
+use detector_common::{Namespaces, user::Event};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -64,6 +64,8 @@ pub struct Subject<'a> {
     pub container_id: &'a str,
     pub filesystems: &'a Filesystems,
     pub sockets: &'a RuntimeSockets,
+    /// The host's namespaces (the host reference process's).
+    pub host_ns: &'a Namespaces,
     /// The process the act was aimed at, for acts that have one (ptrace).
     pub target: Option<Target>,
 }
@@ -152,8 +154,26 @@ pub(crate) mod test_support {
             container_id: "3f2a5c6d7e8f90123456789abcdef0123456789abcdef0123456789abcdef012",
             filesystems,
             sockets: NO_SOCKETS.get_or_init(|| RuntimeSockets::with_known(&[])),
+            host_ns: &HOST_NS,
             target: None,
         }
+    }
+
+    /// The host's namespaces in rule tests.
+    pub const HOST_NS: Namespaces = Namespaces {
+        mnt: 4026531832,
+        pid_for_children: 4026531836,
+        net: 4026531840,
+        ipc: 4026531839,
+        uts: 4026531838,
+        cgroup: 4026531835,
+        user: 4026531837,
+        time: 4026531834,
+    };
+
+    #[test]
+    fn host_ns_is_nonzero() {
+        assert!(HOST_NS.as_array().iter().all(|&inum| inum != 0));
     }
 
     pub fn buf<const N: usize>(s: &str) -> [u8; N] {

@@ -34,7 +34,7 @@ fn inodes(ns: &Namespaces) -> serde_json::Value {
 }
 
 pub fn host_namespace_entry(e: &NamespaceEvent, subject: &Subject) -> Option<Finding> {
-    let entered = names(e.entered);
+    let entered = names(e.after.entered(&e.before, subject.host_ns));
     if entered.is_empty() {
         return None;
     }
@@ -62,10 +62,21 @@ pub fn host_namespace_entry(e: &NamespaceEvent, subject: &Subject) -> Option<Fin
 mod tests {
     use super::*;
     use crate::{
-        rules::test_support::{header, subject},
+        rules::test_support::{HOST_NS, header, subject},
         state::filesystems::Filesystems,
     };
-    use detector_common::{EventKind, ns_bit};
+    use detector_common::EventKind;
+
+    const CONTAINER_NS: Namespaces = Namespaces {
+        mnt: 11,
+        pid_for_children: 12,
+        net: 13,
+        ipc: 14,
+        uts: 15,
+        cgroup: 16,
+        user: HOST_NS.user,
+        time: HOST_NS.time,
+    };
 
     #[test]
     fn names_each_namespace_that_became_the_hosts() {
@@ -74,18 +85,17 @@ mod tests {
             header: header(EventKind::Namespace),
             syscall: syscall::SETNS,
             nstype: 0,
-            entered: ns_bit::MNT | ns_bit::NET,
-            _pad: 0,
-            before: Namespaces::default(),
+            before: CONTAINER_NS,
             after: Namespaces {
-                mnt: 4026531832,
-                ..Namespaces::default()
+                mnt: HOST_NS.mnt,
+                net: HOST_NS.net,
+                ..CONTAINER_NS
             },
         };
         let f = host_namespace_entry(&event, &subject(&fs)).unwrap();
         assert_eq!(f.rule.id, "host-namespace-entry");
         assert_eq!(f.details["namespaces"], json!(["mnt", "net"]));
-        assert_eq!(f.details["after"]["mnt"], 4026531832u32);
+        assert_eq!(f.details["after"]["mnt"], HOST_NS.mnt);
         assert!(
             f.message.ends_with("joined the host mnt, net namespaces"),
             "{}",
@@ -93,17 +103,16 @@ mod tests {
         );
     }
 
+    /// The user and time namespaces were the host's all along: not joined.
     #[test]
-    fn an_empty_mask_is_no_finding() {
+    fn no_namespace_that_became_the_hosts_is_no_finding() {
         let fs = Filesystems::default();
         let event = NamespaceEvent {
             header: header(EventKind::Namespace),
             syscall: syscall::SETNS,
             nstype: 0,
-            entered: 0,
-            _pad: 0,
-            before: Namespaces::default(),
-            after: Namespaces::default(),
+            before: CONTAINER_NS,
+            after: CONTAINER_NS,
         };
         assert!(host_namespace_entry(&event, &subject(&fs)).is_none());
     }

@@ -38,13 +38,16 @@ impl CgroupTable {
     }
 
     /// Classifies every cgroup that exists now. Runs once the kernel records new cgroups
-    /// itself, so none falls between the walk and the kernel's records.
-    pub fn load_existing(&mut self) {
-        for (id, path) in self.hierarchy.walk() {
-            if cgroup::classify(&path).is_some() {
-                self.learn(id, &path);
+    /// itself, so none falls between the walk and the kernel's records. Returns how many
+    /// cgroups it walked and how many are containers'.
+    pub fn load_existing(&mut self) -> (usize, usize) {
+        let walked = self.hierarchy.walk();
+        for (id, path) in &walked {
+            if cgroup::classify(path).is_some() {
+                self.learn(*id, path);
             }
         }
+        (walked.len(), self.containers.len())
     }
 
     /// A cgroup was made (the kernel recorded it as pending, or as a container's below a

@@ -7,61 +7,75 @@
 //!
 //! `cargo xtask test` links it statically (crt-static): the containers have no libc.
 
-use std::{
-    env,
-    ffi::c_void,
-    fmt::Display,
-    fs, io, mem,
-    os::{
-        fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd},
-        unix::net::UnixStream,
-    },
-    process::ExitCode,
-    ptr,
-};
+mod calls;
+mod processes;
+
+use std::{convert::Infallible, env, fmt::Display, io, process::ExitCode};
 
 use libc::pid_t;
 
-const USAGE: &str =
-    "usage: escape-act bpf | ptrace PID | vm-read PID | connect PATH | fsmount FSTYPE DIR";
+const USAGE: &str = "\
+usage: escape-act ACT
+  bpf | ptrace PID | vm-read PID | connect PATH | fsmount FSTYPE DIR | mount FSTYPE DIR
+  | write PATH VALUE | load-module PATH | print-pid
+  | orphan-thread ACT | fork-storm N ACT
+  | thread-exec PROGRAM [ARG...] | setns-exec PID PROGRAM [ARG...]
+  | private-mounts PROGRAM [ARG...] | spawn-with-pid PID PROGRAM [ARG...]
+  | enter-cgroup DIR... -- PROGRAM [ARG...]";
 
-// From include/uapi/linux/mount.h: the new mount API's constants.
-const FSCONFIG_SET_STRING: libc::c_uint = 1;
-const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
-const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
-
-// From include/uapi/linux/bpf.h: the libc crate does not cover bpf().
-const BPF_MAP_CREATE: libc::c_int = 0;
-const BPF_MAP_TYPE_ARRAY: u32 = 2;
-
-/// The leading fields of `union bpf_attr` for BPF_MAP_CREATE; given a shorter size, the kernel
-/// takes the rest of the union as zero.
-#[repr(C)]
-struct MapCreateAttr {
-    map_type: u32,
-    key_size: u32,
-    value_size: u32,
-    max_entries: u32,
-}
-
-enum Act {
+pub enum Act {
     Bpf,
     Ptrace(pid_t),
     VmRead(pid_t),
     Connect(String),
-    FsMount { fstype: String, dir: String },
+    FsMount {
+        fstype: String,
+        dir: String,
+    },
+    Mount {
+        fstype: String,
+        dir: String,
+    },
+    Write {
+        path: String,
+        value: String,
+    },
+    LoadModule(String),
+    PrintPid,
+    /// The leader exits with exit(2); a surviving thread does the act.
+    OrphanThread(Box<Act>),
+    /// N children forked at once; the last does the act.
+    ForkStorm {
+        children: u32,
+        act: Box<Act>,
+    },
+    // Acts that end in exec.
+    ThreadExec(Vec<String>),
+    SetnsExec {
+        pid: pid_t,
+        command: Vec<String>,
+    },
+    PrivateMounts(Vec<String>),
+    SpawnWithPid {
+        pid: pid_t,
+        command: Vec<String>,
+    },
+    EnterCgroup {
+        dirs: Vec<String>,
+        command: Vec<String>,
+    },
 }
 
 /// What was attempted and why it failed.
-struct Failure(String);
+pub struct Failure(String);
 
 impl Failure {
-    fn new(what: impl Display, why: impl Display) -> Failure {
+    pub fn new(what: impl Display, why: impl Display) -> Failure {
         Failure(format!("{what}: {why}"))
     }
 
     /// Failed with the errno of the system call just made.
-    fn os(what: impl Display) -> Failure {
+    pub fn os(what: impl Display) -> Failure {
         Failure::new(what, io::Error::last_os_error())
     }
 }
@@ -71,14 +85,7 @@ fn main() -> ExitCode {
         eprintln!("{USAGE}");
         return ExitCode::from(2);
     };
-    let outcome = match act {
-        Act::Bpf => bpf(),
-        Act::Ptrace(pid) => ptrace(pid),
-        Act::VmRead(pid) => vm_read(pid),
-        Act::Connect(path) => connect(&path),
-        Act::FsMount { fstype, dir } => fsmount(&fstype, &dir),
-    };
-    match outcome {
+    match run(act) {
         Ok(done) => {
             println!("{done}");
             ExitCode::SUCCESS
@@ -90,19 +97,85 @@ fn main() -> ExitCode {
     }
 }
 
-/// The act the arguments name; `None` for a non-UTF-8 argument.
+/// Does the act; acts that end in exec return only when they failed.
+pub fn run(act: Act) -> Result<String, Failure> {
+    let never = |r: Result<Infallible, Failure>| r.map(|never| match never {});
+    match act {
+        Act::Bpf => calls::bpf(),
+        Act::Ptrace(pid) => calls::ptrace(pid),
+        Act::VmRead(pid) => calls::vm_read(pid),
+        Act::Connect(path) => calls::connect(&path),
+        Act::FsMount { fstype, dir } => calls::fsmount(&fstype, &dir),
+        Act::Mount { fstype, dir } => calls::mount(&fstype, &dir),
+        Act::Write { path, value } => calls::write(&path, &value),
+        Act::LoadModule(path) => calls::load_module(&path),
+        Act::PrintPid => Ok(std::process::id().to_string()),
+        Act::OrphanThread(act) => processes::orphan_thread(*act),
+        Act::ForkStorm { children, act } => processes::fork_storm(children, *act),
+        Act::ThreadExec(command) => processes::thread_exec(command),
+        Act::SetnsExec { pid, command } => never(processes::setns_exec(pid, &command)),
+        Act::PrivateMounts(command) => never(processes::private_mounts(&command)),
+        Act::SpawnWithPid { pid, command } => processes::spawn_with_pid(pid, &command),
+        Act::EnterCgroup { dirs, command } => never(processes::enter_cgroup(&dirs, &command)),
+    }
+}
+
+/// The act the arguments name; `None` for a non-UTF-8 argument or a bad command line.
 fn parse(args: impl Iterator<Item = Option<String>>) -> Option<Act> {
     let args: Vec<String> = args.collect::<Option<_>>()?;
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    match args[..] {
+    parse_words(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+fn parse_words(args: &[&str]) -> Option<Act> {
+    let owned = |s: &str| s.to_owned();
+    let command = |rest: &[&str]| {
+        (!rest.is_empty()).then(|| rest.iter().map(|s| owned(s)).collect::<Vec<_>>())
+    };
+    match args {
         ["bpf"] => Some(Act::Bpf),
         ["ptrace", pid] => parse_pid(pid).map(Act::Ptrace),
         ["vm-read", pid] => parse_pid(pid).map(Act::VmRead),
-        ["connect", path] => Some(Act::Connect(path.to_owned())),
+        ["connect", path] => Some(Act::Connect(owned(path))),
         ["fsmount", fstype, dir] => Some(Act::FsMount {
-            fstype: fstype.to_owned(),
-            dir: dir.to_owned(),
+            fstype: owned(fstype),
+            dir: owned(dir),
         }),
+        ["mount", fstype, dir] => Some(Act::Mount {
+            fstype: owned(fstype),
+            dir: owned(dir),
+        }),
+        ["write", path, value] => Some(Act::Write {
+            path: owned(path),
+            value: owned(value),
+        }),
+        ["load-module", path] => Some(Act::LoadModule(owned(path))),
+        ["print-pid"] => Some(Act::PrintPid),
+        ["orphan-thread", act @ ..] => parse_words(act).map(|a| Act::OrphanThread(Box::new(a))),
+        ["fork-storm", n, act @ ..] => Some(Act::ForkStorm {
+            children: n.parse().ok().filter(|&n: &u32| n > 0)?,
+            act: Box::new(parse_words(act)?),
+        }),
+        ["thread-exec", rest @ ..] => command(rest).map(Act::ThreadExec),
+        ["setns-exec", pid, rest @ ..] => Some(Act::SetnsExec {
+            pid: parse_pid(pid)?,
+            command: command(rest)?,
+        }),
+        ["private-mounts", rest @ ..] => command(rest).map(Act::PrivateMounts),
+        ["spawn-with-pid", pid, rest @ ..] => Some(Act::SpawnWithPid {
+            pid: parse_pid(pid)?,
+            command: command(rest)?,
+        }),
+        ["enter-cgroup", rest @ ..] => {
+            let split = rest.iter().position(|&w| w == "--")?;
+            let dirs: Vec<String> = rest[..split].iter().map(|s| owned(s)).collect();
+            if dirs.is_empty() {
+                return None;
+            }
+            Some(Act::EnterCgroup {
+                dirs,
+                command: command(&rest[split + 1..])?,
+            })
+        }
         _ => None,
     }
 }
@@ -110,182 +183,6 @@ fn parse(args: impl Iterator<Item = Option<String>>) -> Option<Act> {
 /// Positive only: 0 and negative numbers name process groups to waitpid().
 fn parse_pid(arg: &str) -> Option<pid_t> {
     arg.parse().ok().filter(|pid| *pid > 0)
-}
-
-fn bpf() -> Result<String, Failure> {
-    let attr = MapCreateAttr {
-        map_type: BPF_MAP_TYPE_ARRAY,
-        key_size: 4,
-        value_size: 4,
-        max_entries: 1,
-    };
-    // SAFETY: attr is a bpf_attr prefix of the size passed and outlives the call.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_MAP_CREATE,
-            &raw const attr,
-            mem::size_of::<MapCreateAttr>() as libc::c_uint,
-        )
-    };
-    if fd < 0 {
-        return Err(Failure::os("bpf(BPF_MAP_CREATE)"));
-    }
-    // SAFETY: the kernel has just handed us this descriptor and nothing else owns it.
-    drop(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
-    Ok(format!("bpf: created an array map (fd {fd}) and closed it"))
-}
-
-fn ptrace(pid: pid_t) -> Result<String, Failure> {
-    let no_arg = ptr::null_mut::<c_void>();
-    // SAFETY: PTRACE_ATTACH reads neither addr nor data.
-    if unsafe { libc::ptrace(libc::PTRACE_ATTACH, pid, no_arg, no_arg) } < 0 {
-        return Err(Failure::os(format!("ptrace(PTRACE_ATTACH, {pid})")));
-    }
-    // An early return below leaves the tracee attached; the kernel detaches it when we exit.
-    let mut status = 0;
-    // __WALL: the tracee may be a thread or a clone child that does not report with SIGCHLD.
-    // SAFETY: status is a valid place for waitpid to write to.
-    if unsafe { libc::waitpid(pid, &mut status, libc::__WALL) } < 0 {
-        return Err(Failure::os(format!("waitpid({pid})")));
-    }
-    if !libc::WIFSTOPPED(status) {
-        return Err(Failure::new(
-            format!("waitpid({pid})"),
-            format!("status {status:#x} is no stop"),
-        ));
-    }
-    // SAFETY: PTRACE_DETACH reads no addr, and data 0 resumes the tracee without a signal.
-    if unsafe { libc::ptrace(libc::PTRACE_DETACH, pid, no_arg, no_arg) } < 0 {
-        return Err(Failure::os(format!("ptrace(PTRACE_DETACH, {pid})")));
-    }
-    Ok(format!(
-        "ptrace: attached to PID {pid}, saw it stop, detached"
-    ))
-}
-
-fn vm_read(pid: pid_t) -> Result<String, Failure> {
-    let maps_path = format!("/proc/{pid}/maps");
-    let maps = fs::read_to_string(&maps_path)
-        .map_err(|error| Failure::new(format!("reading {maps_path}"), error))?;
-    let address =
-        first_readable(&maps).ok_or_else(|| Failure::new(&maps_path, "no readable mapping"))?;
-    let mut bytes = [0_u8; 8];
-    let local = libc::iovec {
-        iov_base: bytes.as_mut_ptr().cast(),
-        iov_len: bytes.len(),
-    };
-    // Only the kernel dereferences it, in the other process: no provenance of ours.
-    let remote = libc::iovec {
-        iov_base: ptr::without_provenance_mut(address),
-        iov_len: bytes.len(),
-    };
-    let what = format!("process_vm_readv({pid}, {address:#x})");
-    // SAFETY: local describes our own buffer, writable for its whole length; the kernel checks
-    // remote against the other process's mappings.
-    let read = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
-    if read < 0 {
-        return Err(Failure::os(what));
-    }
-    if read.unsigned_abs() != bytes.len() {
-        return Err(Failure::new(
-            what,
-            format!("read {read} of {} bytes", bytes.len()),
-        ));
-    }
-    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
-    Ok(format!(
-        "vm-read: read {} bytes of PID {pid} at {address:#x}: {hex}",
-        bytes.len()
-    ))
-}
-
-/// The start of the first mapping with `r` in its permissions, from /proc/PID/maps lines such
-/// as `55d0c0a00000-55d0c0a02000 r--p 00000000 08:01 1234 /bin/busybox`.
-fn first_readable(maps: &str) -> Option<usize> {
-    maps.lines().find_map(|line| {
-        let mut fields = line.split_whitespace();
-        let (start, _) = fields.next()?.split_once('-')?;
-        if !fields.next()?.starts_with('r') {
-            return None;
-        }
-        usize::from_str_radix(start, 16).ok()
-    })
-}
-
-fn connect(path: &str) -> Result<String, Failure> {
-    let stream = UnixStream::connect(path)
-        .map_err(|error| Failure::new(format!("connect({path})"), error))?;
-    drop(stream);
-    Ok(format!(
-        "connect: connected to {path} and closed the socket"
-    ))
-}
-
-/// Mounts a new `fstype` filesystem at `dir` with the new mount API (fsopen, fsconfig,
-/// fsmount, move_mount): no mount(2) call anywhere.
-fn fsmount(fstype: &str, dir: &str) -> Result<String, Failure> {
-    let c = |s: &str| std::ffi::CString::new(s).map_err(|e| Failure::new(s, e));
-    let (fstype_c, dir_c, source) = (c(fstype)?, c(dir)?, c("source")?);
-    // SAFETY: a NUL-terminated name and no flags.
-    let fs = unsafe { libc::syscall(libc::SYS_fsopen, fstype_c.as_ptr(), 0) };
-    if fs < 0 {
-        return Err(Failure::os(format!("fsopen({fstype})")));
-    }
-    // SAFETY: the kernel has just handed us this descriptor and nothing else owns it.
-    let fs = unsafe { OwnedFd::from_raw_fd(fs as RawFd) };
-    let fs_fd = fs.as_raw_fd();
-    // SAFETY: key and value are NUL-terminated strings that outlive the call.
-    let set = unsafe {
-        libc::syscall(
-            libc::SYS_fsconfig,
-            fs_fd,
-            FSCONFIG_SET_STRING,
-            source.as_ptr(),
-            fstype_c.as_ptr(),
-            0,
-        )
-    };
-    if set < 0 {
-        return Err(Failure::os("fsconfig(FSCONFIG_SET_STRING source)"));
-    }
-    // SAFETY: CMD_CREATE takes no key or value.
-    let created = unsafe {
-        libc::syscall(
-            libc::SYS_fsconfig,
-            fs_fd,
-            FSCONFIG_CMD_CREATE,
-            ptr::null::<libc::c_char>(),
-            ptr::null::<c_void>(),
-            0,
-        )
-    };
-    if created < 0 {
-        return Err(Failure::os("fsconfig(FSCONFIG_CMD_CREATE)"));
-    }
-    // SAFETY: a filesystem-context descriptor and no flags.
-    let mnt = unsafe { libc::syscall(libc::SYS_fsmount, fs_fd, 0, 0) };
-    if mnt < 0 {
-        return Err(Failure::os("fsmount"));
-    }
-    // SAFETY: as for fsopen.
-    let mnt = unsafe { OwnedFd::from_raw_fd(mnt as RawFd) };
-    let empty = c("")?;
-    // SAFETY: NUL-terminated paths that outlive the call; the empty one names the descriptor.
-    let moved = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            mnt.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_FDCWD,
-            dir_c.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    };
-    if moved < 0 {
-        return Err(Failure::os(format!("move_mount(.., {dir})")));
-    }
-    Ok(format!("fsmount: mounted a new {fstype} at {dir}"))
 }
 
 #[cfg(test)]
@@ -314,10 +211,25 @@ mod tests {
             &["vm-read", "-1"],
             &["vm-read", "x"],
             &["mount"],
+            &["orphan-thread"],
+            &["fork-storm", "0", "bpf"],
+            &["fork-storm", "3"],
+            &["thread-exec"],
+            &["enter-cgroup", "/a", "/bin/true"],
+            &["enter-cgroup", "--", "/bin/true"],
+            &["spawn-with-pid", "7"],
         ] {
             assert!(args(refused).is_none(), "{refused:?}");
         }
         assert!(parse([Some("connect".to_owned()), None].into_iter()).is_none());
+        assert!(matches!(
+            args(&["orphan-thread", "fork-storm", "2", "write", "/f", "v"]),
+            Some(Act::OrphanThread(a)) if matches!(*a, Act::ForkStorm { children: 2, .. })
+        ));
+        assert!(matches!(
+            args(&["enter-cgroup", "/a", "/b", "--", "/bin/escape-act", "bpf"]),
+            Some(Act::EnterCgroup { dirs, command }) if dirs.len() == 2 && command.len() == 2
+        ));
     }
 
     #[test]
@@ -327,8 +239,11 @@ mod tests {
 00401000-00403000 r-xp 00001000 08:01 1234 /bin/busybox
 7ffd1000-7ffd2000 r--p 00000000 00:00 0 [vvar]
 ";
-        assert_eq!(first_readable(maps), Some(0x0040_1000));
-        assert_eq!(first_readable("00400000-00401000 ---p 0 00:00 0\n"), None);
-        assert_eq!(first_readable(""), None);
+        assert_eq!(calls::first_readable(maps), Some(0x0040_1000));
+        assert_eq!(
+            calls::first_readable("00400000-00401000 ---p 0 00:00 0\n"),
+            None
+        );
+        assert_eq!(calls::first_readable(""), None);
     }
 }

@@ -1,0 +1,255 @@
+//! Acts that are one system call each: the calls no busybox applet makes.
+
+use std::{
+    ffi::{CString, c_void},
+    fs, mem,
+    os::{
+        fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd},
+        unix::net::UnixStream,
+    },
+    ptr,
+};
+
+use libc::pid_t;
+
+use crate::Failure;
+
+// From include/uapi/linux/mount.h: the new mount API's constants.
+const FSCONFIG_SET_STRING: libc::c_uint = 1;
+const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+
+// From include/uapi/linux/bpf.h: the libc crate does not cover bpf().
+const BPF_MAP_CREATE: libc::c_int = 0;
+const BPF_MAP_TYPE_ARRAY: u32 = 2;
+
+/// The leading fields of `union bpf_attr` for BPF_MAP_CREATE; given a shorter size, the kernel
+/// takes the rest of the union as zero.
+#[repr(C)]
+struct MapCreateAttr {
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+}
+
+/// A C string of an argument; arguments come from `env::args`, which cannot hold a NUL, but a
+/// caller might build one.
+pub fn c_string(s: &str) -> Result<CString, Failure> {
+    CString::new(s).map_err(|e| Failure::new(s, e))
+}
+
+pub fn bpf() -> Result<String, Failure> {
+    let attr = MapCreateAttr {
+        map_type: BPF_MAP_TYPE_ARRAY,
+        key_size: 4,
+        value_size: 4,
+        max_entries: 1,
+    };
+    // SAFETY: attr is a bpf_attr prefix of the size passed and outlives the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_MAP_CREATE,
+            &raw const attr,
+            mem::size_of::<MapCreateAttr>() as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(Failure::os("bpf(BPF_MAP_CREATE)"));
+    }
+    // SAFETY: the kernel has just handed us this descriptor and nothing else owns it.
+    drop(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
+    Ok(format!("bpf: created an array map (fd {fd}) and closed it"))
+}
+
+pub fn ptrace(pid: pid_t) -> Result<String, Failure> {
+    let no_arg = ptr::null_mut::<c_void>();
+    // SAFETY: PTRACE_ATTACH reads neither addr nor data.
+    if unsafe { libc::ptrace(libc::PTRACE_ATTACH, pid, no_arg, no_arg) } < 0 {
+        return Err(Failure::os(format!("ptrace(PTRACE_ATTACH, {pid})")));
+    }
+    // An early return below leaves the tracee attached; the kernel detaches it when we exit.
+    let mut status = 0;
+    // __WALL: the tracee may be a thread or a clone child that does not report with SIGCHLD.
+    // SAFETY: status is a valid place for waitpid to write to.
+    if unsafe { libc::waitpid(pid, &mut status, libc::__WALL) } < 0 {
+        return Err(Failure::os(format!("waitpid({pid})")));
+    }
+    if !libc::WIFSTOPPED(status) {
+        return Err(Failure::new(
+            format!("waitpid({pid})"),
+            format!("status {status:#x} is no stop"),
+        ));
+    }
+    // SAFETY: PTRACE_DETACH reads no addr, and data 0 resumes the tracee without a signal.
+    if unsafe { libc::ptrace(libc::PTRACE_DETACH, pid, no_arg, no_arg) } < 0 {
+        return Err(Failure::os(format!("ptrace(PTRACE_DETACH, {pid})")));
+    }
+    Ok(format!(
+        "ptrace: attached to PID {pid}, saw it stop, detached"
+    ))
+}
+
+pub fn vm_read(pid: pid_t) -> Result<String, Failure> {
+    let maps_path = format!("/proc/{pid}/maps");
+    let maps = fs::read_to_string(&maps_path)
+        .map_err(|error| Failure::new(format!("reading {maps_path}"), error))?;
+    let address =
+        first_readable(&maps).ok_or_else(|| Failure::new(&maps_path, "no readable mapping"))?;
+    let mut bytes = [0_u8; 8];
+    let local = libc::iovec {
+        iov_base: bytes.as_mut_ptr().cast(),
+        iov_len: bytes.len(),
+    };
+    // Only the kernel dereferences it, in the other process: no provenance of ours.
+    let remote = libc::iovec {
+        iov_base: ptr::without_provenance_mut(address),
+        iov_len: bytes.len(),
+    };
+    let what = format!("process_vm_readv({pid}, {address:#x})");
+    // SAFETY: local describes our own buffer, writable for its whole length; the kernel checks
+    // remote against the other process's mappings.
+    let read = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+    if read < 0 {
+        return Err(Failure::os(what));
+    }
+    if read.unsigned_abs() != bytes.len() {
+        return Err(Failure::new(
+            what,
+            format!("read {read} of {} bytes", bytes.len()),
+        ));
+    }
+    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    Ok(format!(
+        "vm-read: read {} bytes of PID {pid} at {address:#x}: {hex}",
+        bytes.len()
+    ))
+}
+
+/// The start of the first mapping with `r` in its permissions, from /proc/PID/maps lines such
+/// as `55d0c0a00000-55d0c0a02000 r--p 00000000 08:01 1234 /bin/busybox`.
+pub fn first_readable(maps: &str) -> Option<usize> {
+    maps.lines().find_map(|line| {
+        let mut fields = line.split_whitespace();
+        let (start, _) = fields.next()?.split_once('-')?;
+        if !fields.next()?.starts_with('r') {
+            return None;
+        }
+        usize::from_str_radix(start, 16).ok()
+    })
+}
+
+pub fn connect(path: &str) -> Result<String, Failure> {
+    let stream = UnixStream::connect(path)
+        .map_err(|error| Failure::new(format!("connect({path})"), error))?;
+    drop(stream);
+    Ok(format!(
+        "connect: connected to {path} and closed the socket"
+    ))
+}
+
+/// Mounts a new `fstype` filesystem at `dir` with the new mount API (fsopen, fsconfig,
+/// fsmount, move_mount): no mount(2) call anywhere.
+pub fn fsmount(fstype: &str, dir: &str) -> Result<String, Failure> {
+    let (fstype_c, dir_c, source) = (c_string(fstype)?, c_string(dir)?, c_string("source")?);
+    // SAFETY: a NUL-terminated name and no flags.
+    let fs = unsafe { libc::syscall(libc::SYS_fsopen, fstype_c.as_ptr(), 0) };
+    if fs < 0 {
+        return Err(Failure::os(format!("fsopen({fstype})")));
+    }
+    // SAFETY: the kernel has just handed us this descriptor and nothing else owns it.
+    let fs = unsafe { OwnedFd::from_raw_fd(fs as RawFd) };
+    let fs_fd = fs.as_raw_fd();
+    // SAFETY: key and value are NUL-terminated strings that outlive the call.
+    let set = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs_fd,
+            FSCONFIG_SET_STRING,
+            source.as_ptr(),
+            fstype_c.as_ptr(),
+            0,
+        )
+    };
+    if set < 0 {
+        return Err(Failure::os("fsconfig(FSCONFIG_SET_STRING source)"));
+    }
+    // SAFETY: CMD_CREATE takes no key or value.
+    let created = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs_fd,
+            FSCONFIG_CMD_CREATE,
+            ptr::null::<libc::c_char>(),
+            ptr::null::<c_void>(),
+            0,
+        )
+    };
+    if created < 0 {
+        return Err(Failure::os("fsconfig(FSCONFIG_CMD_CREATE)"));
+    }
+    // SAFETY: a filesystem-context descriptor and no flags.
+    let mnt = unsafe { libc::syscall(libc::SYS_fsmount, fs_fd, 0, 0) };
+    if mnt < 0 {
+        return Err(Failure::os("fsmount"));
+    }
+    // SAFETY: as for fsopen.
+    let mnt = unsafe { OwnedFd::from_raw_fd(mnt as RawFd) };
+    let empty = c_string("")?;
+    // SAFETY: NUL-terminated paths that outlive the call; the empty one names the descriptor.
+    let moved = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mnt.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            dir_c.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if moved < 0 {
+        return Err(Failure::os(format!("move_mount(.., {dir})")));
+    }
+    Ok(format!("fsmount: mounted a new {fstype} at {dir}"))
+}
+
+/// Mounts a new `fstype` filesystem at `dir` with mount(2).
+pub fn mount(fstype: &str, dir: &str) -> Result<String, Failure> {
+    let (fstype_c, dir_c) = (c_string(fstype)?, c_string(dir)?);
+    // SAFETY: NUL-terminated strings that outlive the call, no flags and no data.
+    let mounted = unsafe {
+        libc::mount(
+            fstype_c.as_ptr(),
+            dir_c.as_ptr(),
+            fstype_c.as_ptr(),
+            0,
+            ptr::null(),
+        )
+    };
+    if mounted < 0 {
+        return Err(Failure::os(format!("mount({fstype}, {dir})")));
+    }
+    Ok(format!("mount: mounted a new {fstype} at {dir}"))
+}
+
+/// Opens `path` for writing and writes `value` and a newline: one open, one write.
+pub fn write(path: &str, value: &str) -> Result<String, Failure> {
+    fs::write(path, format!("{value}\n"))
+        .map_err(|error| Failure::new(format!("writing {path}"), error))?;
+    Ok(format!("write: wrote {value:?} to {path}"))
+}
+
+/// Loads the kernel module in `path` with finit_module(2).
+pub fn load_module(path: &str) -> Result<String, Failure> {
+    let file =
+        fs::File::open(path).map_err(|error| Failure::new(format!("opening {path}"), error))?;
+    let params = c_string("")?;
+    // SAFETY: a descriptor we own, an empty NUL-terminated parameter string, no flags.
+    let loaded =
+        unsafe { libc::syscall(libc::SYS_finit_module, file.as_raw_fd(), params.as_ptr(), 0) };
+    if loaded < 0 {
+        return Err(Failure::os(format!("finit_module({path})")));
+    }
+    Ok(format!("load-module: loaded {path}"))
+}
