@@ -28,6 +28,11 @@ pub fn host_ns() -> Namespaces {
 }
 
 #[inline(always)]
+pub fn host_mnt_ns() -> u32 {
+    volatile(&CONFIG.host_ns.mnt)
+}
+
+#[inline(always)]
 pub fn agent_tgid() -> u32 {
     volatile(&CONFIG.agent_tgid)
 }

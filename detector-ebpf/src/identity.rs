@@ -8,8 +8,9 @@
 //!
 //! A process that enters a container's cgroup from outside is the runtime setting the
 //! container up (runc's init mounting /proc, `runc exec` joining the namespaces) until it
-//! execs the container's program; its acts are not the container's. Processes a container
-//! runs descend from its programs, so they never get that status.
+//! execs the container's program, which it does in the container's mount namespace (runc
+//! also re-executes itself from a memfd, in the host's); its acts are not the container's.
+//! Processes a container runs descend from its programs, so they never get that status.
 //!
 //! New cgroups are recorded as pending at `cgroup_mkdir`, before any process can be in them,
 //! so acts in a cgroup the agent has not classified yet reach the agent, which decides; they
@@ -22,7 +23,7 @@ use detector_common::{
 };
 
 use crate::{
-    config::{agent_tgid, identity_subsys, offset},
+    config::{agent_tgid, host_mnt_ns, identity_subsys, offset},
     emit::{count_loss, current_ids, header},
     kread::read_or_zero,
     maps::{CONTAINER_CGROUPS, CONTAINER_TASKS},
@@ -218,16 +219,20 @@ pub fn current() -> Option<Actor> {
 }
 
 /// The current task, which just exec'd: a runtime's process that execs the container's
-/// program becomes a container process (or an unclassified one, or the host's, as its cgroup
-/// says by now).
+/// program, outside the host's mount namespace, becomes a container process (or an
+/// unclassified one, or the host's, as its cgroup says by now).
 #[inline(always)]
 pub fn current_after_exec() -> Option<Actor> {
     let (tgid, tid, status) = current_status()?;
     let identity = match status {
         Status::Watched(identity) => identity,
         Status::SettingUp { .. } => {
-            forget_process(tgid);
             let current = task::current();
+            let host = host_mnt_ns();
+            if host != 0 && task::mnt_ns(current) == host {
+                return None;
+            }
+            forget_process(tgid);
             let who = unmarked(current_cgroup())?;
             mark(tgid, leader_start(current), Status::Watched(who));
             who

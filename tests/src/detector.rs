@@ -162,6 +162,15 @@ impl Detector {
         Ok(body)
     }
 
+    /// Runs `act` while the detector is stopped (SIGSTOP): the kernel side goes on and queues
+    /// its events, but the agent does nothing until `act` has returned.
+    pub fn while_stopped<T>(&self, act: impl FnOnce() -> T) -> T {
+        self.signal(libc::SIGSTOP);
+        let result = act();
+        self.signal(libc::SIGCONT);
+        result
+    }
+
     /// SIGTERM, then waits for a clean exit (code 0).
     pub fn stop(mut self) -> anyhow::Result<ExitStatus> {
         self.signal(libc::SIGTERM);

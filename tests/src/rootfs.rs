@@ -84,15 +84,20 @@ fn build() -> anyhow::Result<PathBuf> {
     Ok(root)
 }
 
-/// The helper [`ACT_BIN_ENV`] names, which must be static like busybox.
-fn read_act() -> anyhow::Result<Vec<u8>> {
+/// The host's copy of `escape-act`, which tests also run on the host.
+pub fn host_act() -> anyhow::Result<PathBuf> {
     let path = env::var_os(ACT_BIN_ENV).with_context(|| {
         format!(
             "{ACT_BIN_ENV} is not set; it must name the static escape-act binary the containers \
              run (`cargo xtask test` builds it and sets it)"
         )
     })?;
-    let path = PathBuf::from(path);
+    Ok(PathBuf::from(path))
+}
+
+/// The helper [`ACT_BIN_ENV`] names, which must be static like busybox.
+fn read_act() -> anyhow::Result<Vec<u8>> {
+    let path = host_act()?;
     let act =
         fs::read(&path).with_context(|| format!("reading {ACT_BIN_ENV}={}", path.display()))?;
     if !is_static_elf(&act) {

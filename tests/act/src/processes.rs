@@ -166,22 +166,10 @@ pub fn spawn_with_pid(pid: pid_t, command: &[String]) -> Result<String, Failure>
     }
 }
 
-/// Makes the cgroup directories `dirs`, moves this process into them and execs `command`,
-/// as fast as a process can: first it takes CPU 0 with a real-time priority, so that nothing
-/// of normal priority pinned there (a detector under test) runs before `command` acts.
+/// Makes the cgroup directories `dirs`, moves this process into them, takes a mount namespace
+/// of its own and execs `command` there, as a container runtime starts a container's first
+/// process.
 pub fn enter_cgroup(dirs: &[String], command: &[String]) -> Result<Infallible, Failure> {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes within it.
-    let mut cpus: libc::cpu_set_t = unsafe { mem::zeroed() };
-    unsafe { libc::CPU_SET(0, &mut cpus) };
-    // SAFETY: a valid set of the size passed, for this process.
-    if unsafe { libc::sched_setaffinity(0, mem::size_of::<libc::cpu_set_t>(), &cpus) } < 0 {
-        return Err(Failure::os("sched_setaffinity(CPU 0)"));
-    }
-    let param = libc::sched_param { sched_priority: 50 };
-    // SAFETY: a valid sched_param, for this process.
-    if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } < 0 {
-        return Err(Failure::os("sched_setscheduler(SCHED_FIFO)"));
-    }
     let pid = std::process::id().to_string();
     for dir in dirs {
         fs::create_dir(dir).map_err(|e| Failure::new(format!("mkdir {dir}"), e))?;
@@ -189,6 +177,10 @@ pub fn enter_cgroup(dirs: &[String], command: &[String]) -> Result<Infallible, F
     for dir in dirs {
         fs::write(format!("{dir}/cgroup.procs"), &pid)
             .map_err(|e| Failure::new(format!("joining {dir}"), e))?;
+    }
+    // SAFETY: plain syscall.
+    if unsafe { libc::unshare(libc::CLONE_NEWNS) } < 0 {
+        return Err(Failure::os("unshare(CLONE_NEWNS)"));
     }
     exec(command)
 }
