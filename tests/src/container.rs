@@ -16,6 +16,19 @@ use crate::{
     workload,
 };
 
+/// A container a test runs techniques in, whichever runtime started it.
+pub trait RunningContainer {
+    /// The full container id, as alerts name it.
+    fn id(&self) -> &str;
+    /// The init process's pid in the host's pid namespace.
+    fn init_pid(&self) -> u32;
+    /// The container's root filesystem as a path on the host.
+    fn rootfs_on_host(&self) -> &Path;
+    /// Runs `script` in the container as `by` says, returning its output and failing with it
+    /// on a non-zero exit.
+    fn run(&self, by: By, script: &str) -> anyhow::Result<String>;
+}
+
 /// Who in the container performs a technique.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum By {
@@ -83,20 +96,6 @@ impl Container {
         Ok(())
     }
 
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// The init process's pid in the host's pid namespace.
-    pub fn init_pid(&self) -> u32 {
-        self.init_pid
-    }
-
-    /// The container's root filesystem as a path on the host.
-    pub fn rootfs_on_host(&self) -> &Path {
-        &self.rootfs
-    }
-
     /// The `linux.cgroupsPath` runc placed the container in.
     pub fn cgroup_path(&self) -> &str {
         &self.cgroup_path
@@ -105,15 +104,6 @@ impl Container {
     /// Runs `script` with the container's /bin/sh through `runc exec`, whatever its exit code.
     pub fn exec(&self, script: &str) -> anyhow::Result<Output> {
         runc::output(&["exec", &self.id, "/bin/sh", "-c", script])
-    }
-
-    /// Runs `script` in the container as `by` says, returning its output and failing with it
-    /// on a non-zero exit.
-    pub fn run(&self, by: By, script: &str) -> anyhow::Result<String> {
-        match by {
-            By::ExecSession => self.exec_ok(script),
-            By::Workload => workload::run(&self.rootfs, script),
-        }
     }
 
     /// Like [`Container::exec`], returning stdout and failing with both streams on a non-zero
@@ -130,6 +120,27 @@ impl Container {
             );
         }
         Ok(String::from_utf8(out.stdout)?)
+    }
+}
+
+impl RunningContainer for Container {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn init_pid(&self) -> u32 {
+        self.init_pid
+    }
+
+    fn rootfs_on_host(&self) -> &Path {
+        &self.rootfs
+    }
+
+    fn run(&self, by: By, script: &str) -> anyhow::Result<String> {
+        match by {
+            By::ExecSession => self.exec_ok(script),
+            By::Workload => workload::run(&self.rootfs, script),
+        }
     }
 }
 

@@ -22,6 +22,7 @@ pub mod kernel_module;
 pub mod kernel_setting;
 pub mod machine;
 pub mod mounts;
+pub mod podman;
 pub mod poll;
 pub mod rootfs;
 pub mod runc;
@@ -32,7 +33,7 @@ pub mod temp_dir;
 pub mod workload;
 
 pub use alert::alert_matches;
-pub use container::{By, Container};
+pub use container::{By, Container, RunningContainer};
 pub use detector::Detector;
 pub use host_disk::HostDisk;
 pub use host_process::HostProcess;

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::{
     alert::{self, alert_matches},
-    container::{By, Container},
+    container::{By, Container, RunningContainer},
     detector::Detector,
     spec::{CgroupLayout, Profile},
     technique,
@@ -26,7 +26,7 @@ pub const SETTLE: Duration = Duration::from_secs(3);
 pub fn expect_alert(
     detector: &Detector,
     rule: &str,
-    container: &Container,
+    container: &dyn RunningContainer,
     program: Option<&str>,
     by: By,
     technique: impl FnOnce() -> anyhow::Result<()>,

@@ -8,7 +8,7 @@ use anyhow::{Context, bail, ensure};
 
 use crate::{
     cgroup,
-    container::{By, Container},
+    container::{By, RunningContainer},
     host_disk::HostDisk,
     host_process::HostProcess,
     ids,
@@ -22,7 +22,7 @@ const ENTERED_NAMESPACES: [&str; 4] = ["mnt", "uts", "ipc", "net"];
 /// `nsenter` from the container into the mount, uts, ipc and network namespaces of `target`, a
 /// host process; the shell started there must report the host's namespace inodes.
 pub fn enter_host_namespaces(
-    container: &Container,
+    container: &dyn RunningContainer,
     by: By,
     target: &HostProcess,
 ) -> anyhow::Result<()> {
@@ -64,7 +64,7 @@ const RELEASE_AGENT_MARKER: &str = "escdet-release-agent-ran";
 /// then empty the child so that the kernel runs the script on the host as root. Returns once the
 /// script has run. The hierarchy is a private named one (`none,name=escdet…`): the
 /// release_agent of a real controller's hierarchy is host-wide.
-pub fn abuse_release_agent(container: &Container, by: By) -> anyhow::Result<()> {
+pub fn abuse_release_agent(container: &dyn RunningContainer, by: By) -> anyhow::Result<()> {
     let host_rootfs = container
         .rootfs_on_host()
         .to_str()
@@ -88,7 +88,7 @@ pub fn abuse_release_agent(container: &Container, by: By) -> anyhow::Result<()> 
 /// Mounts a private named cgroup v1 hierarchy at [`CGROUP_MOUNT`] in the container, runs `act`
 /// with its path, then unmounts it (it has no child cgroup, so the kernel destroys it).
 pub fn with_private_hierarchy<T>(
-    container: &Container,
+    container: &dyn RunningContainer,
     by: By,
     act: impl FnOnce(&str) -> T,
 ) -> anyhow::Result<T> {
@@ -111,7 +111,11 @@ pub fn with_private_hierarchy<T>(
 /// background) unless the child is still linked to it: rmdir returns before the kernel unlinks
 /// it, and a hierarchy unmounted with a child lingers, invisible, until it is mounted and
 /// unmounted again.
-fn remove_private_hierarchy(container: &Container, by: By, name: &str) -> anyhow::Result<()> {
+fn remove_private_hierarchy(
+    container: &dyn RunningContainer,
+    by: By,
+    name: &str,
+) -> anyhow::Result<()> {
     container.run(by, &format!("rmdir {CGROUP_MOUNT}/x"))?;
     for _ in 0..5 {
         container.run(by, &format!("umount {CGROUP_MOUNT}"))?;
@@ -127,7 +131,7 @@ fn remove_private_hierarchy(container: &Container, by: By, name: &str) -> anyhow
 }
 
 fn arm_and_trigger_release_agent(
-    container: &Container,
+    container: &dyn RunningContainer,
     by: By,
     host_rootfs: &str,
 ) -> anyhow::Result<()> {
@@ -155,7 +159,7 @@ fn arm_and_trigger_release_agent(
 /// Writes `value` to the sysctl `name` (like `kernel/core_pattern`) through a second procfs
 /// mounted at /mnt/hp, a path no rule matching "/proc/sys/..." strings would recognise.
 pub fn write_sysctl_through_second_procfs(
-    container: &Container,
+    container: &dyn RunningContainer,
     by: By,
     name: &str,
     value: &str,
@@ -185,7 +189,7 @@ pub fn direct_kernel_helper() -> &'static str {
 /// Writes `value` to `path` as the container sees it; `path` must be a kernel file that is the
 /// same file on the host (/proc/sys/..., /sys/...).
 pub fn write_kernel_file(
-    container: &Container,
+    container: &dyn RunningContainer,
     by: By,
     path: &str,
     value: &str,
@@ -195,7 +199,7 @@ pub fn write_kernel_file(
 }
 
 /// Mounts a procfs at /mnt/p, checks it is there, and unmounts it.
-pub fn mount_procfs(container: &Container, by: By) -> anyhow::Result<()> {
+pub fn mount_procfs(container: &dyn RunningContainer, by: By) -> anyhow::Result<()> {
     container.run(
         by,
         "mkdir -p /mnt/p && mount -t proc proc /mnt/p && grep -q ' /mnt/p proc ' /proc/mounts; \
@@ -206,7 +210,7 @@ pub fn mount_procfs(container: &Container, by: By) -> anyhow::Result<()> {
 
 /// Mounts a procfs at /mnt/np with the new mount API (fsopen, fsconfig, fsmount,
 /// move_mount), which no rule watching mount(2) sees; checks it is there, and unmounts it.
-pub fn mount_procfs_with_new_api(container: &Container, by: By) -> anyhow::Result<()> {
+pub fn mount_procfs_with_new_api(container: &dyn RunningContainer, by: By) -> anyhow::Result<()> {
     container.run(by, &format!(
         "mkdir -p /mnt/np && {ACT} fsmount proc /mnt/np && grep -q ' /mnt/np proc ' /proc/mounts; \
          status=$?; umount /mnt/np; exit $status"
@@ -216,7 +220,11 @@ pub fn mount_procfs_with_new_api(container: &Container, by: By) -> anyhow::Resul
 
 /// Creates a node for `disk` as /dev/hostdisk and mounts it read-only at /mnt/host; checks that
 /// the mount is that disk and read-only, then unmounts.
-pub fn mount_host_disk(container: &Container, by: By, disk: &HostDisk) -> anyhow::Result<()> {
+pub fn mount_host_disk(
+    container: &dyn RunningContainer,
+    by: By,
+    disk: &HostDisk,
+) -> anyhow::Result<()> {
     let device = disk.device();
     let out = container.run(
         by,
@@ -258,7 +266,7 @@ fn expect_host_file(path: &Path, value: &str) -> anyhow::Result<()> {
 /// Copies the module file `host_path` into the container and loads it there with `insmod`;
 /// checks the kernel then lists module `name`.
 pub fn load_module(
-    container: &Container,
+    container: &dyn RunningContainer,
     by: By,
     host_path: &Path,
     name: &str,
@@ -273,25 +281,33 @@ pub fn load_module(
 }
 
 /// Creates a BPF map from the container: the first step of loading any BPF program.
-pub fn create_bpf_map(container: &Container, by: By) -> anyhow::Result<()> {
+pub fn create_bpf_map(container: &dyn RunningContainer, by: By) -> anyhow::Result<()> {
     container.run(by, &format!("{ACT} bpf"))?;
     Ok(())
 }
 
 /// Attaches to `target` with ptrace from the container, waits for it to stop, and detaches.
-pub fn ptrace_attach(container: &Container, by: By, target: u32) -> anyhow::Result<()> {
+pub fn ptrace_attach(container: &dyn RunningContainer, by: By, target: u32) -> anyhow::Result<()> {
     container.run(by, &format!("{ACT} ptrace {target}"))?;
     Ok(())
 }
 
 /// Reads `target`'s memory from the container with process_vm_readv.
-pub fn read_process_memory(container: &Container, by: By, target: u32) -> anyhow::Result<()> {
+pub fn read_process_memory(
+    container: &dyn RunningContainer,
+    by: By,
+    target: u32,
+) -> anyhow::Result<()> {
     container.run(by, &format!("{ACT} vm-read {target}"))?;
     Ok(())
 }
 
 /// Connects to the unix socket at `path`, as the container names it.
-pub fn connect_unix_socket(container: &Container, by: By, path: &str) -> anyhow::Result<()> {
+pub fn connect_unix_socket(
+    container: &dyn RunningContainer,
+    by: By,
+    path: &str,
+) -> anyhow::Result<()> {
     container.run(by, &format!("{ACT} connect {path}"))?;
     Ok(())
 }

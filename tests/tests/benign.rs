@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::ensure;
 use escape_detector_e2e::{
-    CgroupLayout, Container, Detector, Profile,
+    CgroupLayout, Container, Detector, Profile, RunningContainer,
     alert::involves_pid,
     exclusive,
     scenario::{self, SETTLE},

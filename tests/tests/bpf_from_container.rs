@@ -1,7 +1,8 @@
 //! `bpf-from-container`: a container process uses the bpf() system call.
 
 use escape_detector_e2e::{
-    By, CgroupLayout, Container, Detector, Profile, exclusive, rootfs::ACT, scenario, technique,
+    By, CgroupLayout, Container, Detector, Profile, RunningContainer, exclusive, rootfs::ACT,
+    scenario, technique,
 };
 
 #[test]

@@ -5,8 +5,8 @@
 use std::process::Output;
 
 use escape_detector_e2e::{
-    By, CgroupLayout, Container, Detector, KernelSetting, Profile, alert_matches, exclusive,
-    kernel_module, scenario::ALERT_TIMEOUT, technique,
+    By, CgroupLayout, Container, Detector, KernelSetting, Profile, RunningContainer, alert_matches,
+    exclusive, kernel_module, scenario::ALERT_TIMEOUT, technique,
 };
 
 const CORE_PATTERN: &str = "/proc/sys/kernel/core_pattern";

@@ -11,8 +11,8 @@ use std::{
 };
 
 use escape_detector_e2e::{
-    By, CgroupLayout, Container, HostDisk, HostProcess, KernelSetting, Profile, cgroup, exclusive,
-    mounts, rootfs, runc, technique,
+    By, CgroupLayout, Container, HostDisk, HostProcess, KernelSetting, Profile, RunningContainer,
+    cgroup, exclusive, mounts, rootfs, runc, technique,
 };
 
 const PROFILES: [Profile; 3] = [Profile::Default, Profile::Privileged, Profile::HostPid];

@@ -1,7 +1,8 @@
 //! `host-namespace-entry`: a container process joins namespaces of the host.
 
 use escape_detector_e2e::{
-    By, CgroupLayout, Container, Detector, HostProcess, Profile, alert_matches, exclusive,
+    By, CgroupLayout, Container, Detector, HostProcess, Profile, RunningContainer, alert_matches,
+    exclusive,
     scenario::{self, SETTLE},
     technique,
 };

@@ -8,8 +8,8 @@ use std::{fs, process::Command};
 
 use anyhow::{Context, ensure};
 use escape_detector_e2e::{
-    By, CgroupLayout, Container, Detector, HostProcess, KernelSetting, Profile, alert,
-    alert_matches,
+    By, CgroupLayout, Container, Detector, HostProcess, KernelSetting, Profile, RunningContainer,
+    alert, alert_matches,
     cgroup::{self, CgroupDirs},
     exclusive, ids, kernel_module,
     rootfs::{self, ACT},

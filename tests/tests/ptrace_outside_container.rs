@@ -1,7 +1,7 @@
 //! `ptrace-outside-container`: a container process reaches into the memory of a host process.
 
 use escape_detector_e2e::{
-    By, CgroupLayout, Container, Detector, HostProcess, Profile,
+    By, CgroupLayout, Container, Detector, HostProcess, Profile, RunningContainer,
     alert::{self, alert_matches},
     exclusive,
     rootfs::ACT,

@@ -4,8 +4,8 @@
 use std::{os::unix::net::UnixListener, path::Path};
 
 use escape_detector_e2e::{
-    By, CgroupLayout, Container, Detector, Profile, alert_matches, exclusive, ids, scenario,
-    technique, temp_dir::TempDir,
+    By, CgroupLayout, Container, Detector, Profile, RunningContainer, alert_matches, exclusive,
+    ids, scenario, technique, temp_dir::TempDir,
 };
 
 /// Binds a listening socket at `dir/name`.
