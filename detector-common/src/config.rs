@@ -315,6 +315,9 @@ pub mod identity {
     pub const CONTAINER: u32 = 1 << 0;
     /// In a cgroup the agent has not classified yet: the agent decides.
     pub const UNCLASSIFIED: u32 = 1 << 1;
+    /// On an exec: the runtime's process became the container's here, so this is the first
+    /// event about it (its set-up sent none).
+    pub const ENTERED: u32 = 1 << 2;
 
     /// `TaskMark::flags`: the process entered the container's cgroup from outside (runc's
     /// init, a `runc exec`) and has not exec'd since: the runtime setting the container up.

@@ -115,6 +115,10 @@ impl Identity {
     pub const fn is_unclassified(&self) -> bool {
         self.flags & identity::UNCLASSIFIED != 0
     }
+
+    pub const fn entered(&self) -> bool {
+        self.flags & identity::ENTERED != 0
+    }
 }
 
 #[repr(C)]

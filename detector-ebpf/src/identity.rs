@@ -235,7 +235,10 @@ pub fn current_after_exec() -> Option<Actor> {
             forget_process(tgid);
             let who = unmarked(current_cgroup())?;
             mark(tgid, leader_start(current), Status::Watched(who));
-            who
+            Identity {
+                flags: who.flags | identity::ENTERED,
+                ..who
+            }
         }
     };
     Some(Actor {

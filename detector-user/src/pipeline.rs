@@ -143,7 +143,8 @@ impl Pipeline {
         match event {
             Event::Exec(e) => {
                 let missed = self.processes.on_exec(e, hierarchy);
-                self.count_miss(missed);
+                // A container's first process: the runtime's set-up before it sent nothing.
+                self.count_miss(missed && !e.header.identity.entered());
                 self.attribute(e.header.tgid);
                 self.forget_spoken(e.header.tgid);
             }

@@ -7,11 +7,14 @@ use aya::{
 };
 
 use super::exit;
-use crate::kernel::{
-    btf::Btf,
-    offsets,
-    probes::{Backend, Hook, SENSORS},
-    tracefs,
+use crate::{
+    kernel::{
+        btf::Btf,
+        offsets,
+        probes::{Backend, Hook, SENSORS},
+        tracefs,
+    },
+    state::identity_hierarchy::{Choice, IdentityHierarchy},
 };
 
 struct Row {
@@ -77,6 +80,25 @@ struct Offers {
     tracefs: bool,
     lsm: bool,
     fentry: bool,
+}
+
+/// The cgroup hierarchy `run` would know containers by, with the default `cgroup_identity`.
+fn identity_row() -> Row {
+    const FEATURE: &str = "container identity (cgroup hierarchy)";
+    match IdentityHierarchy::of_this_process(&Choice::Auto) {
+        Err(e) => row(FEATURE, false, e),
+        Ok(hierarchy) => {
+            let known = hierarchy.subsys_enumerator().is_none_or(|name| {
+                Btf::from_sys_fs().is_ok_and(|btf| btf.enumerator(&name).is_some())
+            });
+            let note = if known {
+                hierarchy.to_string()
+            } else {
+                format!("{hierarchy}: the kernel's BTF does not name the controller")
+            };
+            row(FEATURE, known, note)
+        }
+    }
 }
 
 /// Whether this kernel looks able to attach `hook`.
@@ -164,9 +186,12 @@ pub fn report() -> u8 {
             },
         ),
     ];
+    let identity = identity_row();
+    let identity_ok = identity.available;
+    rows.push(identity);
     rows.extend(sensor_rows(&offers));
 
-    let usable = offsets_complete && ringbuf && tracepoint && raw_tp;
+    let usable = offsets_complete && ringbuf && tracepoint && raw_tp && identity_ok;
     println!("{:<44} {:<6} NOTE", "FEATURE", "OK");
     for r in &rows {
         let ok = if r.available { "yes" } else { "no" };

@@ -7,7 +7,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use ::procfs::process::Process as ProcfsProcess;
 use anyhow::{Context, bail};
 use aya::{
     Ebpf,
@@ -130,10 +129,7 @@ fn hostname(settings: &Settings) -> String {
 
 /// The hierarchy whose cgroups name containers, as the agent sees its mounts and cgroups.
 fn identity_hierarchy(settings: &Settings) -> anyhow::Result<IdentityHierarchy> {
-    let me = ProcfsProcess::myself().context("reading /proc/self")?;
-    let mounts = me.mountinfo().context("reading /proc/self/mountinfo")?;
-    let cgroups = me.cgroups().context("reading /proc/self/cgroup")?;
-    let hierarchy = IdentityHierarchy::choose(&settings.cgroup_identity, &mounts.0, &cgroups.0)
+    let hierarchy = IdentityHierarchy::of_this_process(&settings.cgroup_identity)
         .map_err(|e| anyhow::anyhow!("choosing the cgroup hierarchy that names containers: {e}"))?;
     log::info!("containers are known by their cgroup in {hierarchy}");
     Ok(hierarchy)

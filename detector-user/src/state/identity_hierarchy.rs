@@ -54,6 +54,18 @@ impl fmt::Display for IdentityHierarchy {
 }
 
 impl IdentityHierarchy {
+    /// Chooses the hierarchy as this process sees the mounts and its own cgroups.
+    pub fn of_this_process(choice: &Choice) -> Result<IdentityHierarchy, String> {
+        let me = procfs::process::Process::myself().map_err(|e| format!("/proc/self: {e}"))?;
+        let mounts = me
+            .mountinfo()
+            .map_err(|e| format!("/proc/self/mountinfo: {e}"))?;
+        let cgroups = me
+            .cgroups()
+            .map_err(|e| format!("/proc/self/cgroup: {e}"))?;
+        Self::choose(choice, &mounts.0, &cgroups.0)
+    }
+
     /// Chooses the hierarchy from the agent's mounts and cgroups (`/proc/self/mountinfo`,
     /// `/proc/self/cgroup`).
     pub fn choose(

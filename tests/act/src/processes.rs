@@ -172,7 +172,7 @@ pub fn spawn_with_pid(pid: pid_t, command: &[String]) -> Result<String, Failure>
 pub fn enter_cgroup(dirs: &[String], command: &[String]) -> Result<Infallible, Failure> {
     let pid = std::process::id().to_string();
     for dir in dirs {
-        fs::create_dir(dir).map_err(|e| Failure::new(format!("mkdir {dir}"), e))?;
+        fs::create_dir_all(dir).map_err(|e| Failure::new(format!("mkdir -p {dir}"), e))?;
     }
     for dir in dirs {
         fs::write(format!("{dir}/cgroup.procs"), &pid)
