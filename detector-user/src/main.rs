@@ -24,10 +24,7 @@ fn main() -> ExitCode {
     ExitCode::from(match &cli.command {
         cli::Command::Run(args) => commands::run::run(args),
         cli::Command::CheckConfig { config } => commands::check_config::check(config),
-        cli::Command::Rules => {
-            commands::rules::print();
-            commands::exit::OK
-        }
+        cli::Command::Rules => commands::rules::print(),
         cli::Command::Probe => commands::probe::report(),
     })
 }

@@ -108,3 +108,31 @@ fn has_sample(metrics: &str, name: &str) -> bool {
             .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
     })
 }
+
+/// A reader that has gone (`| head -1`, `| grep -q`) ends a one-shot sub-command's output
+/// quietly, as it does for Unix tools. The pipe's read end is closed before the command runs,
+/// so every write meets EPIPE.
+#[test]
+fn one_shot_commands_end_quietly_when_their_reader_has_gone() -> anyhow::Result<()> {
+    let config = escape_detector_e2e::temp_dir::TempDir::new("closed-pipe")?;
+    let file = config.path().join("escape-detector.toml");
+    std::fs::write(&file, "enforce = false\n")?;
+    let file = file.to_str().unwrap_or_default().to_owned();
+    for args in [
+        vec!["rules"],
+        vec!["probe"],
+        vec!["check-config", "--config", &file],
+    ] {
+        let expected = detector::command()?.args(&args).output()?.status.code();
+        let (reader, writer) = std::io::pipe()?;
+        drop(reader);
+        let out = detector::command()?.args(&args).stdout(writer).output()?;
+        assert_eq!(out.status.code(), expected, "escape-detector {args:?}");
+        assert!(
+            out.stderr.is_empty(),
+            "escape-detector {args:?} said: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}

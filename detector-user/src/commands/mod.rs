@@ -4,6 +4,7 @@ pub mod check_config;
 pub mod probe;
 pub mod rules;
 pub mod run;
+pub mod stdout;
 
 /// Exit codes of CONTRACT.md.
 pub mod exit {

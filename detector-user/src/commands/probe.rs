@@ -6,7 +6,7 @@ use aya::{
     sys::{BpfHelper, is_helper_supported, is_map_supported, is_program_supported},
 };
 
-use super::exit;
+use super::{exit, stdout};
 use crate::{
     kernel::{
         btf::Btf,
@@ -192,23 +192,28 @@ pub fn report() -> u8 {
     rows.extend(sensor_rows(&offers));
 
     let usable = offsets_complete && ringbuf && tracepoint && raw_tp && identity_ok;
-    println!("{:<44} {:<6} NOTE", "FEATURE", "OK");
+    let mut out = format!("{:<44} {:<6} NOTE\n", "FEATURE", "OK");
     for r in &rows {
         let ok = if r.available { "yes" } else { "no" };
-        println!("{:<44} {:<6} {}", r.feature, ok, r.note);
+        out.push_str(&format!("{:<44} {:<6} {}\n", r.feature, ok, r.note));
     }
-    println!();
-    if usable {
+    out.push('\n');
+    let code = if usable {
         let backend = match (offers.lsm, offers.fentry) {
             (true, _) => Backend::Lsm,
             (false, true) => Backend::Fentry,
             (false, false) => Backend::Tracepoint,
         }
         .as_str();
-        println!("backend: {backend} (per sensor: the rows marked \"will use\")");
+        out.push_str(&format!(
+            "backend: {backend} (per sensor: the rows marked \"will use\")\n"
+        ));
         exit::OK
     } else {
-        println!("backend: none usable (needs BTF, ring buffers, tracepoints and raw tracepoints)");
+        out.push_str(
+            "backend: none usable (needs BTF, ring buffers, tracepoints and raw tracepoints)\n",
+        );
         exit::PROBES_FAILED
-    }
+    };
+    stdout::write(&out, code)
 }
