@@ -7,8 +7,13 @@
 //! report gives per workload the median throughput of each system with its spread, and the median
 //! of the per-round ratios to no agent; beside them the detector's own figures: its CPU per 1,000
 //! execs, peak RSS with 10,000 tracked processes, time to `/readyz` and alert latency.
+//!
+//! Once built, the bench needs no workspace: with `--bin-dir` it runs where there is no cargo
+//! (a VM guest), so the programs it runs while measuring are plain `Command`s, not `cmd::new`'s,
+//! which run from the workspace root.
 
 mod binaries;
+mod cpu;
 mod daemon;
 mod extras;
 mod process;
@@ -32,12 +37,12 @@ use system::SystemKind;
 
 #[derive(clap::Args)]
 pub struct Options {
-    /// Rounds, each running every system on every workload
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
-    rounds: u32,
-    /// One round with small counts: shows that the bench works and that its numbers are sane,
-    /// not what they are (`cargo xtask test` runs this)
-    #[arg(long, conflicts_with = "rounds")]
+    /// Rounds, each running every system on every workload [default: 5, 1 with --quick]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: Option<u32>,
+    /// Small counts: shows that the bench works and that its numbers are sane, not what they
+    /// are (`cargo xtask test` runs this)
+    #[arg(long)]
     quick: bool,
     /// The systems compared with no agent [default: all]
     #[arg(long, value_delimiter = ',', value_enum)]
@@ -49,6 +54,10 @@ pub struct Options {
     /// escape-detector, and print the top symbols of each
     #[arg(long, conflicts_with_all = ["quick", "ratios_only", "systems"])]
     profile: bool,
+    /// Leave the CPUs' idle states as they are; by default idle CPUs poll while the bench runs,
+    /// since waking a halted CPU of a VM costs more than the work measured
+    #[arg(long)]
+    keep_idle_states: bool,
     /// Take escape-detector, bench-load and escape-act from DIR instead of setting up and
     /// building them: for a machine without cargo, such as a VM guest
     #[arg(long, value_name = "DIR")]
@@ -100,13 +109,18 @@ pub fn run(options: &Options) -> Result<()> {
     // containers: one at a time.
     let _machine = escape_detector_e2e::exclusive();
     binaries.export_for_harness();
+    let _idle = if options.keep_idle_states {
+        None
+    } else {
+        Some(cpu::hold_idle_polling()?)
+    };
     if options.profile {
         return profile::run(&binaries, Counts::FULL.getppid);
     }
     let (counts, rounds) = if options.quick {
-        (Counts::QUICK, 1)
+        (Counts::QUICK, options.rounds.unwrap_or(1))
     } else {
-        (Counts::FULL, options.rounds)
+        (Counts::FULL, options.rounds.unwrap_or(5))
     };
     let kinds = if options.systems.is_empty() {
         SystemKind::ALL.to_vec()
@@ -123,6 +137,7 @@ pub fn run(options: &Options) -> Result<()> {
     let setting = report::Setting {
         quick: options.quick,
         rounds,
+        idle_polling: !options.keep_idle_states,
         counts,
         detector_backend: system::backend(&binaries.detector)?,
     };

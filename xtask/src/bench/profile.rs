@@ -44,7 +44,7 @@ fn record(
 ) -> Result<()> {
     let data = dir.join(format!("{file_stem}.data"));
     let printed = cmd::output(
-        cmd::new("perf")
+        Command::new("perf")
             .args([
                 "record", "--quiet", "-e", event, "-F", FREQUENCY, "-g", "-o",
             ])
@@ -55,7 +55,7 @@ fn record(
     )?;
     let loop_rate = load_throughput("getppid", &printed)?.per_second();
     let report = cmd::output(
-        cmd::new("perf")
+        Command::new("perf")
             .args(["report", "--stdio", "--no-children", "-g", "none"])
             .args(["--sort", "dso,symbol", "-i"])
             .arg(&data),

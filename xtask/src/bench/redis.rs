@@ -1,21 +1,19 @@
 //! The redis workload: redis-server on a loopback port pinned to one CPU, persistence off;
-//! redis-benchmark pinned to another, SET and GET with a fixed number of requests.
+//! redis-benchmark pinned to the other (the workloads' CPU), SET and GET with a fixed number of
+//! requests.
 
 use std::{
     io::{Read as _, Write as _},
     net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream},
-    os::unix::process::CommandExt as _,
     process::Command,
     time::Duration,
 };
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 
-use super::{daemon::Daemon, wait, workload::Throughput};
+use super::{cpu, daemon::Daemon, wait, workload::Throughput};
 use crate::cmd;
 
-const SERVER_CPU: usize = 0;
-const CLIENT_CPU: usize = 1;
 const READY_LIMIT: Duration = Duration::from_secs(10);
 const TESTS: [(&str, &str); 2] = [("SET", "redis SET"), ("GET", "redis GET")];
 
@@ -31,17 +29,17 @@ pub fn benchmark(requests: u64) -> Result<Vec<Throughput>> {
         "--daemonize",
         "no",
     ]);
-    pin(&mut server, SERVER_CPU);
+    cpu::pin(&mut server, cpu::SERVER_CPU);
     let mut server = Daemon::spawn("redis-server", &mut server, libc::SIGTERM)?;
     wait::until("redis-server answering PING", READY_LIMIT, || {
         server.ensure_running()?;
         Ok(answers_ping(addr))
     })?;
-    let mut client = cmd::new("redis-benchmark");
+    let mut client = Command::new("redis-benchmark");
     client
         .args(["-h", "127.0.0.1", "-p", &port, "-t", "set,get", "--csv"])
         .args(["-n", &requests.to_string()]);
-    pin(&mut client, CLIENT_CPU);
+    cpu::pin(&mut client, cpu::WORKLOAD_CPU);
     let printed = cmd::output(&mut client)?;
     server.stop()?;
     TESTS
@@ -77,23 +75,6 @@ fn answers_ping(addr: SocketAddr) -> bool {
     ping().unwrap_or(false)
 }
 
-/// Runs the command on `cpu` alone (when the machine has it), so that server and client do
-/// not take turns on one CPU while the other idles.
-fn pin(command: &mut Command, cpu: usize) {
-    // SAFETY: between fork and exec the closure calls only sched_setaffinity on a set it built
-    // on its own stack: async-signal-safe, no allocation.
-    unsafe {
-        command.pre_exec(move || {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(cpu, &mut set);
-            if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
-
 /// The requests per second of `test` in redis-benchmark's `--csv` output, whose lines read
 /// `"SET","87719.30","0.303",...` after a header line.
 fn requests_per_second(printed: &str, test: &str) -> Option<f64> {
@@ -104,18 +85,6 @@ fn requests_per_second(printed: &str, test: &str) -> Option<f64> {
         }
         fields.next()?.parse().ok()
     })
-}
-
-/// The machine must have both CPUs the workload is pinned to.
-pub fn check_cpus() -> Result<()> {
-    let cpus = std::thread::available_parallelism()?.get();
-    if [SERVER_CPU, CLIENT_CPU].iter().any(|&cpu| cpu >= cpus) {
-        bail!(
-            "the redis workload pins server and client to CPUs {SERVER_CPU} and {CLIENT_CPU}; \
-             this machine has {cpus}"
-        );
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -33,6 +33,8 @@ pub struct Report {
     cpus: usize,
     quick: bool,
     rounds: u32,
+    /// Whether idle CPUs polled (deeper idle states disabled) while the bench ran.
+    idle_polling: bool,
     counts: Counts,
     throughput: Vec<MeasureSummary>,
     watchers: Vec<WatcherSummary>,
@@ -63,6 +65,7 @@ struct WatcherSummary {
 pub struct Setting {
     pub quick: bool,
     pub rounds: u32,
+    pub idle_polling: bool,
     pub counts: Counts,
     pub detector_backend: String,
 }
@@ -77,6 +80,7 @@ impl Report {
             cpus: std::thread::available_parallelism()?.get(),
             quick: setting.quick,
             rounds: setting.rounds,
+            idle_polling: setting.idle_polling,
             counts: setting.counts,
             throughput: summarize_throughput(&runs),
             watchers: summarize_watchers(&runs),
@@ -86,8 +90,14 @@ impl Report {
     }
 
     pub fn print(&self) {
+        let idle = if self.idle_polling {
+            "idle CPUs polling"
+        } else {
+            "the machine's CPU idle states"
+        };
         println!(
-            "\nkernel {}, {} CPUs, escape-detector backend: {}; {} round(s), systems in rotating order",
+            "\nkernel {}, {} CPUs, escape-detector backend: {}; {} round(s), systems in rotating \
+             order, {idle}",
             self.kernel, self.cpus, self.detector_backend, self.rounds
         );
         self.print_throughput();

@@ -7,7 +7,7 @@ use std::{path::Path, time::Instant};
 use anyhow::Result;
 
 use super::{
-    Counts, process, redis,
+    Counts, cpu, process,
     system::System,
     workload::{self, Throughput, Workload},
 };
@@ -67,7 +67,7 @@ pub fn run(
     load: &Path,
     rounds: u32,
 ) -> Result<Vec<SystemRun>> {
-    redis::check_cpus()?;
+    cpu::check_cpus()?;
     let mut runs = Vec::new();
     for round in 1..=rounds {
         for system in rotated(systems, round - 1) {

@@ -1,10 +1,10 @@
 //! The workloads: syscall loops and an exec storm run by `bench-load`, and redis-benchmark.
 
-use std::path::Path;
+use std::{path::Path, process::Command};
 
 use anyhow::{Context as _, Result, ensure};
 
-use super::{Counts, redis};
+use super::{Counts, cpu, redis};
 use crate::cmd;
 
 #[derive(Clone, Copy)]
@@ -45,7 +45,7 @@ impl Throughput {
     }
 }
 
-/// Runs `workload` once; `load` is the bench-load binary.
+/// Runs `workload` once, on the workloads' CPU; `load` is the bench-load binary.
 pub fn run(workload: Workload, counts: &Counts, load: &Path) -> Result<Vec<Throughput>> {
     let (measure, subcommand, count) = match workload {
         Workload::Getppid => ("getppid", "getppid", counts.getppid),
@@ -53,7 +53,9 @@ pub fn run(workload: Workload, counts: &Counts, load: &Path) -> Result<Vec<Throu
         Workload::ExecStorm => (EXEC_STORM, "exec-storm", counts.exec_storm),
         Workload::Redis => return redis::benchmark(counts.redis_requests),
     };
-    let printed = cmd::output(cmd::new(load).arg(subcommand).arg(count.to_string()))?;
+    let mut command = Command::new(load);
+    command.arg(subcommand).arg(count.to_string());
+    let printed = cmd::output(cpu::pin(&mut command, cpu::WORKLOAD_CPU))?;
     Ok(vec![load_throughput(measure, &printed)?])
 }
 

@@ -100,7 +100,7 @@ impl System for Auditd {
             daemon.ensure_running()?;
             Ok(state::status()?.pid == daemon.pid())
         })?;
-        cmd::output(cmd::new("auditctl").arg("-R").arg(&rules_file))?;
+        cmd::output(state::auditctl().arg("-R").arg(&rules_file))?;
         Ok(Box::new(RunningAuditd { daemon, saved, dir }))
     }
 }

@@ -1,7 +1,7 @@
 //! escape-detector as a system under comparison: the e2e harness's detector (the release binary,
 //! `run` with the default config on a loopback port of its own), and what its /metrics says.
 
-use std::path::Path;
+use std::{path::Path, process::Command};
 
 use anyhow::{Context as _, Result};
 use escape_detector_e2e::Detector;
@@ -92,7 +92,7 @@ impl DetectorMetrics {
 /// The backend `escape-detector probe` says it would use on this kernel (the last line of its
 /// report reads `backend: tracepoint (...)`).
 pub fn backend(detector: &Path) -> Result<String> {
-    let report = cmd::output(cmd::new(detector).arg("probe"))?;
+    let report = cmd::output(Command::new(detector).arg("probe"))?;
     report
         .lines()
         .find_map(|line| line.strip_prefix("backend: "))

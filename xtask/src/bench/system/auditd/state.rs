@@ -1,6 +1,8 @@
 //! The kernel's audit settings the bench changes (its rules, the enabled flag, the backlog
 //! limit), saved before and put back after, also when the bench fails.
 
+use std::process::Command;
+
 use anyhow::{Context as _, Result, bail, ensure};
 
 use crate::cmd;
@@ -18,7 +20,7 @@ pub struct Status {
 }
 
 pub fn status() -> Result<Status> {
-    parse_status(&cmd::output(cmd::new("auditctl").arg("-s"))?)
+    parse_status(&cmd::output(auditctl().arg("-s"))?)
 }
 
 fn parse_status(printed: &str) -> Result<Status> {
@@ -62,7 +64,7 @@ impl SavedAudit {
 
     /// Deletes the bench's rules: from then on nothing more is audited for it.
     pub fn remove_rules(&self) -> Result<()> {
-        cmd::output(cmd::new("auditctl").args(["-D", "-k", KEY])).map(drop)
+        cmd::output(auditctl().args(["-D", "-k", KEY])).map(drop)
     }
 
     /// Deletes the bench's rules and writes back the saved flags; checks that the rules are
@@ -72,12 +74,8 @@ impl SavedAudit {
             return Ok(());
         }
         self.remove_rules()?;
-        cmd::output(
-            cmd::new("auditctl")
-                .arg("-b")
-                .arg(self.backlog_limit.to_string()),
-        )?;
-        cmd::output(cmd::new("auditctl").arg("-e").arg(self.enabled.to_string()))?;
+        cmd::output(auditctl().arg("-b").arg(self.backlog_limit.to_string()))?;
+        cmd::output(auditctl().arg("-e").arg(self.enabled.to_string()))?;
         self.restored = true;
         let now = rules()?;
         ensure!(
@@ -97,8 +95,12 @@ impl Drop for SavedAudit {
     }
 }
 
+pub fn auditctl() -> Command {
+    Command::new("auditctl")
+}
+
 fn rules() -> Result<String> {
-    cmd::output(cmd::new("auditctl").arg("-l"))
+    cmd::output(auditctl().arg("-l"))
 }
 
 #[cfg(test)]

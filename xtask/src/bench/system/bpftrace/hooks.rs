@@ -2,7 +2,7 @@
 //! probe`, whose rows marked "will use" name each sensor's backend and programs (a program is
 //! named after its hook).
 
-use std::{fs, path::Path};
+use std::{fs, path::Path, process::Command};
 
 use anyhow::{Result, ensure};
 
@@ -13,7 +13,7 @@ const TRACEFS_EVENTS: &str = "/sys/kernel/tracing/events";
 
 /// bpftrace probe specifications for the hooks the detector would attach here.
 pub fn bpftrace_probes(detector: &Path) -> Result<Vec<String>> {
-    let report = cmd::output(cmd::new(detector).arg("probe"))?;
+    let report = cmd::output(Command::new(detector).arg("probe"))?;
     let mut probes = Vec::new();
     for (backend, program) in chosen_programs(&report) {
         if let Some(probe) = bpftrace_probe(&backend, &program)? {
