@@ -12,6 +12,7 @@
 //! (a VM guest), so the programs it runs while measuring are plain `Command`s, not `cmd::new`'s,
 //! which run from the workspace root.
 
+mod baseline;
 mod binaries;
 mod cpu;
 mod daemon;
@@ -127,6 +128,13 @@ pub fn run(options: &Options) -> Result<()> {
     } else {
         options.systems.clone()
     };
+    let other_watchers = baseline::other_watchers();
+    if !other_watchers.is_empty() {
+        println!(
+            "warning: other watchers run on this machine, in the baseline too: {}",
+            other_watchers.join(", ")
+        );
+    }
     let systems = system::with_baseline(&kinds, &binaries)?;
     let runs = rounds::run(&systems, &counts, &binaries.load, rounds)?;
     let extras = if options.ratios_only {
@@ -138,6 +146,7 @@ pub fn run(options: &Options) -> Result<()> {
         quick: options.quick,
         rounds,
         idle_polling: !options.keep_idle_states,
+        other_watchers,
         counts,
         detector_backend: system::backend(&binaries.detector)?,
     };

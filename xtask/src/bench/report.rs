@@ -35,6 +35,8 @@ pub struct Report {
     rounds: u32,
     /// Whether idle CPUs polled (deeper idle states disabled) while the bench ran.
     idle_polling: bool,
+    /// Watchers that were running before the bench started its own (`pid name`).
+    other_watchers: Vec<String>,
     counts: Counts,
     throughput: Vec<MeasureSummary>,
     watchers: Vec<WatcherSummary>,
@@ -66,6 +68,7 @@ pub struct Setting {
     pub quick: bool,
     pub rounds: u32,
     pub idle_polling: bool,
+    pub other_watchers: Vec<String>,
     pub counts: Counts,
     pub detector_backend: String,
 }
@@ -81,6 +84,7 @@ impl Report {
             quick: setting.quick,
             rounds: setting.rounds,
             idle_polling: setting.idle_polling,
+            other_watchers: setting.other_watchers,
             counts: setting.counts,
             throughput: summarize_throughput(&runs),
             watchers: summarize_watchers(&runs),
@@ -100,6 +104,12 @@ impl Report {
              order, {idle}",
             self.kernel, self.cpus, self.detector_backend, self.rounds
         );
+        if !self.other_watchers.is_empty() {
+            println!(
+                "other watchers ran all along, in the baseline too: {}",
+                self.other_watchers.join(", ")
+            );
+        }
         self.print_throughput();
         self.print_watchers();
         if let Some(extras) = &self.detector {

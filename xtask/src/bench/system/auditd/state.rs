@@ -1,5 +1,11 @@
 //! The kernel's audit settings the bench changes (its rules, the enabled flag, the backlog
 //! limit), saved before and put back after, also when the bench fails.
+//!
+//! One change outlives them: once audit has been enabled, the kernel gives every new process an
+//! audit context, which puts all its system calls on the audit path, until reboot, whatever the
+//! flag and the rules say; only a `never,task` rule spares new processes that. On a machine
+//! that was not auditing, the bench therefore leaves that one rule behind: without it, every
+//! process started later, the bench's own baseline included, would pay for audit.
 
 use std::process::Command;
 
@@ -9,6 +15,13 @@ use crate::cmd;
 
 /// The key of every rule the bench adds, so that it removes those and no one else's.
 pub const KEY: &str = "escdet-bench";
+
+/// Keeps new processes off the audit path (see the module's documentation): as `auditctl -l`
+/// prints it, and as `-a` and `-d` take it.
+const NEVER_TASK: &str = "-a never,task";
+const NEVER_TASK_RULE: &str = "never,task";
+/// What `auditctl -l` prints without rules.
+const NO_RULES: &str = "No rules";
 
 /// What `auditctl -s` says.
 pub struct Status {
@@ -49,17 +62,23 @@ pub struct SavedAudit {
 }
 
 impl SavedAudit {
+    /// Saves the state; a `never,task` rule is lifted until [`SavedAudit::restore`], since it
+    /// would keep the workloads from being audited.
     pub fn save() -> Result<SavedAudit> {
         let status = status()?;
         if status.enabled == 2 {
             bail!("the kernel's audit configuration is locked (enabled 2) until reboot");
         }
-        Ok(SavedAudit {
+        let saved = SavedAudit {
             enabled: status.enabled,
             backlog_limit: status.backlog_limit,
             rules: rules()?,
             restored: false,
-        })
+        };
+        if saved.has_never_task() {
+            cmd::output(auditctl().args(["-d", NEVER_TASK_RULE]))?;
+        }
+        Ok(saved)
     }
 
     /// Deletes the bench's rules: from then on nothing more is audited for it.
@@ -67,23 +86,44 @@ impl SavedAudit {
         cmd::output(auditctl().args(["-D", "-k", KEY])).map(drop)
     }
 
-    /// Deletes the bench's rules and writes back the saved flags; checks that the rules are
-    /// what they were.
+    /// Deletes the bench's rules and writes back the saved flags and a lifted `never,task`
+    /// rule; checks that the rules are what they were, but for the `never,task` rule left on a
+    /// machine that was not auditing.
     pub fn restore(&mut self) -> Result<()> {
         if self.restored {
             return Ok(());
         }
         self.remove_rules()?;
+        let expected = if self.was_not_auditing() {
+            println!(
+                "audit: leaving `{NEVER_TASK}` in place, so that processes started from now on \
+                 stay off the audit path (`auditctl -D` removes it)"
+            );
+            format!("{NEVER_TASK}\n")
+        } else {
+            self.rules.clone()
+        };
+        if self.has_never_task() || self.was_not_auditing() {
+            cmd::output(auditctl().args(["-a", NEVER_TASK_RULE]))?;
+        }
         cmd::output(auditctl().arg("-b").arg(self.backlog_limit.to_string()))?;
         cmd::output(auditctl().arg("-e").arg(self.enabled.to_string()))?;
         self.restored = true;
         let now = rules()?;
         ensure!(
-            now == self.rules,
-            "audit rules after the bench:\n{now}\ndiffer from those before:\n{}",
-            self.rules
+            now == expected,
+            "audit rules after the bench:\n{now}\ndiffer from those expected:\n{expected}"
         );
         Ok(())
+    }
+
+    fn has_never_task(&self) -> bool {
+        self.rules.lines().any(|line| line.trim() == NEVER_TASK)
+    }
+
+    /// Neither enabled nor any rule: processes there owe nothing to audit.
+    fn was_not_auditing(&self) -> bool {
+        self.enabled == 0 && self.rules.trim() == NO_RULES
     }
 }
 
