@@ -1,123 +1,166 @@
-//! `cargo xtask bench`: what the agent costs the host it watches, measured side by side with a
-//! baseline in one run. A benchmark runs its workload under each [`Mode`]; a new tool to compare
-//! against is one more `Mode` in [`modes`].
+//! `cargo xtask bench`: what watching the host costs, side by side in one run.
+//!
+//! Every round runs every system (no agent, escape-detector with its default config, auditd with
+//! rules for the same acts, bpftrace on the same hooks) on every workload, in an order that
+//! rotates round by round, so that a machine that speeds up or slows down hits them all alike.
+//! Each system starts fresh, is fully ready before the workloads and is stopped after them. The
+//! report gives per workload the median throughput of each system with its spread, and the median
+//! of the per-round ratios to no agent; beside them the detector's own figures: its CPU per 1,000
+//! execs, peak RSS with 10,000 tracked processes, time to `/readyz` and alert latency.
+//!
+//! Once built, the bench needs no workspace: with `--bin-dir` it runs where there is no cargo
+//! (a VM guest), so the programs it runs while measuring are plain `Command`s, not `cmd::new`'s,
+//! which run from the workspace root.
 
+mod baseline;
+mod binaries;
 mod cpu;
-mod detector;
-mod exec_storm;
+mod daemon;
+mod extras;
+mod process;
+mod profile;
 mod prometheus;
+mod redis;
+mod report;
+mod rounds;
+mod stats;
+mod system;
+mod wait;
+mod workload;
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    path::Path,
-};
+use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Result, ensure};
+
+use crate::cmd;
+use binaries::Binaries;
+use system::SystemKind;
 
 #[derive(clap::Args)]
 pub struct Options {
-    #[command(subcommand)]
-    bench: Bench,
+    /// Rounds, each running every system on every workload [default: 5, 1 with --quick]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: Option<u32>,
+    /// Small counts: shows that the bench works and that its numbers are sane, not what they
+    /// are (`cargo xtask test` runs this)
+    #[arg(long)]
+    quick: bool,
+    /// The systems compared with no agent [default: all]
+    #[arg(long, value_delimiter = ',', value_enum)]
+    systems: Vec<SystemKind>,
+    /// Only the throughput table: leaves out the detector's own figures, which need runc
+    #[arg(long)]
+    ratios_only: bool,
+    /// Instead of the bench, profile the getppid loop (perf record) with no agent and under
+    /// escape-detector, and print the top symbols of each
+    #[arg(long, conflicts_with_all = ["quick", "ratios_only", "systems"])]
+    profile: bool,
+    /// Leave the CPUs' idle states as they are; by default idle CPUs poll while the bench runs,
+    /// since waking a halted CPU of a VM costs more than the work measured
+    #[arg(long)]
+    keep_idle_states: bool,
+    /// Take escape-detector, bench-load and escape-act from DIR instead of setting up and
+    /// building them: for a machine without cargo, such as a VM guest
+    #[arg(long, value_name = "DIR")]
+    bin_dir: Option<PathBuf>,
 }
 
-#[derive(clap::Subcommand)]
-enum Bench {
-    /// A storm of short processes (fork+exec of /bin/true) with no agent and with escape-detector
-    ExecStorm(exec_storm::Options),
+/// How much work each measurement does: enough for a second or more per workload in a full run,
+/// a fraction of that in a quick one.
+#[derive(Clone, Copy, serde::Serialize)]
+pub struct Counts {
+    pub getppid: u64,
+    pub open_close: u64,
+    pub exec_storm: u64,
+    pub redis_requests: u64,
+    /// Sleeping processes in one container while the detector's peak RSS is read.
+    pub tracked_processes: u64,
+    /// Acts in a container, each by a fresh process, whose alert latency is measured.
+    pub alert_acts: u64,
+}
+
+impl Counts {
+    const FULL: Counts = Counts {
+        getppid: 5_000_000,
+        open_close: 500_000,
+        exec_storm: 3_000,
+        redis_requests: 100_000,
+        tracked_processes: 10_000,
+        alert_acts: 200,
+    };
+
+    const QUICK: Counts = Counts {
+        getppid: 200_000,
+        open_close: 20_000,
+        exec_storm: 200,
+        redis_requests: 5_000,
+        tracked_processes: 500,
+        alert_acts: 20,
+    };
 }
 
 pub fn run(options: &Options) -> Result<()> {
-    match &options.bench {
-        Bench::ExecStorm(options) => exec_storm::run(options),
+    ensure!(
+        cmd::is_root(),
+        "the bench loads eBPF programs, changes audit rules and starts runc containers: run it \
+         as root"
+    );
+    let binaries = Binaries::obtain(options.bin_dir.as_deref())?;
+    // Other e2e runs on this machine would add their detectors to the baseline, and see our
+    // containers: one at a time.
+    let _machine = escape_detector_e2e::exclusive();
+    binaries.export_for_harness();
+    let _idle = if options.keep_idle_states {
+        None
+    } else {
+        Some(cpu::hold_idle_polling()?)
+    };
+    if options.profile {
+        return profile::run(&binaries, Counts::FULL.getppid);
     }
+    let (counts, rounds) = if options.quick {
+        (Counts::QUICK, options.rounds.unwrap_or(1))
+    } else {
+        (Counts::FULL, options.rounds.unwrap_or(5))
+    };
+    let kinds = if options.systems.is_empty() {
+        SystemKind::ALL.to_vec()
+    } else {
+        options.systems.clone()
+    };
+    let other_watchers = baseline::other_watchers();
+    if !other_watchers.is_empty() {
+        println!(
+            "warning: other watchers run on this machine, in the baseline too: {}",
+            other_watchers.join(", ")
+        );
+    }
+    let systems = system::with_baseline(&kinds, &binaries)?;
+    let runs = rounds::run(&systems, &counts, &binaries.load, rounds)?;
+    let extras = if options.ratios_only {
+        None
+    } else {
+        Some(extras::measure(&counts, rounds, &binaries)?)
+    };
+    let setting = report::Setting {
+        quick: options.quick,
+        rounds,
+        idle_polling: !options.keep_idle_states,
+        other_watchers,
+        counts,
+        detector_backend: system::backend(&binaries.detector)?,
+    };
+    let report = report::Report::new(setting, runs, extras)?;
+    report.print();
+    let path = report.write_json()?;
+    println!("\nwritten: {}", path.display());
+    report.check_sane()
 }
 
-/// The modes every benchmark compares, baseline first (ratios are against it).
-fn modes(detector_binary: &Path) -> Vec<Box<dyn Mode>> {
-    vec![
-        Box::new(NoAgent),
-        Box::new(detector::Detector::new(detector_binary)),
-    ]
-}
-
-/// One way of running a workload: with nothing watching the host, or with an agent whose cost
-/// is measured.
-trait Mode {
-    fn name(&self) -> &str;
-    /// Starts what watches the workload and waits until it is ready; `None` for the baseline.
-    /// `run` numbers the runs so that each can keep its own log.
-    fn start(&self, run: u32) -> Result<Option<Box<dyn Agent>>>;
-}
-
-/// A running agent; dropping it stops it.
-trait Agent {
-    fn pid(&self) -> u32;
-    /// Events received and lost so far, by kind; empty for tools that do not count them.
-    fn events(&self) -> Result<EventCounts>;
-}
-
-struct NoAgent;
-
-impl Mode for NoAgent {
-    fn name(&self) -> &str {
-        "no agent"
-    }
-
-    fn start(&self, _run: u32) -> Result<Option<Box<dyn Agent>>> {
-        Ok(None)
-    }
-}
-
-#[derive(Clone, Default, PartialEq)]
-struct EventCounts {
-    received: BTreeMap<String, u64>,
-    lost: BTreeMap<String, u64>,
-}
-
-impl EventCounts {
-    /// What happened between `earlier` and `self`.
-    fn since(&self, earlier: &EventCounts) -> EventCounts {
-        let diff = |now: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>| {
-            now.iter()
-                .map(|(kind, count)| {
-                    let before = before.get(kind).copied().unwrap_or(0);
-                    (kind.clone(), count.saturating_sub(before))
-                })
-                .collect()
-        };
-        EventCounts {
-            received: diff(&self.received, &earlier.received),
-            lost: diff(&self.lost, &earlier.lost),
-        }
-    }
-
-    fn add(&mut self, other: &EventCounts) {
-        for (kind, count) in &other.received {
-            *self.received.entry(kind.clone()).or_default() += count;
-        }
-        for (kind, count) in &other.lost {
-            *self.lost.entry(kind.clone()).or_default() += count;
-        }
-    }
-
-    /// Every kind with a received or a lost count, in order.
-    fn kinds(&self) -> BTreeSet<&str> {
-        self.received
-            .keys()
-            .chain(self.lost.keys())
-            .map(String::as_str)
-            .collect()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.received.is_empty() && self.lost.is_empty()
-    }
-
-    fn received(&self, kind: &str) -> u64 {
-        self.received.get(kind).copied().unwrap_or(0)
-    }
-
-    fn lost(&self, kind: &str) -> u64 {
-        self.lost.get(kind).copied().unwrap_or(0)
-    }
+/// The stage `cargo xtask test` runs: every system and workload once, with small counts.
+pub fn quick() -> Result<()> {
+    use clap::{Args, FromArgMatches};
+    let command = Options::augment_args(clap::Command::new("bench"));
+    let options = Options::from_arg_matches(&command.get_matches_from(["bench", "--quick"]))?;
+    run(&options)
 }

@@ -50,19 +50,28 @@ pub fn agent_path(profile: Profile) -> PathBuf {
         .join("escape-detector")
 }
 
-const ACT: &str = "escape-act";
-
 /// Builds `escape-act`, the helper the e2e tests run inside their containers, and returns the
-/// path of the binary. Linked statically, since the containers' busybox root filesystem has no
-/// libc; `cargo rustc` gives the flag to this crate alone, not to its dependencies' build
-/// scripts.
+/// path of the binary.
 pub fn act() -> Result<PathBuf> {
+    static_binary("escape-act")
+}
+
+/// Builds `bench-load`, the workloads `cargo xtask bench` times (on the host and in containers),
+/// and returns the path of the binary.
+pub fn bench_load() -> Result<PathBuf> {
+    static_binary("bench-load")
+}
+
+/// Builds the binary named like its `package`, linked statically, since the containers' busybox
+/// root filesystem has no libc; `cargo rustc` gives the flag to this crate alone, not to its
+/// dependencies' build scripts.
+fn static_binary(package: &str) -> Result<PathBuf> {
     cmd::run(
         cmd::new("cargo")
-            .args(["rustc", "--release", "--package", ACT, "--bin", ACT])
+            .args(["rustc", "--release", "--package", package, "--bin", package])
             .args(["--", "-C", "target-feature=+crt-static"]),
     )?;
-    Ok(target_dir().join(Profile::Release.dir_name()).join(ACT))
+    Ok(target_dir().join(Profile::Release.dir_name()).join(package))
 }
 
 pub fn target_dir() -> PathBuf {

@@ -3,7 +3,6 @@
 mod bench;
 mod build;
 mod cmd;
-mod http;
 mod run;
 mod setup;
 mod table;

@@ -32,6 +32,13 @@ const APT_PACKAGES: &[&str] = &[
     // The machine image's qemu-img is a backport that Debian's qemu-system-x86 conflicts with:
     // apt removes it while installing the VM lane, and this puts Debian's own back.
     "qemu-utils",
+    // `cargo xtask bench`: the redis workload, and the systems compared with the detector.
+    "redis-server",
+    "redis-tools",
+    "auditd",
+    "bpftrace",
+    // `cargo xtask bench --profile` records the getppid loop with perf.
+    "linux-perf",
 ];
 
 /// The nightly builds the kernel crate with `-Z build-std=core` (needs the sources) and lints it.

@@ -12,7 +12,7 @@ use crate::{
 
 #[derive(clap::Args)]
 pub struct Options {
-    /// Leave out the end-to-end tests (they need root); CI never passes this
+    /// Leave out the end-to-end tests and the quick bench (they need root); CI never passes this
     #[arg(long)]
     skip_e2e: bool,
 }
@@ -86,10 +86,15 @@ pub fn run(options: &Options) -> Result<()> {
 }
 
 fn stages(options: &Options) -> Vec<Stage> {
-    let (e2e, vm) = if options.skip_e2e {
-        (Action::Skip("--skip-e2e"), Action::Skip("--skip-e2e"))
+    let (e2e, bench, vm) = if options.skip_e2e {
+        let skip = || Action::Skip("--skip-e2e");
+        (skip(), skip(), skip())
     } else {
-        (Action::Run(e2e_tests), Action::Run(vm_tests))
+        (
+            Action::Run(e2e_tests),
+            Action::Run(crate::bench::quick),
+            Action::Run(vm_tests),
+        )
     };
     vec![
         Stage::new("setup", Action::Run(setup::run)),
@@ -103,6 +108,8 @@ fn stages(options: &Options) -> Vec<Stage> {
         Stage::new("prometheus rules (promtool)", Action::Run(prometheus_rules)),
         Stage::new("release build", Action::Run(release_build)),
         Stage::new("e2e tests (root)", e2e),
+        // One round with small counts: the bench keeps working; its figures are not judged.
+        Stage::new("bench, quick (root)", bench),
         Stage::new("e2e tests in a Debian 6.1 VM (BPF LSM)", vm),
     ]
 }

@@ -1,46 +1,74 @@
-//! Reading counters out of the Prometheus text exposition format.
+//! Reading samples out of the Prometheus text exposition format.
 
-use std::collections::BTreeMap;
-
-/// The values of every sample of `metric`, summed by the value of `label` (other labels are
-/// added together). Samples without `label` are ignored.
-pub fn sum_by_label(exposition: &str, metric: &str, label: &str) -> BTreeMap<String, u64> {
-    let mut sums = BTreeMap::new();
-    for line in exposition.lines().map(str::trim) {
-        if line.starts_with('#') {
-            continue;
-        }
-        let Some((name, labels, value)) = split_sample(line) else {
-            continue;
-        };
-        if name != metric {
-            continue;
-        }
-        let Some(label_value) = label_value(labels, label) else {
-            continue;
-        };
-        let Ok(value) = value.parse::<f64>() else {
-            continue;
-        };
-        // Counters of events are whole numbers, whatever notation the exporter uses.
-        *sums.entry(label_value).or_insert(0) += value.round() as u64;
-    }
-    sums
+/// One line `name{labels} value [timestamp]`.
+struct Sample<'a> {
+    name: &'a str,
+    /// The text between the braces, empty when there are none.
+    labels: &'a str,
+    value: f64,
 }
 
-/// `name{labels} value [timestamp]` into its name, the text between the braces, and the value.
-fn split_sample(line: &str) -> Option<(&str, &str, &str)> {
-    match line.find('{') {
+impl Sample<'_> {
+    fn has_labels(&self, wanted: &[(&str, &str)]) -> bool {
+        wanted
+            .iter()
+            .all(|(name, value)| label_value(self.labels, name).as_deref() == Some(*value))
+    }
+}
+
+/// The sum of every sample of `metric` carrying all of the `wanted` labels (others may differ).
+pub fn sum(exposition: &str, metric: &str, wanted: &[(&str, &str)]) -> f64 {
+    samples(exposition)
+        .filter(|sample| sample.name == metric && sample.has_labels(wanted))
+        .map(|sample| sample.value)
+        .sum()
+}
+
+/// The cumulative buckets of histogram `metric` for the series with the `wanted` labels, as
+/// (upper bound, observations at or below it), in increasing order of bound; `+Inf` last.
+pub fn histogram_buckets(
+    exposition: &str,
+    metric: &str,
+    wanted: &[(&str, &str)],
+) -> Vec<(f64, f64)> {
+    let bucket_metric = format!("{metric}_bucket");
+    let mut buckets: Vec<(f64, f64)> = samples(exposition)
+        .filter(|sample| sample.name == bucket_metric && sample.has_labels(wanted))
+        .filter_map(|sample| {
+            let bound = label_value(sample.labels, "le")?;
+            // Rust's float parser reads "+Inf" as infinity, the bound of the last bucket.
+            Some((bound.parse().ok()?, sample.value))
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    buckets
+}
+
+fn samples(exposition: &str) -> impl Iterator<Item = Sample<'_>> {
+    exposition
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(split_sample)
+}
+
+fn split_sample(line: &str) -> Option<Sample<'_>> {
+    let (name, labels, rest) = match line.find('{') {
         Some(open) => {
             let close = line.rfind('}')?;
-            let value = line[close + 1..].split_whitespace().next()?;
-            Some((&line[..open], &line[open + 1..close], value))
+            (&line[..open], &line[open + 1..close], &line[close + 1..])
         }
         None => {
-            let mut words = line.split_whitespace();
-            Some((words.next()?, "", words.next()?))
+            let (name, rest) = line.split_once(char::is_whitespace)?;
+            (name, "", rest)
         }
-    }
+    };
+    let value = rest.split_whitespace().next()?.parse().ok()?;
+    Some(Sample {
+        name,
+        labels,
+        value,
+    })
 }
 
 /// The value of `wanted` in `a="x",b="y"`, with the format's escapes undone.
@@ -77,28 +105,39 @@ mod tests {
 escape_detector_events_total{kind="exec"} 10004
 escape_detector_events_total{kind="fork",cpu="0"} 3
 escape_detector_events_total{cpu="1",kind="fork"} 4
-escape_detector_events_lost_total{kind="exec"} 1.2e1
-escape_detector_events_lost_total{kind="we\"ird, one"} 1
-escape_detector_up 1
+escape_detector_events_lost_total{kind="we\"ird, one"} 1.2e1
+escape_detector_tracked_processes 17
+escape_detector_alert_latency_seconds_bucket{rule="bpf-from-container",le="0.005"} 7
+escape_detector_alert_latency_seconds_bucket{rule="bpf-from-container",le="+Inf"} 9
+escape_detector_alert_latency_seconds_bucket{rule="bpf-from-container",le="0.001"} 2
+escape_detector_alert_latency_seconds_bucket{rule="sensitive-mount",le="0.001"} 5
 "#;
 
     #[test]
-    fn sums_samples_by_label() {
-        let received = sum_by_label(EXPOSITION, "escape_detector_events_total", "kind");
-        assert_eq!(received.get("exec"), Some(&10004));
-        assert_eq!(received.get("fork"), Some(&7));
-        assert_eq!(received.len(), 2);
+    fn sums_the_samples_with_the_wanted_labels() {
+        let events = "escape_detector_events_total";
+        assert_eq!(sum(EXPOSITION, events, &[]), 10011.0);
+        assert_eq!(sum(EXPOSITION, events, &[("kind", "fork")]), 7.0);
+        assert_eq!(sum(EXPOSITION, events, &[("kind", "exit")]), 0.0);
     }
 
     #[test]
-    fn reads_scientific_notation_and_escaped_label_values() {
-        let lost = sum_by_label(EXPOSITION, "escape_detector_events_lost_total", "kind");
-        assert_eq!(lost.get("exec"), Some(&12));
-        assert_eq!(lost.get("we\"ird, one"), Some(&1));
+    fn reads_unlabelled_samples_scientific_notation_and_escapes() {
+        assert_eq!(
+            sum(EXPOSITION, "escape_detector_tracked_processes", &[]),
+            17.0
+        );
+        let lost = "escape_detector_events_lost_total";
+        assert_eq!(sum(EXPOSITION, lost, &[("kind", "we\"ird, one")]), 12.0);
     }
 
     #[test]
-    fn ignores_samples_without_the_label() {
-        assert!(sum_by_label(EXPOSITION, "escape_detector_up", "kind").is_empty());
+    fn orders_one_series_buckets_by_bound() {
+        let buckets = histogram_buckets(
+            EXPOSITION,
+            "escape_detector_alert_latency_seconds",
+            &[("rule", "bpf-from-container")],
+        );
+        assert_eq!(buckets, [(0.001, 2.0), (0.005, 7.0), (f64::INFINITY, 9.0)]);
     }
 }
