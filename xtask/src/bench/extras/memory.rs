@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use escape_detector_e2e::Profile;
-use escape_detector_e2e::{CgroupLayout, Container};
+use escape_detector_e2e::{CgroupLayout, Container, RunningContainer};
 
 use super::{LOAD_IN_CONTAINER, install_load, limits};
 use crate::bench::{

@@ -7,7 +7,7 @@ use std::{
 };
 
 use anyhow::{Result, ensure};
-use escape_detector_e2e::{CgroupLayout, Container, Detector, Profile};
+use escape_detector_e2e::{CgroupLayout, Container, Detector, Profile, RunningContainer};
 
 use super::{LOAD_IN_CONTAINER, install_load};
 use crate::bench::{
