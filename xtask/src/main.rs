@@ -4,6 +4,7 @@ mod bench;
 mod build;
 mod cmd;
 mod http;
+mod image;
 mod run;
 mod setup;
 mod table;
@@ -46,6 +47,8 @@ enum Command {
     Bench(bench::Options),
     /// Run the e2e tests on Debian's 6.1 cloud kernel under QEMU (installing it needs root)
     Vmtest(vmtest::Options),
+    /// Set up, then build the agent's OCI image with podman (static binary, empty base)
+    Image,
 }
 
 fn main() -> ExitCode {
@@ -75,6 +78,7 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Test(options) => test::run(&options)?,
         Command::Bench(options) => bench::run(&options)?,
         Command::Vmtest(options) => vmtest::run(&options)?,
+        Command::Image => image::run()?,
     }
     Ok(ExitCode::SUCCESS)
 }

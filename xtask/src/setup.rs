@@ -26,6 +26,8 @@ const APT_PACKAGES: &[&str] = &[
     "e2fsprogs",
     // promtool checks the Prometheus alert rules under deploy/.
     "prometheus",
+    // `cargo xtask image` builds the agent's image; the pod-spec e2e test runs it.
+    "podman",
     // `cargo xtask vmtest` boots a second kernel (Debian's 6.1 cloud kernel, which it installs
     // itself by the newest name apt offers) under TCG.
     "qemu-system-x86",

@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 
 use crate::{
     build::{self, Profile},
-    cmd, setup,
+    cmd, image, setup,
     table::{self, seconds},
 };
 
@@ -91,6 +91,11 @@ fn stages(options: &Options) -> Vec<Stage> {
     } else {
         (Action::Run(e2e_tests), Action::Run(vm_tests))
     };
+    let container_image = if image::podman_present() {
+        Action::Run(container_image)
+    } else {
+        Action::Skip("podman is not installed")
+    };
     vec![
         Stage::new("setup", Action::Run(setup::run)),
         Stage::new("fmt", Action::Run(fmt)),
@@ -102,6 +107,7 @@ fn stages(options: &Options) -> Vec<Stage> {
         Stage::new("unit tests", Action::Run(unit_tests)),
         Stage::new("prometheus rules (promtool)", Action::Run(prometheus_rules)),
         Stage::new("release build", Action::Run(release_build)),
+        Stage::new("container image (podman)", container_image),
         Stage::new("e2e tests (root)", e2e),
         Stage::new("e2e tests in a Debian 6.1 VM (BPF LSM)", vm),
     ]
@@ -169,13 +175,18 @@ fn release_build() -> Result<()> {
     build::agent(Profile::Release).map(drop)
 }
 
-fn e2e_tests() -> Result<()> {
+fn require_root() -> Result<()> {
     if !cmd::is_root() {
         bail!(
             "the end-to-end tests need root (they load eBPF programs and start runc containers): \
              run `cargo xtask test` as root, or pass --skip-e2e to leave them out"
         );
     }
+    Ok(())
+}
+
+fn e2e_tests() -> Result<()> {
+    require_root()?;
     let binary = build::agent_path(Profile::Release);
     let act = build::act()?;
     // The backend each kernel gives the detector belongs in the test output.
@@ -187,6 +198,10 @@ fn e2e_tests() -> Result<()> {
             .args(["test", "--package", "escape-detector-e2e", "--release"])
             .args(["--", "--test-threads=1"]),
     )
+}
+
+fn container_image() -> Result<()> {
+    image::build().map(drop)
 }
 
 /// `cargo xtask vmtest` with its defaults: the same scenarios on a second kernel.
