@@ -3,6 +3,7 @@
 mod bench;
 mod build;
 mod cmd;
+mod deploy_check;
 mod http;
 mod image;
 mod run;
@@ -49,6 +50,8 @@ enum Command {
     Vmtest(vmtest::Options),
     /// Set up, then build the agent's OCI image with podman (static binary, empty base)
     Image,
+    /// Set up, then check deploy/: Kubernetes schemas and checkov, systemd-analyze, dashboard
+    DeployCheck,
 }
 
 fn main() -> ExitCode {
@@ -79,6 +82,7 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Bench(options) => bench::run(&options)?,
         Command::Vmtest(options) => vmtest::run(&options)?,
         Command::Image => image::run()?,
+        Command::DeployCheck => deploy_check::run()?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 
 use crate::{
     build::{self, Profile},
-    cmd, image, setup,
+    cmd, deploy_check, image, setup,
     table::{self, seconds},
 };
 
@@ -107,6 +107,18 @@ fn stages(options: &Options) -> Vec<Stage> {
         Stage::new("unit tests", Action::Run(unit_tests)),
         Stage::new("prometheus rules (promtool)", Action::Run(prometheus_rules)),
         Stage::new("release build", Action::Run(release_build)),
+        Stage::new(
+            "kubernetes manifests (schemas, checkov)",
+            Action::Run(deploy_check::kubernetes),
+        ),
+        Stage::new(
+            "systemd unit (systemd-analyze)",
+            Action::Run(deploy_check::systemd_unit),
+        ),
+        Stage::new(
+            "grafana dashboard (Grafana's schema)",
+            Action::Run(deploy_check::dashboard),
+        ),
         Stage::new("container image (podman)", container_image),
         Stage::new("e2e tests (root)", e2e),
         Stage::new("e2e tests in a Debian 6.1 VM (BPF LSM)", vm),
