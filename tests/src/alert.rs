@@ -41,6 +41,19 @@ const RULES: [(&str, &str); 20] = [
     ("userns-creation", "medium"),
 ];
 
+/// The alerts in `text`, one JSON object a line; a last line without its newline may still be
+/// being written and is left out. Panics on a line that is not JSON: that breaks the contract.
+pub fn parse_lines(text: &str) -> Vec<Value> {
+    let complete = text.rsplit_once('\n').map_or("", |(done, _)| done);
+    complete
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("alert line is not JSON ({e}): {line}"))
+        })
+        .collect()
+}
+
 /// True when `alert` is rule `rule` about container `container_id`.
 pub fn alert_matches(alert: &Value, rule: &str, container_id: &str) -> bool {
     alert["rule"] == rule && alert["container"]["id"] == container_id

@@ -14,7 +14,7 @@ use std::{
 use anyhow::{Context, bail, ensure};
 use serde_json::Value;
 
-use crate::{http, poll, temp_dir::TempDir};
+use crate::{alert, http, poll, temp_dir::TempDir};
 
 /// Names the binary to test; `cargo xtask test` sets it to the freshly built one.
 pub const BIN_ENV: &str = "ESCAPE_DETECTOR_BIN";
@@ -95,19 +95,16 @@ impl Detector {
         self.child.id()
     }
 
+    /// Where /metrics, /healthz and /readyz are served.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// Every complete line of the alerts file. Panics on a line that is not JSON: that breaks
     /// the contract.
     pub fn alerts(&self) -> Vec<Value> {
         let text = fs::read_to_string(self.dir.path().join("alerts.jsonl")).unwrap_or_default();
-        // A line without its newline may still be being written.
-        let complete = text.rsplit_once('\n').map_or("", |(done, _)| done);
-        complete
-            .lines()
-            .map(|line| {
-                serde_json::from_str(line)
-                    .unwrap_or_else(|e| panic!("alert line is not JSON ({e}): {line}"))
-            })
-            .collect()
+        alert::parse_lines(&text)
     }
 
     /// Polls the alerts until one satisfies `pred`, and returns it.
@@ -279,6 +276,6 @@ pub fn command() -> anyhow::Result<Command> {
 
 /// A loopback port nobody listens on right now (the kernel picks it; there is a small window
 /// before the detector binds it, acceptable for tests).
-fn free_loopback_addr() -> anyhow::Result<SocketAddr> {
+pub(crate) fn free_loopback_addr() -> anyhow::Result<SocketAddr> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }

@@ -11,6 +11,7 @@
 //! test` builds both and does this). Tests take a machine-wide lock, so concurrent runs queue.
 
 pub mod alert;
+pub mod capability;
 pub mod cgroup;
 pub mod container;
 pub mod detector;
@@ -21,7 +22,10 @@ pub mod ids;
 pub mod kernel_module;
 pub mod kernel_setting;
 pub mod machine;
+pub mod monitoring;
 pub mod mounts;
+pub mod pod;
+pub mod pod_spec;
 pub mod poll;
 pub mod rootfs;
 pub mod runc;

@@ -24,8 +24,10 @@ const APT_PACKAGES: &[&str] = &[
     "busybox-static",
     // The block-device technique mounts a small ext2 image (mkfs.ext2) on a loop device.
     "e2fsprogs",
-    // promtool checks the Prometheus alert rules under deploy/.
+    // promtool checks the Prometheus alert rules under deploy/; the alerting e2e test runs a
+    // real Prometheus and Alertmanager on loopback.
     "prometheus",
+    "prometheus-alertmanager",
     // `cargo xtask image` builds the agent's image; the pod-spec e2e test runs it.
     "podman",
     // The PyPI tools that check deploy/ (PYTHON_TOOLS) live in a private venv.

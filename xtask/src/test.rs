@@ -91,10 +91,16 @@ fn stages(options: &Options) -> Vec<Stage> {
     } else {
         (Action::Run(e2e_tests), Action::Run(vm_tests))
     };
-    let container_image = if image::podman_present() {
+    let podman = image::podman_present();
+    let container_image = if podman {
         Action::Run(container_image)
     } else {
         Action::Skip("podman is not installed")
+    };
+    let deploy_e2e = match (options.skip_e2e, podman) {
+        (true, _) => Action::Skip("--skip-e2e"),
+        (false, false) => Action::Skip("podman is not installed"),
+        (false, true) => Action::Run(deploy_e2e_tests),
     };
     vec![
         Stage::new("setup", Action::Run(setup::run)),
@@ -121,6 +127,10 @@ fn stages(options: &Options) -> Vec<Stage> {
         ),
         Stage::new("container image (podman)", container_image),
         Stage::new("e2e tests (root)", e2e),
+        Stage::new(
+            "deploy e2e: DaemonSet pod, alerting stack (root)",
+            deploy_e2e,
+        ),
         Stage::new("e2e tests in a Debian 6.1 VM (BPF LSM)", vm),
     ]
 }
@@ -131,12 +141,14 @@ fn fmt() -> Result<()> {
 
 fn clippy_host() -> Result<()> {
     // The kernel crate is no_std/no_main for the BPF target and cannot be checked for the host.
+    // Every feature, so that the e2e crate's deployment tests are linted too.
     cmd::run(cmd::new("cargo").args([
         "clippy",
         "--workspace",
         "--exclude",
         "detector-ebpf",
         "--all-targets",
+        "--all-features",
         "--",
         "-D",
         "warnings",
@@ -214,6 +226,21 @@ fn e2e_tests() -> Result<()> {
 
 fn container_image() -> Result<()> {
     image::build().map(drop)
+}
+
+/// The DaemonSet's pod run with podman from the image, and Prometheus with Alertmanager: the
+/// tests that need the tools the VM lane lacks (built with the e2e crate's `deploy` feature).
+fn deploy_e2e_tests() -> Result<()> {
+    require_root()?;
+    cmd::run(
+        cmd::new("cargo")
+            .env("ESCAPE_DETECTOR_BIN", build::agent_path(Profile::Release))
+            .env("ESCAPE_ACT_BIN", build::act()?)
+            .env("ESCAPE_DETECTOR_IMAGE", image::reference())
+            .args(["test", "--package", "escape-detector-e2e", "--release"])
+            .args(["--features", "deploy", "--test", "deploy_pod"])
+            .args(["--test", "deploy_alerting", "--", "--test-threads=1"]),
+    )
 }
 
 /// `cargo xtask vmtest` with its defaults: the same scenarios on a second kernel.
