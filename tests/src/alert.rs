@@ -79,6 +79,22 @@ pub fn involves_pid(alert: &Value, pid: u32) -> bool {
             .is_some_and(|ancestors| ancestors.iter().any(|a| a["pid"] == pid))
 }
 
+/// True when the alert's ancestors include this test process with its executable. The agent
+/// reads that from /proc/PID/exe of a process that started before it and holds more
+/// capabilities than it, which takes CAP_SYS_PTRACE: so this shows that the agent's privileges
+/// reach every process.
+pub fn names_this_test_as_ancestor(alert: &Value) -> bool {
+    let exe = std::env::current_exe().ok();
+    let exe = exe.as_deref().and_then(|e| e.to_str());
+    alert["process"]["ancestors"]
+        .as_array()
+        .is_some_and(|ancestors| {
+            ancestors
+                .iter()
+                .any(|a| a["pid"] == std::process::id() && a["exe"].as_str() == exe)
+        })
+}
+
 /// Fails when `alert` lacks a contract field or contradicts the catalogue.
 pub fn check_contract(alert: &Value) -> anyhow::Result<()> {
     for field in FIELDS {

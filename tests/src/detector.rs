@@ -14,7 +14,7 @@ use std::{
 use anyhow::{Context, bail, ensure};
 use serde_json::Value;
 
-use crate::{alert, http, poll, temp_dir::TempDir};
+use crate::{alert, http, identity::Identity, poll, temp_dir::TempDir};
 
 /// Names the binary to test; `cargo xtask test` sets it to the freshly built one.
 pub const BIN_ENV: &str = "ESCAPE_DETECTOR_BIN";
@@ -32,7 +32,15 @@ pub struct Detector {
 impl Detector {
     /// Starts `escape-detector run` and waits until /readyz answers 200.
     pub fn start(extra_args: &[&str]) -> anyhow::Result<Detector> {
-        Self::start_in(TempDir::new("detector")?, extra_args)
+        Self::start_in(TempDir::new("detector")?, command()?, extra_args)
+    }
+
+    /// Like [`Detector::start`], run as `identity` (a systemd unit's user and capabilities).
+    pub fn start_as(identity: &Identity, extra_args: &[&str]) -> anyhow::Result<Detector> {
+        let dir = TempDir::new("detector")?;
+        // The agent creates its alerts file there as that user.
+        std::os::unix::fs::chown(dir.path(), Some(identity.uid), Some(identity.uid))?;
+        Self::start_in(dir, identity.command(&binary()?), extra_args)
     }
 
     /// Like [`Detector::start`], with a configuration file holding `config` (TOML).
@@ -48,12 +56,16 @@ impl Detector {
             .into_iter()
             .chain(extra_args.iter().copied())
             .collect();
-        Self::start_in(dir, &args)
+        Self::start_in(dir, command()?, &args)
     }
 
-    fn start_in(dir: TempDir, extra_args: &[&str]) -> anyhow::Result<Detector> {
+    fn start_in(
+        dir: TempDir,
+        mut command: Command,
+        extra_args: &[&str],
+    ) -> anyhow::Result<Detector> {
         let addr = free_loopback_addr()?;
-        let child = command()?
+        let child = command
             .arg("run")
             .arg("--metrics-addr")
             .arg(addr.to_string())
@@ -263,6 +275,10 @@ impl Drop for Detector {
 
 /// A command for the binary under test, named by [`BIN_ENV`].
 pub fn command() -> anyhow::Result<Command> {
+    Ok(Command::new(binary()?))
+}
+
+fn binary() -> anyhow::Result<PathBuf> {
     let bin = env::var_os(BIN_ENV).with_context(|| {
         format!(
             "{BIN_ENV} is not set; it must name the escape-detector binary to test \
@@ -271,7 +287,7 @@ pub fn command() -> anyhow::Result<Command> {
     })?;
     let bin = PathBuf::from(bin);
     ensure!(bin.is_file(), "{BIN_ENV}={} does not exist", bin.display());
-    Ok(Command::new(bin))
+    Ok(bin)
 }
 
 /// A loopback port nobody listens on right now (the kernel picks it; there is a small window

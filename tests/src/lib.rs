@@ -18,6 +18,7 @@ pub mod detector;
 pub mod host_disk;
 pub mod host_process;
 pub mod http;
+pub mod identity;
 pub mod ids;
 pub mod kernel_module;
 pub mod kernel_setting;

@@ -9,13 +9,11 @@ use anyhow::{Context, ensure};
 use escape_detector_e2e::{
     CgroupLayout, Container, Detector, KernelSetting, Profile, exclusive,
     monitoring::{Alertmanager, Prometheus},
-    poll, scenario, technique,
+    poll, scenario,
 };
 use serde_json::Value;
 
 const CORE_PATTERN: &str = "/proc/sys/kernel/core_pattern";
-/// A pipe handler that does not exist on the host, so a crash meanwhile runs nothing.
-const HANDLER: &str = "|/tmp/escdet-handler";
 /// Scrape, rule evaluation and notification each take a second here; this is generous.
 const STACK_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -67,19 +65,7 @@ fn an_escape_fires_the_shipped_rule_in_prometheus_and_reaches_alertmanager() -> 
     })?;
 
     let container = Container::start(Profile::Privileged, CgroupLayout::Docker)?;
-    scenario::expect_alert(
-        &detector,
-        "kernel-helper-hijack",
-        &container,
-        Some("sh"),
-        || {
-            technique::write_sysctl_through_second_procfs(
-                &container,
-                "kernel/core_pattern",
-                HANDLER,
-            )
-        },
-    )?;
+    scenario::expect_core_pattern_hijack(&detector, &container)?;
     core_pattern.restore_now()?;
 
     let is_ours = |labels: &Value| {

@@ -128,7 +128,7 @@ fn stages(options: &Options) -> Vec<Stage> {
         Stage::new("container image (podman)", container_image),
         Stage::new("e2e tests (root)", e2e),
         Stage::new(
-            "deploy e2e: DaemonSet pod, alerting stack (root)",
+            "deploy e2e: pod spec, alerting, systemd privileges (root)",
             deploy_e2e,
         ),
         Stage::new("e2e tests in a Debian 6.1 VM (BPF LSM)", vm),
@@ -228,8 +228,9 @@ fn container_image() -> Result<()> {
     image::build().map(drop)
 }
 
-/// The DaemonSet's pod run with podman from the image, and Prometheus with Alertmanager: the
-/// tests that need the tools the VM lane lacks (built with the e2e crate's `deploy` feature).
+/// The DaemonSet's pod run with podman from the image, Prometheus with Alertmanager, and the
+/// systemd unit's privileges: the tests that need tools the VM lane lacks (built with the e2e
+/// crate's `deploy` feature).
 fn deploy_e2e_tests() -> Result<()> {
     require_root()?;
     cmd::run(
@@ -239,7 +240,8 @@ fn deploy_e2e_tests() -> Result<()> {
             .env("ESCAPE_DETECTOR_IMAGE", image::reference())
             .args(["test", "--package", "escape-detector-e2e", "--release"])
             .args(["--features", "deploy", "--test", "deploy_pod"])
-            .args(["--test", "deploy_alerting", "--", "--test-threads=1"]),
+            .args(["--test", "deploy_alerting", "--test", "deploy_systemd"])
+            .args(["--", "--test-threads=1"]),
     )
 }
 
