@@ -151,6 +151,13 @@ fn translate(
             other => bail!("the pod spec field `{other}` has no translation"),
         }
     }
+    // Kubernetes runs a pod without seccomp unless asked to; podman applies its profile unless
+    // told not to.
+    match pod["securityContext"]["seccompProfile"]["type"].as_str() {
+        None | Some("Unconfined") => spec.flags.push("--security-opt=seccomp=unconfined".into()),
+        Some("RuntimeDefault") => spec.expected.seccomp = true,
+        other => bail!("seccompProfile type {other:?} has no translation"),
+    }
     // Its own network namespace, like a pod's; loopback only, so nothing of it reaches a network.
     spec.flags.push("--network=none".into());
     container_fields(
@@ -168,25 +175,19 @@ fn pod_security(context: &Value, spec: &mut PodSpec) -> anyhow::Result<()> {
     for (key, value) in fields(context, "the pod securityContext")? {
         match key.as_str() {
             "runAsUser" => spec.expected.uid = user_id(value, key)?,
-            // runAsGroup goes with runAsUser below; runAsNonRoot is an admission check.
-            "runAsGroup" => {}
-            "runAsNonRoot" => ensure!(value == false || spec.expected.uid != 0, "{key}"),
-            "seccompProfile" => seccomp(value, spec)?,
+            // Read below, with runAsUser known; seccompProfile by `translate`.
+            "runAsGroup" | "runAsNonRoot" | "seccompProfile" => {}
             other => bail!("the pod securityContext field `{other}` has no translation"),
         }
     }
+    // The kubelet refuses to start such a pod: so must the translation.
+    ensure!(
+        context["runAsNonRoot"] != true || spec.expected.uid != 0,
+        "runAsNonRoot with uid 0"
+    );
     let group = user_id(&context["runAsGroup"], "runAsGroup").unwrap_or(spec.expected.uid);
     spec.flags
         .push(format!("--user={}:{group}", spec.expected.uid));
-    Ok(())
-}
-
-fn seccomp(profile: &Value, spec: &mut PodSpec) -> anyhow::Result<()> {
-    match profile["type"].as_str() {
-        Some("Unconfined") => spec.flags.push("--security-opt=seccomp=unconfined".into()),
-        Some("RuntimeDefault") => spec.expected.seccomp = true,
-        other => bail!("seccompProfile type {other:?} has no translation"),
-    }
     Ok(())
 }
 
@@ -468,5 +469,25 @@ mod tests {
         let pod = serde_json::json!({"containers": [{"name": "a"}], "hostUsers": false});
         let error = translate(&pod, &BTreeMap::new(), "n", staging.path()).unwrap_err();
         assert!(error.to_string().contains("hostUsers"), "{error}");
+    }
+
+    #[test]
+    fn run_as_non_root_is_judged_with_the_user_whatever_the_key_order() {
+        let staging = crate::temp_dir::TempDir::new("pod-spec-test").unwrap();
+        let pod = |context| serde_json::json!({"containers": [{"name": "a"}], "securityContext": context});
+        let non_root = pod(serde_json::json!({"runAsNonRoot": true, "runAsUser": 1000}));
+        let spec = translate(&non_root, &BTreeMap::new(), "n", staging.path()).unwrap();
+        assert!(
+            spec.flags.contains(&"--user=1000:1000".to_owned()),
+            "{:?}",
+            spec.flags
+        );
+        // Without a seccompProfile Kubernetes runs the pod unconfined.
+        assert!(
+            spec.flags
+                .contains(&"--security-opt=seccomp=unconfined".to_owned())
+        );
+        let root = pod(serde_json::json!({"runAsNonRoot": true}));
+        assert!(translate(&root, &BTreeMap::new(), "n", staging.path()).is_err());
     }
 }
