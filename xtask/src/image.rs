@@ -39,7 +39,8 @@ pub fn build() -> Result<Image> {
     let version = env!("CARGO_PKG_VERSION");
     let reference = reference();
     let replaced = image_id(&reference);
-    // --timestamp 0: the same binary makes the same image, so rebuilding leaves nothing behind.
+    // No intermediate images (--layers=false), and the same binary makes the same image
+    // (--timestamp 0): rebuilding leaves nothing behind.
     cmd::run(
         podman()
             .args([
@@ -55,6 +56,7 @@ pub fn build() -> Result<Image> {
             .arg(&context),
     )?;
     remove_if_replaced(replaced, &reference);
+    // The base is empty, without a dynamic loader: this runs only if the binary is static.
     let printed = cmd::output(
         podman()
             .args(["run", "--rm", "--network", "none"])
