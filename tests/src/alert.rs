@@ -41,6 +41,19 @@ const RULES: [(&str, &str); 20] = [
     ("userns-creation", "medium"),
 ];
 
+/// The alerts in `text`, one JSON object a line; a last line without its newline may still be
+/// being written and is left out. Panics on a line that is not JSON: that breaks the contract.
+pub fn parse_lines(text: &str) -> Vec<Value> {
+    let complete = text.rsplit_once('\n').map_or("", |(done, _)| done);
+    complete
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("alert line is not JSON ({e}): {line}"))
+        })
+        .collect()
+}
+
 /// True when `alert` is rule `rule` about container `container_id`.
 pub fn alert_matches(alert: &Value, rule: &str, container_id: &str) -> bool {
     alert["rule"] == rule && alert["container"]["id"] == container_id
@@ -64,6 +77,22 @@ pub fn involves_pid(alert: &Value, pid: u32) -> bool {
         || process["ancestors"]
             .as_array()
             .is_some_and(|ancestors| ancestors.iter().any(|a| a["pid"] == pid))
+}
+
+/// True when the alert's ancestors include this test process with its executable. The agent
+/// reads that from /proc/PID/exe of a process that started before it and holds more
+/// capabilities than it, which takes CAP_SYS_PTRACE: so this shows that the agent's privileges
+/// reach every process.
+pub fn names_this_test_as_ancestor(alert: &Value) -> bool {
+    let exe = std::env::current_exe().ok();
+    let exe = exe.as_deref().and_then(|e| e.to_str());
+    alert["process"]["ancestors"]
+        .as_array()
+        .is_some_and(|ancestors| {
+            ancestors
+                .iter()
+                .any(|a| a["pid"] == std::process::id() && a["exe"].as_str() == exe)
+        })
 }
 
 /// Fails when `alert` lacks a contract field or contradicts the catalogue.

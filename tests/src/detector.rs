@@ -14,7 +14,7 @@ use std::{
 use anyhow::{Context, bail, ensure};
 use serde_json::Value;
 
-use crate::{http, poll, temp_dir::TempDir};
+use crate::{alert, http, identity::Identity, poll, temp_dir::TempDir};
 
 /// Names the binary to test; `cargo xtask test` sets it to the freshly built one.
 pub const BIN_ENV: &str = "ESCAPE_DETECTOR_BIN";
@@ -32,7 +32,15 @@ pub struct Detector {
 impl Detector {
     /// Starts `escape-detector run` and waits until /readyz answers 200.
     pub fn start(extra_args: &[&str]) -> anyhow::Result<Detector> {
-        Self::start_in(TempDir::new("detector")?, extra_args)
+        Self::start_in(TempDir::new("detector")?, command()?, extra_args)
+    }
+
+    /// Like [`Detector::start`], run as `identity` (a systemd unit's user and capabilities).
+    pub fn start_as(identity: &Identity, extra_args: &[&str]) -> anyhow::Result<Detector> {
+        let dir = TempDir::new("detector")?;
+        // The agent creates its alerts file there as that user.
+        std::os::unix::fs::chown(dir.path(), Some(identity.uid), Some(identity.uid))?;
+        Self::start_in(dir, identity.command(&binary()?), extra_args)
     }
 
     /// Like [`Detector::start`], with a configuration file holding `config` (TOML).
@@ -48,12 +56,16 @@ impl Detector {
             .into_iter()
             .chain(extra_args.iter().copied())
             .collect();
-        Self::start_in(dir, &args)
+        Self::start_in(dir, command()?, &args)
     }
 
-    fn start_in(dir: TempDir, extra_args: &[&str]) -> anyhow::Result<Detector> {
+    fn start_in(
+        dir: TempDir,
+        mut command: Command,
+        extra_args: &[&str],
+    ) -> anyhow::Result<Detector> {
         let addr = free_loopback_addr()?;
-        let child = command()?
+        let child = command
             .arg("run")
             .arg("--metrics-addr")
             .arg(addr.to_string())
@@ -95,19 +107,16 @@ impl Detector {
         self.child.id()
     }
 
+    /// Where /metrics, /healthz and /readyz are served.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// Every complete line of the alerts file. Panics on a line that is not JSON: that breaks
     /// the contract.
     pub fn alerts(&self) -> Vec<Value> {
         let text = fs::read_to_string(self.dir.path().join("alerts.jsonl")).unwrap_or_default();
-        // A line without its newline may still be being written.
-        let complete = text.rsplit_once('\n').map_or("", |(done, _)| done);
-        complete
-            .lines()
-            .map(|line| {
-                serde_json::from_str(line)
-                    .unwrap_or_else(|e| panic!("alert line is not JSON ({e}): {line}"))
-            })
-            .collect()
+        alert::parse_lines(&text)
     }
 
     /// Polls the alerts until one satisfies `pred`, and returns it.
@@ -275,6 +284,10 @@ impl Drop for Detector {
 
 /// A command for the binary under test, named by [`BIN_ENV`].
 pub fn command() -> anyhow::Result<Command> {
+    Ok(Command::new(binary()?))
+}
+
+fn binary() -> anyhow::Result<PathBuf> {
     let bin = env::var_os(BIN_ENV).with_context(|| {
         format!(
             "{BIN_ENV} is not set; it must name the escape-detector binary to test \
@@ -283,11 +296,11 @@ pub fn command() -> anyhow::Result<Command> {
     })?;
     let bin = PathBuf::from(bin);
     ensure!(bin.is_file(), "{BIN_ENV}={} does not exist", bin.display());
-    Ok(Command::new(bin))
+    Ok(bin)
 }
 
 /// A loopback port nobody listens on right now (the kernel picks it; there is a small window
 /// before the detector binds it, acceptable for tests).
-fn free_loopback_addr() -> anyhow::Result<SocketAddr> {
+pub(crate) fn free_loopback_addr() -> anyhow::Result<SocketAddr> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }

@@ -11,17 +11,22 @@
 //! test` builds both and does this). Tests take a machine-wide lock, so concurrent runs queue.
 
 pub mod alert;
+pub mod capability;
 pub mod cgroup;
 pub mod container;
 pub mod detector;
 pub mod host_disk;
 pub mod host_process;
 pub mod http;
+pub mod identity;
 pub mod ids;
 pub mod kernel_module;
 pub mod kernel_setting;
 pub mod machine;
+pub mod monitoring;
 pub mod mounts;
+pub mod pod;
+pub mod pod_spec;
 pub mod podman;
 pub mod poll;
 pub mod rootfs;

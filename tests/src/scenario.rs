@@ -64,6 +64,35 @@ pub fn expect_alert(
     Ok(alert)
 }
 
+/// A core_pattern pipe handler that does not exist on the host, so a crash meanwhile runs
+/// nothing.
+pub const CORE_PATTERN_HANDLER: &str = "|/tmp/escdet-handler";
+
+/// The kernel-helper-hijack technique a privileged `container` can always do: it writes
+/// core_pattern through a second procfs mount; the detector must report it. The caller saves
+/// core_pattern first ([`crate::KernelSetting`]) and restores it.
+pub fn expect_core_pattern_hijack(
+    detector: &Detector,
+    container: &Container,
+    by: By,
+) -> anyhow::Result<Value> {
+    expect_alert(
+        detector,
+        "kernel-helper-hijack",
+        container,
+        Some("sh"),
+        by,
+        || {
+            technique::write_sysctl_through_second_procfs(
+                container,
+                by,
+                "kernel/core_pattern",
+                CORE_PATTERN_HANDLER,
+            )
+        },
+    )
+}
+
 /// Asserts that no alert names container `id` for [`SETTLE`].
 pub fn expect_no_alert_for(detector: &Detector, id: &str) {
     detector.assert_no_alert(|a| a["container"]["id"] == id, SETTLE);
@@ -72,14 +101,22 @@ pub fn expect_no_alert_for(detector: &Detector, id: &str) {
 /// Proves the detector is alive and alerting, so that an earlier silence means something: a
 /// fresh privileged container mounts a procfs and the detector must report it.
 pub fn expect_detector_alerts(detector: &Detector) -> anyhow::Result<()> {
-    let canary = Container::start(Profile::Privileged, CgroupLayout::Docker)?;
+    expect_procfs_mount_alert(detector, CgroupLayout::Docker).map(drop)
+}
+
+/// A fresh privileged container in cgroup `layout` mounts a procfs; returns the alert the
+/// detector must raise.
+pub fn expect_procfs_mount_alert(
+    detector: &Detector,
+    layout: CgroupLayout,
+) -> anyhow::Result<Value> {
+    let container = Container::start(Profile::Privileged, layout)?;
     expect_alert(
         detector,
         "sensitive-mount",
-        &canary,
+        &container,
         Some("mount"),
         By::ExecSession,
-        || technique::mount_procfs(&canary, By::ExecSession),
-    )?;
-    Ok(())
+        || technique::mount_procfs(&container, By::ExecSession),
+    )
 }

@@ -6,7 +6,7 @@ use std::{fs, path::Path};
 use anyhow::Context;
 use serde_json::{Value, json};
 
-use crate::{ids, runc, workload};
+use crate::{capability, ids, runc, workload};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Profile {
@@ -46,52 +46,6 @@ impl CgroupLayout {
         }
     }
 }
-
-/// Capability names by number, up to CAP_CHECKPOINT_RESTORE (40, `cap_last_cap` on the kernels
-/// we run on).
-const CAPABILITIES: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
 
 /// Writes `<bundle>/config.json` for a container running the test workload
 /// ([`workload::command`]) on `<bundle>/rootfs`.
@@ -138,7 +92,7 @@ fn add_cgroup_namespace(spec: &mut Value) -> anyhow::Result<()> {
 /// technique needs.
 fn privilege(spec: &mut Value) -> anyhow::Result<()> {
     namespaces(spec)?.retain(|ns| ns["type"] != "cgroup");
-    let all = host_capabilities()?;
+    let all = capability::names(capability::bounding_set("self")?);
     let capabilities = field(spec, "/process/capabilities")?;
     for set in [
         "bounding",
@@ -168,23 +122,6 @@ fn privilege(spec: &mut Value) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// "Every capability" as far as the host allows: runc cannot grant one missing from its own
-/// bounding set (the development VMs' root lacks CAP_SYS_RESOURCE).
-fn host_capabilities() -> anyhow::Result<Vec<&'static str>> {
-    let status = fs::read_to_string("/proc/self/status")?;
-    let bounding = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapBnd:"))
-        .context("no CapBnd in /proc/self/status")?;
-    let bounding = u64::from_str_radix(bounding.trim(), 16)?;
-    Ok(CAPABILITIES
-        .iter()
-        .enumerate()
-        .filter(|(bit, _)| bounding >> bit & 1 == 1)
-        .map(|(_, name)| *name)
-        .collect())
 }
 
 fn namespaces(spec: &mut Value) -> anyhow::Result<&mut Vec<Value>> {

@@ -7,8 +7,6 @@ use escape_detector_e2e::{
 };
 
 const CORE_PATTERN: &str = "/proc/sys/kernel/core_pattern";
-/// A pipe handler that does not exist on the host, so a crash meanwhile runs nothing.
-const HANDLER: &str = "|/tmp/escdet-handler";
 
 /// The detector knows the file by superblock and dentry names, so a procfs mounted elsewhere
 /// than /proc must not hide the write.
@@ -29,21 +27,7 @@ fn core_pattern_written_through_a_second_procfs_is_reported(by: By) -> anyhow::R
     let core_pattern = KernelSetting::save(CORE_PATTERN)?;
     let detector = Detector::start(&[])?;
     let container = Container::start(Profile::Privileged, CgroupLayout::Docker)?;
-    scenario::expect_alert(
-        &detector,
-        "kernel-helper-hijack",
-        &container,
-        Some("sh"),
-        by,
-        || {
-            technique::write_sysctl_through_second_procfs(
-                &container,
-                by,
-                "kernel/core_pattern",
-                HANDLER,
-            )
-        },
-    )?;
+    scenario::expect_core_pattern_hijack(&detector, &container, by)?;
     core_pattern.restore_now()
 }
 

@@ -3,6 +3,8 @@
 mod bench;
 mod build;
 mod cmd;
+mod deploy_check;
+mod image;
 mod run;
 mod setup;
 mod table;
@@ -45,6 +47,10 @@ enum Command {
     Bench(bench::Options),
     /// Run the e2e tests on Debian's 6.1 cloud kernel under QEMU (installing it needs root)
     Vmtest(vmtest::Options),
+    /// Set up, then build the agent's OCI image with podman (static binary, empty base)
+    Image,
+    /// Set up, then check deploy/: Kubernetes schemas and checkov, systemd-analyze, dashboard
+    DeployCheck,
 }
 
 fn main() -> ExitCode {
@@ -74,6 +80,8 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Test(options) => test::run(&options)?,
         Command::Bench(options) => bench::run(&options)?,
         Command::Vmtest(options) => vmtest::run(&options)?,
+        Command::Image => image::run()?,
+        Command::DeployCheck => deploy_check::run()?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,11 +1,11 @@
 //! Installs what building and testing need, and only what is missing, so that it is cheap to run
 //! before every other task.
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, fs, path::PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::cmd;
+use crate::{build, cmd};
 
 /// Debian packages, one a line so that a new tool is a one-line change. A kernel image for the
 /// VM lane goes in by its exact name (e.g. `linux-image-6.1.0-56-cloud-amd64`): apt-get would
@@ -24,8 +24,16 @@ const APT_PACKAGES: &[&str] = &[
     "busybox-static",
     // The block-device technique mounts a small ext2 image (mkfs.ext2) on a loop device.
     "e2fsprogs",
-    // promtool checks the Prometheus alert rules under deploy/.
+    // promtool checks the Prometheus alert rules under deploy/; the alerting e2e test runs a
+    // real Prometheus and Alertmanager on loopback.
     "prometheus",
+    "prometheus-alertmanager",
+    // `cargo xtask image` builds the agent's image; the pod-spec e2e test runs it.
+    "podman",
+    // The PyPI tools that check deploy/ (PYTHON_TOOLS) live in a private venv.
+    "python3-venv",
+    // systemd-analyze checks the unit under deploy/systemd.
+    "systemd",
     // `cargo xtask vmtest` boots a second kernel (Debian's 6.1 cloud kernel, which it installs
     // itself by the newest name apt offers) under TCG.
     "qemu-system-x86",
@@ -44,13 +52,26 @@ const APT_PACKAGES: &[&str] = &[
 /// The nightly builds the kernel crate with `-Z build-std=core` (needs the sources) and lints it.
 const NIGHTLY_COMPONENTS: &[&str] = &["rust-src", "clippy"];
 
+/// PyPI tools that check deploy/, pinned, in a private venv under the target directory (never
+/// system-wide): checkov scans the manifests and the Dockerfile; kubernetes-validate holds the
+/// Kubernetes API schemas and validates the manifests offline; the Grafana Foundation SDK holds
+/// Grafana's dashboard schema (its versions put an epoch before Grafana's version).
+const PYTHON_TOOLS: &[(&str, &str)] = &[
+    ("checkov", "3.3.30"),
+    ("kubernetes-validate", "1.37.0"),
+    ("grafana-foundation-sdk", "1769699379!11.6.0"),
+];
+/// Debian's interpreter, whatever python3 comes first on the PATH (pyenv's, say).
+const SYSTEM_PYTHON: &str = "/usr/bin/python3";
+
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
 pub fn run() -> Result<()> {
     install_apt_packages()?;
     install_nightly_components()?;
-    install_bpf_linker()
+    install_bpf_linker()?;
+    install_python_tools()
 }
 
 fn install_apt_packages() -> Result<()> {
@@ -178,4 +199,50 @@ fn install_bpf_linker() -> Result<()> {
 fn bpf_linker_version() -> Option<String> {
     let printed = cmd::output(cmd::new("bpf-linker").arg("--version")).ok()?;
     printed.split_whitespace().nth(1).map(str::to_owned)
+}
+
+/// An executable of the Python tools' venv, e.g. `python_tool("checkov")`.
+pub fn python_tool(name: &str) -> PathBuf {
+    python_venv().join("bin").join(name)
+}
+
+fn python_venv() -> PathBuf {
+    build::target_dir().join("xtask").join("pytools")
+}
+
+/// Creates the venv and installs [`PYTHON_TOOLS`] unless a stamp says this exact list is there.
+fn install_python_tools() -> Result<()> {
+    let venv = python_venv();
+    let stamp = venv.join("installed-requirements.txt");
+    let wanted: String = PYTHON_TOOLS
+        .iter()
+        .map(|(name, version)| format!("{name}=={version}\n"))
+        .collect();
+    if fs::read_to_string(&stamp).is_ok_and(|installed| installed == wanted) {
+        println!("ok: python tools present in {}", venv.display());
+        return Ok(());
+    }
+    println!(
+        "installing: {} (pip, into {})",
+        wanted.trim().replace('\n', ", "),
+        venv.display()
+    );
+    cmd::run(
+        cmd::new(SYSTEM_PYTHON)
+            .args(["-m", "venv", "--clear"])
+            .arg(&venv),
+    )?;
+    let requirements = venv.join("requirements.txt");
+    fs::write(&requirements, &wanted)?;
+    cmd::run(
+        cmd::new(venv.join("bin/pip"))
+            .args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--requirement",
+            ])
+            .arg(&requirements),
+    )?;
+    fs::write(&stamp, wanted).with_context(|| format!("writing {}", stamp.display()))
 }

@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 
 use crate::{
     build::{self, Profile},
-    cmd, setup,
+    cmd, deploy_check, image, setup,
     table::{self, seconds},
 };
 
@@ -96,6 +96,17 @@ fn stages(options: &Options) -> Vec<Stage> {
             Action::Run(vm_tests),
         )
     };
+    let podman = image::podman_present();
+    let container_image = if podman {
+        Action::Run(container_image)
+    } else {
+        Action::Skip("podman is not installed")
+    };
+    let deploy_e2e = match (options.skip_e2e, podman) {
+        (true, _) => Action::Skip("--skip-e2e"),
+        (false, false) => Action::Skip("podman is not installed"),
+        (false, true) => Action::Run(deploy_e2e_tests),
+    };
     vec![
         Stage::new("setup", Action::Run(setup::run)),
         Stage::new("fmt", Action::Run(fmt)),
@@ -107,7 +118,24 @@ fn stages(options: &Options) -> Vec<Stage> {
         Stage::new("unit tests", Action::Run(unit_tests)),
         Stage::new("prometheus rules (promtool)", Action::Run(prometheus_rules)),
         Stage::new("release build", Action::Run(release_build)),
+        Stage::new(
+            "kubernetes manifests (schemas, checkov)",
+            Action::Run(deploy_check::kubernetes),
+        ),
+        Stage::new(
+            "systemd unit (systemd-analyze)",
+            Action::Run(deploy_check::systemd_unit),
+        ),
+        Stage::new(
+            "grafana dashboard (Grafana's schema)",
+            Action::Run(deploy_check::dashboard),
+        ),
+        Stage::new("container image (podman)", container_image),
         Stage::new("e2e tests (root)", e2e),
+        Stage::new(
+            "deploy e2e: pod spec, alerting, systemd privileges (root)",
+            deploy_e2e,
+        ),
         // One round with small counts: the bench keeps working; its figures are not judged.
         Stage::new("bench, quick (root)", bench),
         Stage::new("e2e tests in a Debian 6.1 VM (BPF LSM)", vm),
@@ -120,12 +148,14 @@ fn fmt() -> Result<()> {
 
 fn clippy_host() -> Result<()> {
     // The kernel crate is no_std/no_main for the BPF target and cannot be checked for the host.
+    // Every feature, so that the e2e crate's deployment tests are linted too.
     cmd::run(cmd::new("cargo").args([
         "clippy",
         "--workspace",
         "--exclude",
         "detector-ebpf",
         "--all-targets",
+        "--all-features",
         "--",
         "-D",
         "warnings",
@@ -176,13 +206,18 @@ fn release_build() -> Result<()> {
     build::agent(Profile::Release).map(drop)
 }
 
-fn e2e_tests() -> Result<()> {
+fn require_root() -> Result<()> {
     if !cmd::is_root() {
         bail!(
             "the end-to-end tests need root (they load eBPF programs and start runc containers): \
              run `cargo xtask test` as root, or pass --skip-e2e to leave them out"
         );
     }
+    Ok(())
+}
+
+fn e2e_tests() -> Result<()> {
+    require_root()?;
     let binary = build::agent_path(Profile::Release);
     let act = build::act()?;
     // The backend each kernel gives the detector belongs in the test output.
@@ -192,6 +227,27 @@ fn e2e_tests() -> Result<()> {
             .env("ESCAPE_DETECTOR_BIN", &binary)
             .env("ESCAPE_ACT_BIN", &act)
             .args(["test", "--package", "escape-detector-e2e", "--release"])
+            .args(["--", "--test-threads=1"]),
+    )
+}
+
+fn container_image() -> Result<()> {
+    image::build().map(drop)
+}
+
+/// The DaemonSet's pod run with podman from the image, Prometheus with Alertmanager, and the
+/// systemd unit's privileges: the tests that need tools the VM lane lacks (built with the e2e
+/// crate's `deploy` feature).
+fn deploy_e2e_tests() -> Result<()> {
+    require_root()?;
+    cmd::run(
+        cmd::new("cargo")
+            .env("ESCAPE_DETECTOR_BIN", build::agent_path(Profile::Release))
+            .env("ESCAPE_ACT_BIN", build::act()?)
+            .env("ESCAPE_DETECTOR_IMAGE", image::reference())
+            .args(["test", "--package", "escape-detector-e2e", "--release"])
+            .args(["--features", "deploy", "--test", "deploy_pod"])
+            .args(["--test", "deploy_alerting", "--test", "deploy_systemd"])
             .args(["--", "--test-threads=1"]),
     )
 }

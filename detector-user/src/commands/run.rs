@@ -86,7 +86,8 @@ pub fn run(args: &RunArgs) -> u8 {
     }
 }
 
-/// The config file (or defaults) with the flags on top.
+/// The config file (or defaults) with the flags (and NODE_NAME, the `--hostname` flag's
+/// fallback) on top.
 fn settings(args: &RunArgs) -> Result<Settings, config::ConfigError> {
     let mut settings = match &args.config {
         Some(path) => config::load(path, &rules::rule_ids())?,
@@ -99,6 +100,9 @@ fn settings(args: &RunArgs) -> Result<Settings, config::ConfigError> {
         settings.metrics_addr = addr;
     }
     settings.enforce |= args.enforce;
+    if let Some(name) = &args.hostname {
+        settings.hostname = Some(name.clone());
+    }
     Ok(settings)
 }
 
@@ -119,6 +123,7 @@ fn open_outputs(settings: &Settings) -> anyhow::Result<Vec<Output>> {
     Ok(outputs)
 }
 
+/// The configured name (flag, NODE_NAME or config), else the kernel's hostname.
 fn hostname(settings: &Settings) -> String {
     settings.hostname.clone().unwrap_or_else(|| {
         std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -370,4 +375,40 @@ async fn daemon(settings: Settings, outputs: Vec<Output>) -> anyhow::Result<()> 
     pipeline.flush();
     drop(ebpf);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn args(config: Option<PathBuf>, hostname: Option<&str>) -> RunArgs {
+        RunArgs {
+            config,
+            alerts_file: None,
+            metrics_addr: None,
+            enforce: false,
+            hostname: hostname.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn the_hostname_flag_beats_the_config_which_beats_the_kernel() {
+        let dir = std::env::temp_dir().join(format!("escdet-run-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("escape-detector.toml");
+        std::fs::write(&config, "hostname = \"from-config\"\n").unwrap();
+
+        let flagged = settings(&args(Some(config.clone()), Some("node-7"))).unwrap();
+        assert_eq!(hostname(&flagged), "node-7");
+        let configured = settings(&args(Some(config), None)).unwrap();
+        assert_eq!(hostname(&configured), "from-config");
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        assert_eq!(
+            hostname(&settings(&args(None, None)).unwrap()),
+            kernel.trim()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
