@@ -3,7 +3,8 @@
 //! another container, attributes it to that container's pod, and names the node.
 
 use escape_detector_e2e::{
-    CgroupLayout, Container, Profile, alert, exclusive, ids, pod::Pod, scenario, technique,
+    By, CgroupLayout, Container, Profile, RunningContainer, alert, exclusive, ids, pod::Pod,
+    scenario, technique,
 };
 
 #[test]
@@ -25,7 +26,7 @@ fn the_daemonset_pod_catches_an_escape_from_another_container_and_names_the_node
     };
     let pod_uid = pod_uid.clone();
     let container = Container::start(Profile::Privileged, layout)?;
-    technique::mount_procfs(&container)?;
+    technique::mount_procfs(&container, By::ExecSession)?;
     let alert = pod.wait_for_alert(
         &format!("sensitive-mount alert for container {}", container.id()),
         |a| {
