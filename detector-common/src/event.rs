@@ -91,7 +91,7 @@ pub const PATH_LEN: usize = 256;
 pub const ARGS_LEN: usize = 512;
 pub const NAME_LEN: usize = 64;
 /// Dentry names carried by a [`FileOpenEvent`], the file's own first.
-pub const NAME_DEPTH: usize = 4;
+pub const NAME_DEPTH: usize = 6;
 pub const FSTYPE_LEN: usize = 32;
 pub const MOUNT_PATH_LEN: usize = 128;
 

@@ -158,7 +158,7 @@ mod tests {
         assert_eq!(offset_of!(CgroupAttachEvent, cgroup_id), 56);
         assert_eq!(size_of::<CgroupEvent>(), 320);
         assert_eq!(size_of::<NamespaceEvent>(), 112);
-        assert_eq!(size_of::<FileOpenEvent>(), 336);
+        assert_eq!(size_of::<FileOpenEvent>(), 464);
         assert_eq!(offset_of!(FileOpenEvent, magic), 56);
         assert_eq!(size_of::<MountEvent>(), 344);
         assert_eq!(size_of::<ModuleEvent>(), 112);

@@ -5,6 +5,7 @@ mod bpf_use;
 mod cgroup_release;
 mod kernel_helper;
 mod kernel_module;
+mod kernel_tunable;
 mod namespace;
 mod opened_file;
 mod process_access;
@@ -20,6 +21,7 @@ use crate::state::{filesystems::Filesystems, runtime_sockets::RuntimeSockets};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    Medium,
     High,
     Critical,
 }
@@ -29,6 +31,7 @@ impl Severity {
         match self {
             Severity::Critical => "critical",
             Severity::High => "high",
+            Severity::Medium => "medium",
         }
     }
 }
@@ -51,6 +54,7 @@ pub const CATALOGUE: &[&RuleInfo] = &[
     &runtime_socket::RUNTIME_SOCKET_ACCESS,
     &bpf_use::BPF_FROM_CONTAINER,
     &process_access::PTRACE_OUTSIDE_CONTAINER,
+    &kernel_tunable::KERNEL_TUNABLE_WRITE,
 ];
 
 pub fn rule_ids() -> Vec<&'static str> {
@@ -111,7 +115,8 @@ pub fn evaluate(event: &Event, subject: &Subject) -> Option<Finding> {
     match event {
         Event::Namespace(e) => namespace::host_namespace_entry(e, subject),
         Event::FileOpen(e) => cgroup_release::release_agent_write(e, subject)
-            .or_else(|| kernel_helper::helper_path_write(e, subject)),
+            .or_else(|| kernel_helper::helper_path_write(e, subject))
+            .or_else(|| kernel_tunable::kernel_tunable_write(e, subject)),
         Event::Mount(e) => sensitive_mount::sensitive_mount(e, subject),
         Event::Module(e) => kernel_module::module_load(e, subject),
         Event::Bpf(e) => bpf_use::bpf_use(e, subject),
@@ -191,20 +196,42 @@ pub(crate) mod test_support {
 mod tests {
     use super::*;
 
+    /// CONTRACT.md's rule table: id and severity, in its order.
+    const CONTRACT: [(&str, Severity); 20] = [
+        ("host-namespace-entry", Severity::Critical),
+        ("namespace-escape", Severity::Critical),
+        ("host-fd-leak", Severity::Critical),
+        ("cgroup-release-agent", Severity::Critical),
+        ("kernel-helper-hijack", Severity::Critical),
+        ("usermode-helper-exec", Severity::Critical),
+        ("runtime-binary-overwrite", Severity::Critical),
+        ("host-root-chroot", Severity::Critical),
+        ("kernel-module-load", Severity::Critical),
+        ("sensitive-mount", Severity::High),
+        ("runtime-socket-access", Severity::High),
+        ("bpf-from-container", Severity::High),
+        ("open-by-handle", Severity::High),
+        ("ptrace-outside-container", Severity::High),
+        ("privileged-device-access", Severity::High),
+        ("kernel-tunable-write", Severity::High),
+        ("cgroup-escape", Severity::High),
+        ("agent-tamper", Severity::High),
+        ("privilege-escalation", Severity::Medium),
+        ("userns-creation", Severity::Medium),
+    ];
+
     #[test]
-    fn catalogue_ids_are_unique_and_from_the_contract() {
-        let contract = [
-            "host-namespace-entry",
-            "cgroup-release-agent",
-            "kernel-helper-hijack",
-            "kernel-module-load",
-            "sensitive-mount",
-            "runtime-socket-access",
-            "bpf-from-container",
-            "ptrace-outside-container",
-        ];
-        assert_eq!(rule_ids(), contract);
+    fn the_catalogue_follows_the_contract() {
+        let mut contract = CONTRACT.iter();
         for rule in CATALOGUE {
+            // Each rule is the contract's next one of the catalogue: same id and severity, no
+            // repeats, in the contract's order.
+            assert!(
+                contract.any(|(id, severity)| *id == rule.id && *severity == rule.severity),
+                "{} ({:?}) out of order or not in the contract",
+                rule.id,
+                rule.severity
+            );
             assert!(!rule.mitre.is_empty() && !rule.description.is_empty());
         }
     }

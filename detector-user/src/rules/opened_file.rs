@@ -34,6 +34,13 @@ impl OpenedFile {
         self.names.first().map(String::as_str).unwrap_or("")
     }
 
+    /// Whether the file lies below `dir`, a directory right under the filesystem's root.
+    pub fn below_root_dir(&self, dir: &str) -> bool {
+        self.names
+            .windows(2)
+            .any(|pair| pair[0] == dir && pair[1] == "/")
+    }
+
     /// The path inside the filesystem, as far as the kernel's dentry names reach.
     pub fn path_in_filesystem(&self) -> String {
         let below_root: Vec<&str> = self
