@@ -52,6 +52,7 @@ struct Who<'a> {
     pid: u32,
     comm: &'a str,
     container_id: &'a str,
+    ns: Namespaces,
 }
 
 /// A container process as it was when it acted.
@@ -59,6 +60,8 @@ struct Actor {
     /// When the kernel saw the act (`CLOCK_BOOTTIME`).
     seen_ns: u64,
     process: ProcessInfo,
+    /// Its namespaces when it acted.
+    ns: Namespaces,
     container_id: String,
     container: Option<ContainerInfo>,
 }
@@ -69,6 +72,7 @@ impl Actor {
             pid: self.process.pid,
             comm: &self.process.comm,
             container_id: &self.container_id,
+            ns: self.ns,
         }
     }
 }
@@ -142,11 +146,18 @@ impl Pipeline {
         let hierarchy = self.cgroups.hierarchy();
         match event {
             Event::Exec(e) => {
+                // What the process was before, unless the entry is another, ended process's.
+                let before = self
+                    .processes
+                    .get(e.header.tgid)
+                    .filter(|p| p.exited_at.is_none() && p.start_ns == e.start_ns)
+                    .map(|p| p.ns);
                 let missed = self.processes.on_exec(e, hierarchy);
                 // A container's first process: the runtime's set-up before it sent nothing.
                 self.count_miss(missed && !e.header.identity.entered());
                 self.attribute(e.header.tgid);
                 self.forget_spoken(e.header.tgid);
+                self.judge_act(event, before);
             }
             Event::Fork(e) => {
                 let missed = self.processes.on_fork(e, hierarchy);
@@ -158,11 +169,18 @@ impl Pipeline {
                 self.forget_spoken(e.header.tgid);
             }
             Event::CgroupAttach(e) => {
+                let known = self
+                    .processes
+                    .get(e.header.tgid)
+                    .is_some_and(|p| p.container_id.is_some());
                 self.look_up(e.header.tgid);
                 if let Some(process) = self.processes.get_mut(e.header.tgid) {
                     process.cgroup_id = e.header.identity.cgroup_id;
                 }
                 self.attribute(e.header.tgid);
+                if !known {
+                    self.judge_act(event, None);
+                }
             }
             Event::CgroupMkdir(e) => {
                 self.cgroups.learn(e.cgroup_id, &rules::text(&e.path));
@@ -174,13 +192,14 @@ impl Pipeline {
             | Event::Module(_)
             | Event::Bpf(_)
             | Event::Ptrace(_)
-            | Event::UnixConnect(_) => self.judge_act(event),
+            | Event::UnixConnect(_) => self.judge_act(event, None),
         }
     }
 
     /// The snapshot of the actor (ancestors, container metadata) is only taken for an act a
     /// rule reports.
-    fn judge_act(&mut self, event: &Event) {
+    /// `ns_before`: for an exec, the process's namespaces before it, when known.
+    fn judge_act(&mut self, event: &Event, ns_before: Option<Namespaces>) {
         let header = *event.header();
         if !self.is_container_actor(&header) {
             return;
@@ -188,7 +207,7 @@ impl Pipeline {
         let target = self.target(event);
         let Some(finding) = self
             .who(header.tgid)
-            .and_then(|who| self.judge(event, who, target))
+            .and_then(|who| self.judge(event, who, target, ns_before))
         else {
             return;
         };
@@ -213,7 +232,7 @@ impl Pipeline {
         self.held = waiting;
         for held in due {
             let event = Event::Namespace(held.event);
-            if let Some(finding) = self.judge(&event, held.actor.who(), None) {
+            if let Some(finding) = self.judge(&event, held.actor.who(), None, None) {
                 self.raise(finding, held.actor, held.action);
             }
         }
@@ -232,6 +251,10 @@ impl Pipeline {
     }
 
     fn hold_namespace_change(&mut self, e: &NamespaceEvent, now: Instant) {
+        // The process lives in these namespaces now: its next exec is no news.
+        if let Some(process) = self.processes.get_mut(e.header.tgid) {
+            process.ns = e.after;
+        }
         if let Some(held) = self
             .held
             .iter_mut()
@@ -248,7 +271,7 @@ impl Pipeline {
         let event = Event::Namespace(*e);
         let Some(finding) = self
             .who(e.header.tgid)
-            .and_then(|who| self.judge(&event, who, None))
+            .and_then(|who| self.judge(&event, who, None, None))
         else {
             return;
         };
@@ -273,11 +296,11 @@ impl Pipeline {
     /// Sets the process's container from the cgroup the kernel named for it. A process keeps
     /// its container when that cgroup turns out to be the host's: it left the container.
     fn attribute(&mut self, pid: u32) -> Option<String> {
-        let cgroup_id = self.processes.get(pid)?.cgroup_id;
+        let (cgroup_id, ns) = self.processes.get(pid).map(|p| (p.cgroup_id, p.ns))?;
         let found = self
             .cgroups
             .lookup(cgroup_id, pid)
-            .map(|c| (c.path.clone(), self.containers.register(&c.container)));
+            .map(|c| (c.path.clone(), self.containers.register(&c.container, ns)));
         let process = self.processes.get_mut(pid)?;
         if let Some((path, id)) = found {
             process.cgroup = Some(path);
@@ -319,6 +342,7 @@ impl Pipeline {
             pid: process.pid,
             comm: &process.comm,
             container_id: process.container_id.as_deref()?,
+            ns: process.ns,
         })
     }
 
@@ -340,6 +364,7 @@ impl Pipeline {
         };
         Some(Actor {
             seen_ns: header.ktime_ns,
+            ns: process.ns,
             process: info,
             container: self.containers.info(&container_id),
             container_id,
@@ -378,7 +403,7 @@ impl Pipeline {
         let container_id = self
             .cgroups
             .lookup(process.cgroup_id, pid)
-            .map(|c| self.containers.register(&c.container));
+            .map(|c| self.containers.register(&c.container, process.ns));
         Some(Target {
             pid,
             comm: process.comm,
@@ -404,7 +429,13 @@ impl Pipeline {
     }
 
     /// The finding of an enabled rule for the act, if any.
-    fn judge(&self, event: &Event, who: Who<'_>, target: Option<Target>) -> Option<Finding> {
+    fn judge(
+        &self,
+        event: &Event,
+        who: Who<'_>,
+        target: Option<Target>,
+        ns_before: Option<Namespaces>,
+    ) -> Option<Finding> {
         let subject = Subject {
             pid: who.pid,
             comm: who.comm,
@@ -412,6 +443,9 @@ impl Pipeline {
             filesystems: &self.filesystems,
             sockets: &self.sockets,
             host_ns: &self.settings.host_ns,
+            ns: who.ns,
+            container_ns: self.containers.namespaces(who.container_id),
+            ns_before,
             target,
         };
         let finding = rules::evaluate(event, &subject)?;

@@ -12,12 +12,21 @@ pub struct HostProcess {
 impl HostProcess {
     /// Starts `sleep 1000` in the test's (the host's) namespaces.
     pub fn sleep() -> anyhow::Result<HostProcess> {
-        let child = Command::new("sleep")
-            .arg("1000")
+        Self::spawn(Command::new("sleep").arg("1000"))
+    }
+
+    /// Starts a shell on the host that runs a program every tenth of a second: a host process
+    /// whose children exec.
+    pub fn busy_shell() -> anyhow::Result<HostProcess> {
+        Self::spawn(Command::new("sh").args(["-c", "while :; do /bin/true; sleep 0.1; done"]))
+    }
+
+    fn spawn(command: &mut Command) -> anyhow::Result<HostProcess> {
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()
-            .context("spawning sleep")?;
+            .with_context(|| format!("spawning {command:?}"))?;
         Ok(HostProcess { child })
     }
 

@@ -32,6 +32,11 @@ fn nsenter_from_a_host_pid_container_into_host_namespaces_is_reported(
         by,
         || technique::enter_host_namespaces(&container, by, &host_process),
     )?;
+    // One technique, one alert: the shell nsenter starts in the host's namespaces is no news.
+    detector.assert_no_alert(
+        |a| alert_matches(a, "namespace-escape", container.id()),
+        SETTLE,
+    );
     Ok(())
 }
 

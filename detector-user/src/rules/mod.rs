@@ -7,6 +7,7 @@ mod kernel_helper;
 mod kernel_module;
 mod kernel_tunable;
 mod namespace;
+mod namespace_invariant;
 mod opened_file;
 mod process_access;
 mod runtime_socket;
@@ -47,6 +48,7 @@ pub struct RuleInfo {
 /// Every rule this build implements, in the contract's order.
 pub const CATALOGUE: &[&RuleInfo] = &[
     &namespace::HOST_NAMESPACE_ENTRY,
+    &namespace_invariant::NAMESPACE_ESCAPE,
     &cgroup_release::CGROUP_RELEASE_AGENT,
     &kernel_helper::KERNEL_HELPER_HIJACK,
     &kernel_module::KERNEL_MODULE_LOAD,
@@ -55,6 +57,7 @@ pub const CATALOGUE: &[&RuleInfo] = &[
     &bpf_use::BPF_FROM_CONTAINER,
     &process_access::PTRACE_OUTSIDE_CONTAINER,
     &kernel_tunable::KERNEL_TUNABLE_WRITE,
+    &namespace_invariant::USERNS_CREATION,
 ];
 
 pub fn rule_ids() -> Vec<&'static str> {
@@ -70,6 +73,12 @@ pub struct Subject<'a> {
     pub sockets: &'a RuntimeSockets,
     /// The host's namespaces (the host reference process's).
     pub host_ns: &'a Namespaces,
+    /// Its namespaces, as the agent knows them (after the exec, for an exec).
+    pub ns: Namespaces,
+    /// The container's own namespaces, as its first process seen had them.
+    pub container_ns: Option<Namespaces>,
+    /// For an exec, the process's namespaces before it, when the agent knew them.
+    pub ns_before: Option<Namespaces>,
     /// The process the act was aimed at, for acts that have one (ptrace).
     pub target: Option<Target>,
 }
@@ -122,12 +131,11 @@ pub fn evaluate(event: &Event, subject: &Subject) -> Option<Finding> {
         Event::Bpf(e) => bpf_use::bpf_use(e, subject),
         Event::Ptrace(e) => process_access::process_access(e, subject),
         Event::UnixConnect(e) => runtime_socket::runtime_socket_access(e, subject),
-        Event::Exec(_)
-        | Event::Fork(_)
-        | Event::Exit(_)
-        | Event::CgroupAttach(_)
-        | Event::CgroupMkdir(_)
-        | Event::CgroupRmdir(_) => None,
+        Event::Exec(_) => namespace_invariant::namespace_escape(subject)
+            .or_else(|| namespace_invariant::userns_creation(subject)),
+        // A process that became a container process by a move, seen for the first time.
+        Event::CgroupAttach(_) => namespace_invariant::namespace_escape(subject),
+        Event::Fork(_) | Event::Exit(_) | Event::CgroupMkdir(_) | Event::CgroupRmdir(_) => None,
     }
 }
 
@@ -160,6 +168,9 @@ pub(crate) mod test_support {
             filesystems,
             sockets: NO_SOCKETS.get_or_init(|| RuntimeSockets::with_known(&[])),
             host_ns: &HOST_NS,
+            ns: HOST_NS,
+            container_ns: None,
+            ns_before: None,
             target: None,
         }
     }

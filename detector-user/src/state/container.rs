@@ -3,6 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use detector_common::Namespaces;
+
 use super::{
     cgroup::{ContainerRef, Runtime},
     runtime_state::{self, RuntimeRoot, RuntimeState},
@@ -11,6 +13,8 @@ use crate::alert::{ContainerInfo, PodInfo};
 
 struct Entry {
     reference: ContainerRef,
+    /// The namespaces of the first of its processes the agent saw: the container's own.
+    namespaces: Namespaces,
     /// Looked up lazily: the runtime writes its state after the container's first process
     /// is already in the cgroup.
     state: Option<RuntimeState>,
@@ -29,15 +33,22 @@ impl ContainerTable {
         }
     }
 
-    /// Registers the container a cgroup names, on first sight; returns its id.
-    pub fn register(&mut self, reference: &ContainerRef) -> String {
+    /// Registers the container a cgroup names, on first sight, with the namespaces of the
+    /// process seen in it; returns its id.
+    pub fn register(&mut self, reference: &ContainerRef, namespaces: Namespaces) -> String {
         self.containers
             .entry(reference.id.clone())
             .or_insert_with(|| Entry {
                 reference: reference.clone(),
+                namespaces,
                 state: None,
             });
         reference.id.clone()
+    }
+
+    /// The container's own namespaces, as its first process seen had them.
+    pub fn namespaces(&self, id: &str) -> Option<Namespaces> {
+        self.containers.get(id).map(|e| e.namespaces)
     }
 
     /// What an alert says about the container. The cgroup layout names the runtime; the
@@ -87,13 +98,18 @@ mod tests {
     const ID: &str = "3f2a5c6d7e8f90123456789abcdef0123456789abcdef0123456789abcdef012";
 
     fn register(table: &mut ContainerTable, path: &str) -> String {
-        table.register(&crate::state::cgroup::classify(path).unwrap())
+        let ns = Namespaces {
+            mnt: 7,
+            ..Namespaces::default()
+        };
+        table.register(&crate::state::cgroup::classify(path).unwrap(), ns)
     }
 
     #[test]
     fn registers_containers_and_forgets_those_without_processes() {
         let mut table = ContainerTable::new(Vec::new());
         assert_eq!(register(&mut table, &format!("/docker/{ID}")), ID);
+        assert_eq!(table.namespaces(ID).map(|ns| ns.mnt), Some(7));
         let info = table.info(ID).unwrap();
         assert_eq!(info.runtime, "docker");
         assert_eq!(info.pod, PodInfo::default());
