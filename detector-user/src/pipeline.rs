@@ -7,7 +7,9 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use detector_common::{Header, NamespaceEvent, Namespaces, user::Event};
+use detector_common::{
+    CgroupAttachEvent, EventKind, Header, NamespaceEvent, Namespaces, user::Event,
+};
 
 use crate::{
     alert::{Action, Alert, ContainerInfo, ProcessInfo, timestamp},
@@ -181,6 +183,7 @@ impl Pipeline {
                 if !known {
                     self.judge_act(event, None);
                 }
+                self.judge_move(e);
             }
             Event::CgroupMkdir(e) => {
                 self.cgroups.learn(e.cgroup_id, &rules::text(&e.path));
@@ -224,6 +227,50 @@ impl Pipeline {
             self.enforce(&finding, &header)
         };
         self.raise(finding, actor, action);
+    }
+
+    /// A cgroup move is the mover's act: a container process that moves a process out of its
+    /// container's cgroups.
+    fn judge_move(&mut self, e: &CgroupAttachEvent) {
+        let mover = Header::new(
+            EventKind::CgroupAttach,
+            e.mover_tgid,
+            e.mover_tgid,
+            e.header.ktime_ns,
+        );
+        self.look_up(mover.tgid);
+        if self.attribute(mover.tgid).is_none() {
+            return;
+        }
+        let moved = e.header.tgid;
+        let to = self
+            .cgroups
+            .lookup(e.cgroup_id, moved)
+            .map(|c| c.container.id.clone());
+        let target = Target {
+            pid: moved,
+            comm: self
+                .processes
+                .get(moved)
+                .map(|p| p.comm.clone())
+                .unwrap_or_default(),
+            container_id: to,
+        };
+        let path = rules::text(&e.path);
+        let Some(finding) = self.who(mover.tgid).and_then(|who| {
+            self.judge_with(who, Some(target), None, |s| {
+                rules::cgroup_escape::cgroup_escape(&path, s)
+            })
+        }) else {
+            return;
+        };
+        if !self.first_time(&finding, mover.tgid) {
+            return;
+        }
+        if let Some(actor) = self.actor(&mover) {
+            let action = self.enforce(&finding, &mover);
+            self.raise(finding, actor, action);
+        }
     }
 
     /// Periodic work: flushes merged namespace changes that are due, forgets old exits.
@@ -310,11 +357,18 @@ impl Pipeline {
     }
 
     /// Puts the process in the table, from /proc when the kernel's events missed it.
+    /// Puts the process in the table, from /proc when the kernel's events missed it; a host
+    /// process read so (one that moved a container's process) is not kept: the table holds
+    /// container processes, whose exits the kernel reports.
     fn look_up(&mut self, pid: u32) {
         let (_, missed) = self.processes.get_or_read(pid, self.cgroups.hierarchy());
-        self.count_miss(missed);
-        if missed {
-            self.attribute(pid);
+        if !missed {
+            return;
+        }
+        if self.attribute(pid).is_some() {
+            self.count_miss(true);
+        } else {
+            self.processes.remove(pid);
         }
     }
 
@@ -436,6 +490,19 @@ impl Pipeline {
         target: Option<Target>,
         ns_before: Option<Namespaces>,
     ) -> Option<Finding> {
+        self.judge_with(who, target, ns_before, |subject| {
+            rules::evaluate(event, subject)
+        })
+    }
+
+    /// The finding of `rule`, when enabled, about `who`.
+    fn judge_with(
+        &self,
+        who: Who<'_>,
+        target: Option<Target>,
+        ns_before: Option<Namespaces>,
+        rule: impl FnOnce(&Subject) -> Option<Finding>,
+    ) -> Option<Finding> {
         let subject = Subject {
             pid: who.pid,
             comm: who.comm,
@@ -448,7 +515,7 @@ impl Pipeline {
             ns_before,
             target,
         };
-        let finding = rules::evaluate(event, &subject)?;
+        let finding = rule(&subject)?;
         (!self.settings.disabled_rules.contains(finding.rule.id)).then_some(finding)
     }
 

@@ -311,3 +311,38 @@ pub fn connect_unix_socket(
     container.run(by, &format!("{ACT} connect {path}"))?;
     Ok(())
 }
+
+/// Which cgroups [`move_to_cgroups`] moves a process into.
+#[derive(Clone, Copy, Debug)]
+pub enum CgroupDestination {
+    /// The container's own, as its /proc/self/cgroup names them.
+    Own,
+    /// The root cgroup of every hierarchy: the host's.
+    HostRoot,
+}
+
+/// Moves process `pid` ("0": the shell that writes) into `destination` in every hierarchy the
+/// container's process is in, through hierarchies the container mounts itself (it must be
+/// privileged and share the host's cgroup namespace). Each hierarchy is unmounted after.
+pub fn move_to_cgroups(
+    container: &dyn RunningContainer,
+    by: By,
+    pid: &str,
+    destination: CgroupDestination,
+) -> anyhow::Result<String> {
+    let path = match destination {
+        CgroupDestination::Own => "$path",
+        CgroupDestination::HostRoot => "/",
+    };
+    container.run(
+        by,
+        &format!(
+            "mkdir -p /mnt/cg && while IFS=: read -r id controllers path; do \
+               if [ -z \"$controllers\" ]; then mount -t cgroup2 none /mnt/cg; \
+               else mount -t cgroup -o \"$controllers\" cgroup /mnt/cg; fi || exit 1; \
+               echo {pid} > \"/mnt/cg{path}/cgroup.procs\"; status=$?; umount /mnt/cg; \
+               [ $status -eq 0 ] || exit $status; \
+             done < /proc/self/cgroup"
+        ),
+    )
+}

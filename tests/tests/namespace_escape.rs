@@ -7,20 +7,8 @@ use escape_detector_e2e::{
     By, CgroupLayout, Container, Detector, HostProcess, Profile, RunningContainer, alert,
     alert_matches, exclusive,
     scenario::{self, ALERT_TIMEOUT},
+    technique::{self, CgroupDestination},
 };
-
-/// Joins process `pid` to every cgroup the container's own process is in, through cgroup
-/// hierarchies the (privileged, host-cgroup-namespace) container mounts itself.
-fn join_own_cgroups(pid: u32) -> String {
-    format!(
-        "mkdir -p /mnt/cg && while IFS=: read -r id controllers path; do \
-           if [ -z \"$controllers\" ]; then mount -t cgroup2 none /mnt/cg; \
-           else mount -t cgroup -o \"$controllers\" cgroup /mnt/cg; fi || exit 1; \
-           echo {pid} > \"/mnt/cg$path/cgroup.procs\"; status=$?; umount /mnt/cg; \
-           [ $status -eq 0 ] || exit $status; \
-         done < /proc/self/cgroup"
-    )
-}
 
 /// A host process a container slips into its own cgroup is a container process in the host's
 /// mount namespace: no setns anywhere.
@@ -30,7 +18,12 @@ fn a_host_process_slipped_into_a_container_s_cgroup_is_reported() -> anyhow::Res
     let host_shell = HostProcess::busy_shell()?;
     let detector = Detector::start(&[])?;
     let container = Container::start(Profile::HostPid, CgroupLayout::Docker)?;
-    container.run(By::Workload, &join_own_cgroups(host_shell.pid()))?;
+    technique::move_to_cgroups(
+        &container,
+        By::Workload,
+        &host_shell.pid().to_string(),
+        CgroupDestination::Own,
+    )?;
     let escaped = detector.wait_for_alert(
         "namespace-escape alert for the host shell moved into the container",
         |a| alert_matches(a, "namespace-escape", container.id()),

@@ -2,6 +2,7 @@
 //! of (event, subject) to a finding; every rule here fires only for container processes.
 
 mod bpf_use;
+pub mod cgroup_escape;
 mod cgroup_release;
 mod kernel_helper;
 mod kernel_module;
@@ -57,6 +58,7 @@ pub const CATALOGUE: &[&RuleInfo] = &[
     &bpf_use::BPF_FROM_CONTAINER,
     &process_access::PTRACE_OUTSIDE_CONTAINER,
     &kernel_tunable::KERNEL_TUNABLE_WRITE,
+    &cgroup_escape::CGROUP_ESCAPE,
     &namespace_invariant::USERNS_CREATION,
 ];
 

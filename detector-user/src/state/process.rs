@@ -52,6 +52,10 @@ fn text(buf: &[u8]) -> String {
 }
 
 impl ProcessTable {
+    pub fn remove(&mut self, pid: u32) {
+        self.processes.remove(&pid);
+    }
+
     pub fn insert(&mut self, process: Process) {
         self.processes.insert(process.pid, process);
     }
