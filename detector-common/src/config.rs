@@ -96,6 +96,15 @@ pub struct Offsets {
     /// `signal_struct.live`: threads of the group that have not exited.
     pub signal_live: u32,
     pub task_cgroups: u32,
+    pub task_flags: u32,
+    pub task_fs: u32,
+    /// `fs_struct.root.dentry` and `fs_struct.pwd.mnt`, one offset each from `fs_struct`.
+    pub fs_root_dentry: u32,
+    pub fs_pwd_mnt: u32,
+    /// Where `struct vfsmount mnt` sits in `struct mount`, which embeds it.
+    pub mount_mnt: u32,
+    pub mount_mnt_ns: u32,
+    pub cred_cap_effective: u32,
     pub task_thread_pid: u32,
     pub pid_level: u32,
     pub pid_numbers: u32,
@@ -193,6 +202,13 @@ impl Offsets {
         task_signal: FIELD_MISSING,
         signal_live: FIELD_MISSING,
         task_cgroups: FIELD_MISSING,
+        task_flags: FIELD_MISSING,
+        task_fs: FIELD_MISSING,
+        fs_root_dentry: FIELD_MISSING,
+        fs_pwd_mnt: FIELD_MISSING,
+        mount_mnt: FIELD_MISSING,
+        mount_mnt_ns: FIELD_MISSING,
+        cred_cap_effective: FIELD_MISSING,
         task_thread_pid: FIELD_MISSING,
         pid_level: FIELD_MISSING,
         pid_numbers: FIELD_MISSING,
@@ -318,6 +334,9 @@ pub mod identity {
     /// On an exec: the runtime's process became the container's here, so this is the first
     /// event about it (its set-up sent none).
     pub const ENTERED: u32 = 1 << 2;
+    /// On an exec: a usermode helper the kernel started (its parent is a kernel thread), a host
+    /// process (core_pattern pipes, modprobe, release agents, uevent helpers run so).
+    pub const HELPER: u32 = 1 << 3;
 
     /// `TaskMark::flags`: the process entered the container's cgroup from outside (runc's
     /// init, a `runc exec`) and has not exec'd since: the runtime setting the container up.

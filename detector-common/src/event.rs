@@ -119,6 +119,10 @@ impl Identity {
     pub const fn entered(&self) -> bool {
         self.flags & identity::ENTERED != 0
     }
+
+    pub const fn helper(&self) -> bool {
+        self.flags & identity::HELPER != 0
+    }
 }
 
 #[repr(C)]
@@ -172,6 +176,14 @@ pub struct ExecEvent {
     /// (an exec from another thread keeps it).
     pub start_ns: u64,
     pub ns: Namespaces,
+    /// `cred.cap_effective` (kernel_cap_t, 64 bits of capabilities).
+    pub cap_effective: u64,
+    /// The task's root directory (`fs->root`): the host's after a chroot into it.
+    pub root: FileId,
+    /// The mount namespace of the mount its working directory is on: not its own when the
+    /// directory was reached through a descriptor leaked from outside (runc CVE-2024-21626).
+    pub cwd_mnt_ns: u32,
+    pub _pad: u32,
     pub comm: [u8; COMM_LEN],
     pub filename: [u8; PATH_LEN],
     /// NUL-separated argv, as the process's memory holds it.
@@ -405,14 +417,14 @@ pub struct PtraceEvent {
 pub struct UnixConnectEvent {
     pub header: Header,
     /// The listening socket's file.
-    pub socket: SocketFile,
+    pub socket: FileId,
 }
 
-/// Key of the kernel's watched-socket map: a socket file's `(st_dev, st_ino)`, with the
-/// device in the kernel's internal encoding (`super_block.s_dev`).
+/// A file by its device and inode: `(st_dev, st_ino)`, with the device in the kernel's internal
+/// encoding (`super_block.s_dev`). The key of the kernel's watched-socket map.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct SocketFile {
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FileId {
     pub dev: u32,
     pub _pad: u32,
     pub ino: u64,

@@ -7,7 +7,7 @@ use crate::{config::*, event::*};
 unsafe impl aya::Pod for Config {}
 unsafe impl aya::Pod for Namespaces {}
 unsafe impl aya::Pod for Offsets {}
-unsafe impl aya::Pod for SocketFile {}
+unsafe impl aya::Pod for FileId {}
 unsafe impl aya::Pod for TaskMark {}
 
 /// One decoded ring-buffer record.
@@ -148,10 +148,11 @@ mod tests {
         assert_eq!(size_of::<Header>(), 40);
         assert_eq!(offset_of!(Header, identity), 24);
         assert_eq!(size_of::<Namespaces>(), 32);
-        assert_eq!(size_of::<ExecEvent>(), 880);
+        assert_eq!(size_of::<ExecEvent>(), 912);
         assert_eq!(offset_of!(ExecEvent, start_ns), 56);
         assert_eq!(offset_of!(ExecEvent, ns), 64);
-        assert_eq!(offset_of!(ExecEvent, comm), 96);
+        assert_eq!(offset_of!(ExecEvent, root), 104);
+        assert_eq!(offset_of!(ExecEvent, comm), 128);
         assert_eq!(size_of::<ForkEvent>(), 56);
         assert_eq!(size_of::<ExitEvent>(), 48);
         assert_eq!(size_of::<CgroupAttachEvent>(), 320);
@@ -165,10 +166,10 @@ mod tests {
         assert_eq!(size_of::<BpfEvent>(), 48);
         assert_eq!(size_of::<PtraceEvent>(), 56);
         assert_eq!(size_of::<UnixConnectEvent>(), 56);
-        assert_eq!(size_of::<SocketFile>(), 16);
+        assert_eq!(size_of::<FileId>(), 16);
         assert_eq!(size_of::<TaskMark>(), 24);
-        assert_eq!(size_of::<Offsets>(), 72 * 4);
-        assert_eq!(size_of::<Config>(), 32 + 24 + 72 * 4);
+        assert_eq!(size_of::<Offsets>(), 79 * 4);
+        assert_eq!(size_of::<Config>(), 32 + 24 + 79 * 4);
     }
 
     fn bytes_of<T>(v: &T) -> &[u8] {
@@ -201,7 +202,7 @@ mod tests {
         exec_kind_short[0] = EventKind::Exec as u8;
         assert!(matches!(
             Event::decode(&exec_kind_short),
-            Err(DecodeError::Short { want: 880, .. })
+            Err(DecodeError::Short { want: 912, .. })
         ));
         let mut unknown = bytes.to_vec();
         unknown[0] = 99;

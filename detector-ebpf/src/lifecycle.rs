@@ -11,20 +11,22 @@ use detector_common::{
 use crate::{
     config::{identity_hierarchy, offset},
     emit::{current_ids, header, reserve},
-    identity::{self, Status},
+    identity::{self, Actor, Status},
     kread::{field, kernel_str, pointer, user_bytes},
     task,
 };
 
 /// `sched_process_exec(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)`.
+/// Sent for container processes, and for the programs the kernel itself starts (usermode
+/// helpers), which run on the host as root.
 pub fn on_exec(ctx: &RawTracePointContext) {
-    let Some(actor) = identity::current_after_exec() else {
+    let current = task::current();
+    let Some(actor) = identity::current_after_exec().or_else(|| usermode_helper(current)) else {
         return;
     };
     let Some(mut entry) = reserve::<ExecEvent>(EventKind::Exec) else {
         return;
     };
-    let current = task::current();
     let e = entry.as_mut_ptr();
     let (uid, euid) = task::uids(current);
     // SAFETY: `e` points at a reserved, exclusively owned ExecEvent; fields are written in
@@ -36,6 +38,10 @@ pub fn on_exec(ctx: &RawTracePointContext) {
         (*e).euid = euid;
         (*e).start_ns = identity::leader_start(current);
         (*e).ns = task::namespaces(current);
+        (*e).cap_effective = task::cap_effective(current);
+        (*e).root = task::root(current);
+        (*e).cwd_mnt_ns = task::cwd_mnt_ns(current);
+        (*e)._pad = 0;
         (*e).comm = bpf_get_current_comm().unwrap_or([0; 16]);
         let bprm: *const u8 = ctx.arg(2);
         let filename = pointer(bprm, offset!(binprm_filename)).unwrap_or_default();
@@ -43,6 +49,24 @@ pub fn on_exec(ctx: &RawTracePointContext) {
         (*e).args_len = read_args(current, (&raw mut (*e).args).cast());
     }
     entry.submit(0);
+}
+
+/// The current task as a usermode helper the kernel started, if it is one.
+#[inline(always)]
+fn usermode_helper(current: *const u8) -> Option<Actor> {
+    if !task::started_by_kernel(current) {
+        return None;
+    }
+    let (tgid, tid) = current_ids();
+    Some(Actor {
+        tgid,
+        tid,
+        identity: Identity {
+            flags: detector_common::identity::HELPER,
+            _pad: 0,
+            cgroup_id: 0,
+        },
+    })
 }
 
 /// Copies the process's argv block (NUL-separated) into `dst`, at most `ARGS_LEN` bytes.

@@ -4,7 +4,7 @@ use aya_ebpf::{
     macros::map,
     maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
-use detector_common::{KIND_SLOTS, SocketFile, TaskMark};
+use detector_common::{FileId, KIND_SLOTS, TaskMark};
 
 use crate::{mounts::PendingMount, namespaces::PendingSetns, ptrace::PendingPtrace};
 
@@ -52,4 +52,4 @@ pub static FSCONFIG_PENDING: LruHashMap<u32, u32> = LruHashMap::with_max_entries
 /// Socket files whose connections are reported (runtime and kubelet APIs); the agent fills it
 /// from the paths it is configured with, and refreshes it when a runtime re-creates a socket.
 #[map]
-pub static WATCHED_SOCKETS: HashMap<SocketFile, u32> = HashMap::with_max_entries(256, 0);
+pub static WATCHED_SOCKETS: HashMap<FileId, u32> = HashMap::with_max_entries(256, 0);

@@ -3,7 +3,7 @@
 //! mount under another name, a symlink or /proc/PID/root cannot hide it.
 
 use aya_ebpf::programs::{FExitContext, TracePointContext};
-use detector_common::{EventKind, SocketFile, UnixConnectEvent};
+use detector_common::{EventKind, FileId, UnixConnectEvent};
 
 use crate::{
     config::offset,
@@ -67,7 +67,7 @@ fn report_if_watched(unix_sock: *const u8, actor: &Actor) {
     let dev = pointer(dentry, offset!(dentry_sb))
         .and_then(|sb| field::<u32>(sb, offset!(sb_dev)))
         .unwrap_or(0);
-    let socket = SocketFile { dev, _pad: 0, ino };
+    let socket = FileId { dev, _pad: 0, ino };
     // SAFETY: only presence matters; the value is not read.
     if unsafe { WATCHED_SOCKETS.get(socket) }.is_none() {
         return;

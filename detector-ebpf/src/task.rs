@@ -1,7 +1,7 @@
 //! Facts about a task: its namespaces, credentials and parent.
 
 use aya_ebpf::helpers::generated::bpf_get_current_task;
-use detector_common::{FIELD_MISSING, Namespaces};
+use detector_common::{FIELD_MISSING, FileId, Namespaces};
 
 use crate::{
     config::offset,
@@ -127,6 +127,57 @@ pub fn newest_tracee(tracer: *const u8) -> Option<*const u8> {
         return None;
     }
     Some(first.wrapping_sub(entry as usize))
+}
+
+/// `PF_KTHREAD` of `task_struct.flags` (include/linux/sched.h), unchanged since 2.6.
+const PF_KTHREAD: u32 = 0x0020_0000;
+
+/// Whether a kernel thread started the task: a usermode helper (the kernel's own way to run a
+/// program: core_pattern pipes, modprobe, release agents, uevent helpers).
+#[inline(always)]
+pub fn started_by_kernel(task: *const u8) -> bool {
+    let parent = read_or_zero::<*const u8>(task, offset!(task_real_parent));
+    read_or_zero::<u32>(parent, offset!(task_flags)) & PF_KTHREAD != 0
+}
+
+/// The task's effective capabilities.
+#[inline(always)]
+pub fn cap_effective(task: *const u8) -> u64 {
+    let cred = read_or_zero::<*const u8>(task, offset!(task_cred));
+    read_or_zero(cred, offset!(cred_cap_effective))
+}
+
+/// The file of a dentry: its superblock's device and its inode number; zeros when unknown.
+#[inline(always)]
+pub fn file_id(dentry: *const u8) -> FileId {
+    let sb = read_or_zero::<*const u8>(dentry, offset!(dentry_sb));
+    let inode = read_or_zero::<*const u8>(dentry, offset!(dentry_inode));
+    FileId {
+        dev: read_or_zero(sb, offset!(sb_dev)),
+        _pad: 0,
+        ino: read_or_zero(inode, offset!(inode_ino)),
+    }
+}
+
+/// The task's root directory (`fs->root`).
+#[inline(always)]
+pub fn root(task: *const u8) -> FileId {
+    let fs = read_or_zero::<*const u8>(task, offset!(task_fs));
+    file_id(read_or_zero(fs, offset!(fs_root_dentry)))
+}
+
+/// The inode of the mount namespace the task's working directory's mount belongs to.
+#[inline(always)]
+pub fn cwd_mnt_ns(task: *const u8) -> u32 {
+    let fs = read_or_zero::<*const u8>(task, offset!(task_fs));
+    let vfsmount = read_or_zero::<*const u8>(fs, offset!(fs_pwd_mnt));
+    let mount_mnt = offset!(mount_mnt);
+    if mount_mnt == FIELD_MISSING || vfsmount.is_null() {
+        return 0;
+    }
+    // `struct mount` embeds the `struct vfsmount` the path points at.
+    let mount = vfsmount.wrapping_sub(mount_mnt as usize);
+    ns_inum(mount, offset!(mount_mnt_ns), offset!(mnt_ns_inum))
 }
 
 /// The tgid of the task's parent (`real_parent`).

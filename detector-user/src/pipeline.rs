@@ -8,7 +8,8 @@ use std::{
 };
 
 use detector_common::{
-    CgroupAttachEvent, EventKind, Header, NamespaceEvent, Namespaces, user::Event,
+    CgroupAttachEvent, EventKind, ExecEvent, FileId, Header, NamespaceEvent, Namespaces,
+    user::Event,
 };
 
 use crate::{
@@ -20,7 +21,7 @@ use crate::{
     rules::{self, Finding, Repeat, Severity, Subject, Target},
     state::{
         cgroup_table::CgroupTable,
-        container::ContainerTable,
+        container::{ContainerTable, Origin},
         filesystems::Filesystems,
         process::{Process, ProcessTable},
         procfs,
@@ -36,6 +37,8 @@ pub struct PipelineSettings {
     pub hostname: String,
     /// The host's namespaces (the host reference process's), as the kernel programs know them.
     pub host_ns: Namespaces,
+    /// The host's root directory.
+    pub host_root: FileId,
     pub enforce: bool,
     pub disabled_rules: HashSet<String>,
 }
@@ -147,6 +150,7 @@ impl Pipeline {
     pub fn handle(&mut self, event: &Event, now: Instant) {
         let hierarchy = self.cgroups.hierarchy();
         match event {
+            Event::Exec(e) if e.header.identity.helper() => self.judge_helper(e),
             Event::Exec(e) => {
                 // What the process was before, unless the entry is another, ended process's.
                 let before = self
@@ -226,6 +230,39 @@ impl Pipeline {
         } else {
             self.enforce(&finding, &header)
         };
+        self.raise(finding, actor, action);
+    }
+
+    /// A usermode helper the kernel started: a host process, judged on its program alone.
+    fn judge_helper(&mut self, e: &ExecEvent) {
+        let allowlist = rules::usermode_helper::DEFAULT_ALLOWLIST;
+        let Some(finding) = rules::usermode_helper::usermode_helper_exec(e, allowlist) else {
+            return;
+        };
+        if self.settings.disabled_rules.contains(finding.rule.id) {
+            return;
+        }
+        let args_len = (e.args_len as usize).min(e.args.len());
+        let process = ProcessInfo {
+            pid: e.header.tgid,
+            tid: e.header.tid,
+            ppid: e.ppid,
+            uid: Some(e.uid),
+            euid: Some(e.euid),
+            comm: rules::text(&e.comm),
+            exe: Some(rules::text(&e.filename)),
+            args: procfs::split_args(&e.args[..args_len]),
+            cgroup: None,
+            ancestors: self.processes.ancestors_from(e.ppid),
+        };
+        let actor = Actor {
+            seen_ns: e.header.ktime_ns,
+            ns: e.ns,
+            process,
+            container_id: String::new(),
+            container: None,
+        };
+        let action = self.enforce(&finding, &e.header);
         self.raise(finding, actor, action);
     }
 
@@ -343,11 +380,16 @@ impl Pipeline {
     /// Sets the process's container from the cgroup the kernel named for it. A process keeps
     /// its container when that cgroup turns out to be the host's: it left the container.
     fn attribute(&mut self, pid: u32) -> Option<String> {
-        let (cgroup_id, ns) = self.processes.get(pid).map(|p| (p.cgroup_id, p.ns))?;
-        let found = self
-            .cgroups
-            .lookup(cgroup_id, pid)
-            .map(|c| (c.path.clone(), self.containers.register(&c.container, ns)));
+        let (cgroup_id, origin) = self
+            .processes
+            .get(pid)
+            .map(|p| (p.cgroup_id, Origin::of(p)))?;
+        let found = self.cgroups.lookup(cgroup_id, pid).map(|c| {
+            (
+                c.path.clone(),
+                self.containers.register(&c.container, origin),
+            )
+        });
         let process = self.processes.get_mut(pid)?;
         if let Some((path, id)) = found {
             process.cgroup = Some(path);
@@ -457,7 +499,7 @@ impl Pipeline {
         let container_id = self
             .cgroups
             .lookup(process.cgroup_id, pid)
-            .map(|c| self.containers.register(&c.container, process.ns));
+            .map(|c| self.containers.register(&c.container, Origin::of(&process)));
         Some(Target {
             pid,
             comm: process.comm,
@@ -511,7 +553,8 @@ impl Pipeline {
             sockets: &self.sockets,
             host_ns: &self.settings.host_ns,
             ns: who.ns,
-            container_ns: self.containers.namespaces(who.container_id),
+            origin: self.containers.origin(who.container_id),
+            host_root: self.settings.host_root,
             ns_before,
             target,
         };
@@ -618,8 +661,8 @@ mod tests {
 
     struct NoSockets;
     impl WatchSockets for NoSockets {
-        fn watch(&mut self, _: detector_common::SocketFile) {}
-        fn unwatch(&mut self, _: detector_common::SocketFile) {}
+        fn watch(&mut self, _: detector_common::FileId) {}
+        fn unwatch(&mut self, _: detector_common::FileId) {}
     }
 
     struct Harness {
@@ -658,6 +701,7 @@ mod tests {
                 PipelineSettings {
                     hostname: "node-1".into(),
                     host_ns: HOST_NS,
+                    host_root: FileId::default(),
                     enforce: false,
                     disabled_rules: disabled.iter().map(|r| r.to_string()).collect(),
                 },

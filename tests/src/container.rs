@@ -58,6 +58,13 @@ impl Container {
         let bundle = TempDir::new("bundle")?;
         let rootfs = bundle.path().join("rootfs");
         rootfs::copy_to(&rootfs)?;
+        if profile == Profile::User {
+            // The workload keeps its jobs in the root directory.
+            fs::set_permissions(
+                &rootfs,
+                std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+            )?;
+        }
         spec::write_config(bundle.path(), profile, &cgroup_path)?;
         let mut container = Container {
             cgroups: CgroupDirs::prepare(&cgroup_path),

@@ -18,7 +18,13 @@ pub enum Profile {
     Privileged,
     /// Like `docker run --privileged --pid=host`.
     HostPid,
+    /// Like `docker run --user 1000 --cap-drop ALL`: an unprivileged user, no capabilities,
+    /// and no no_new_privs, so a setuid binary still raises privileges.
+    User,
 }
+
+/// The uid (and gid) of [`Profile::User`].
+pub const USER_UID: u32 = 1000;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CgroupLayout {
@@ -61,6 +67,15 @@ pub fn write_config(bundle: &Path, profile: Profile, cgroups_path: &str) -> anyh
         Profile::HostPid => {
             privilege(&mut spec)?;
             namespaces(&mut spec)?.retain(|ns| ns["type"] != "pid");
+        }
+        Profile::User => {
+            add_cgroup_namespace(&mut spec)?;
+            *field(&mut spec, "/process/user")? = json!({"uid": USER_UID, "gid": USER_UID});
+            *field(&mut spec, "/process/noNewPrivileges")? = json!(false);
+            let capabilities = field(&mut spec, "/process/capabilities")?;
+            for set in ["effective", "permitted", "inheritable", "ambient"] {
+                capabilities[set] = json!([]);
+            }
         }
     }
     fs::write(&path, serde_json::to_vec_pretty(&spec)?)

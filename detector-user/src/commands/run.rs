@@ -12,7 +12,7 @@ use aya::{
     Ebpf,
     maps::{HashMap, PerCpuArray, RingBuf},
 };
-use detector_common::{Config, FIELD_MISSING, Namespaces, user::Event};
+use detector_common::{Config, FIELD_MISSING, user::Event};
 use tokio::{
     signal::unix::{SignalKind, signal},
     sync::mpsc,
@@ -28,7 +28,7 @@ use crate::{
     kernel::{
         btf::Btf,
         container_cgroups::KernelContainerCgroups,
-        host::host_reference,
+        host::{HostReference, host_reference},
         loader,
         loss::LossCounters,
         offsets,
@@ -145,7 +145,7 @@ fn identity_hierarchy(settings: &Settings) -> anyhow::Result<IdentityHierarchy> 
 fn load_kernel_object(
     settings: &Settings,
     hierarchy: &IdentityHierarchy,
-) -> anyhow::Result<(Ebpf, Namespaces)> {
+) -> anyhow::Result<(Ebpf, HostReference)> {
     let btf = Btf::from_sys_fs().context("reading the kernel's BTF")?;
     let resolved = offsets::resolve(&btf);
     for missing in &resolved.missing {
@@ -181,10 +181,7 @@ fn load_kernel_object(
         identity_subsys,
         offsets: resolved.offsets,
     };
-    Ok((
-        loader::load(&config, settings.ring_buffer_bytes)?,
-        host.namespaces,
-    ))
+    Ok((loader::load(&config, settings.ring_buffer_bytes)?, host))
 }
 
 /// An enumerator the programs compare with, from BTF; never matching when absent.
@@ -273,7 +270,7 @@ async fn daemon(settings: Settings, outputs: Vec<Output>) -> anyhow::Result<()> 
         .with_context(|| format!("listening on {}", settings.metrics_addr))?;
 
     let hierarchy = identity_hierarchy(&settings)?;
-    let (mut ebpf, host_ns) = load_kernel_object(&settings, &hierarchy)?;
+    let (mut ebpf, host) = load_kernel_object(&settings, &hierarchy)?;
     let ring = RingBuf::try_from(take_map(&mut ebpf, "EVENTS")?)?;
     let loss = Arc::new(Mutex::new(LossCounters::new(PerCpuArray::try_from(
         take_map(&mut ebpf, "LOST")?,
@@ -327,7 +324,8 @@ async fn daemon(settings: Settings, outputs: Vec<Output>) -> anyhow::Result<()> 
         Outputs::new(outputs, &metrics),
         PipelineSettings {
             hostname: hostname(&settings),
-            host_ns,
+            host_ns: host.namespaces,
+            host_root: host.root,
             enforce: settings.enforce,
             disabled_rules: settings
                 .disabled_rules

@@ -4,6 +4,7 @@
 mod bpf_use;
 pub mod cgroup_escape;
 mod cgroup_release;
+mod exec_invariants;
 mod kernel_helper;
 mod kernel_module;
 mod kernel_tunable;
@@ -13,12 +14,13 @@ mod opened_file;
 mod process_access;
 mod runtime_socket;
 mod sensitive_mount;
+pub mod usermode_helper;
 
-use detector_common::{Namespaces, user::Event};
+use detector_common::{FileId, Namespaces, user::Event};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::state::{filesystems::Filesystems, runtime_sockets::RuntimeSockets};
+use crate::state::{container::Origin, filesystems::Filesystems, runtime_sockets::RuntimeSockets};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -50,8 +52,11 @@ pub struct RuleInfo {
 pub const CATALOGUE: &[&RuleInfo] = &[
     &namespace::HOST_NAMESPACE_ENTRY,
     &namespace_invariant::NAMESPACE_ESCAPE,
+    &exec_invariants::HOST_FD_LEAK,
     &cgroup_release::CGROUP_RELEASE_AGENT,
     &kernel_helper::KERNEL_HELPER_HIJACK,
+    &usermode_helper::USERMODE_HELPER_EXEC,
+    &exec_invariants::HOST_ROOT_CHROOT,
     &kernel_module::KERNEL_MODULE_LOAD,
     &sensitive_mount::SENSITIVE_MOUNT,
     &runtime_socket::RUNTIME_SOCKET_ACCESS,
@@ -59,6 +64,7 @@ pub const CATALOGUE: &[&RuleInfo] = &[
     &process_access::PTRACE_OUTSIDE_CONTAINER,
     &kernel_tunable::KERNEL_TUNABLE_WRITE,
     &cgroup_escape::CGROUP_ESCAPE,
+    &exec_invariants::PRIVILEGE_ESCALATION,
     &namespace_invariant::USERNS_CREATION,
 ];
 
@@ -77,8 +83,10 @@ pub struct Subject<'a> {
     pub host_ns: &'a Namespaces,
     /// Its namespaces, as the agent knows them (after the exec, for an exec).
     pub ns: Namespaces,
-    /// The container's own namespaces, as its first process seen had them.
-    pub container_ns: Option<Namespaces>,
+    /// What its container started as.
+    pub origin: Option<Origin>,
+    /// The host's root directory.
+    pub host_root: FileId,
     /// For an exec, the process's namespaces before it, when the agent knew them.
     pub ns_before: Option<Namespaces>,
     /// The process the act was aimed at, for acts that have one (ptrace).
@@ -133,7 +141,11 @@ pub fn evaluate(event: &Event, subject: &Subject) -> Option<Finding> {
         Event::Bpf(e) => bpf_use::bpf_use(e, subject),
         Event::Ptrace(e) => process_access::process_access(e, subject),
         Event::UnixConnect(e) => runtime_socket::runtime_socket_access(e, subject),
-        Event::Exec(_) => namespace_invariant::namespace_escape(subject)
+        // The most specific first: one act, one alert.
+        Event::Exec(e) => namespace_invariant::namespace_escape(subject)
+            .or_else(|| exec_invariants::host_root_chroot(e, subject))
+            .or_else(|| exec_invariants::host_fd_leak(e, subject))
+            .or_else(|| exec_invariants::privilege_escalation(e, subject))
             .or_else(|| namespace_invariant::userns_creation(subject)),
         // A process that became a container process by a move, seen for the first time.
         Event::CgroupAttach(_) => namespace_invariant::namespace_escape(subject),
@@ -171,7 +183,8 @@ pub(crate) mod test_support {
             sockets: NO_SOCKETS.get_or_init(|| RuntimeSockets::with_known(&[])),
             host_ns: &HOST_NS,
             ns: HOST_NS,
-            container_ns: None,
+            origin: None,
+            host_root: FileId::default(),
             ns_before: None,
             target: None,
         }

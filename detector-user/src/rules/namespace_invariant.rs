@@ -33,12 +33,12 @@ pub const USERNS_CREATION: RuleInfo = RuleInfo {
 
 /// What the process is compared with: itself before, else its container.
 fn reference(subject: &Subject) -> Option<Namespaces> {
-    subject.ns_before.or(subject.container_ns)
+    subject.ns_before.or(subject.origin.map(|o| o.ns))
 }
 
 pub fn namespace_escape(subject: &Subject) -> Option<Finding> {
     let (now, host, was) = (&subject.ns, subject.host_ns, reference(subject)?);
-    let own = subject.container_ns.unwrap_or(was);
+    let own = subject.origin.map_or(was, |o| o.ns);
     // Only a namespace its container does not share with the host: a host-pid container's
     // processes live in the host's pid namespace by design.
     let escaped = |bit: u32, pick: fn(&Namespaces) -> u32| {
@@ -92,8 +92,9 @@ mod tests {
     use super::*;
     use crate::{
         rules::test_support::{HOST_NS, subject},
-        state::filesystems::Filesystems,
+        state::{container::Origin, filesystems::Filesystems},
     };
+    use detector_common::FileId;
 
     const CONTAINER: Namespaces = Namespaces {
         mnt: 11,
@@ -116,7 +117,12 @@ mod tests {
         let mut s = subject(&fs);
         s.ns = now;
         s.ns_before = before;
-        s.container_ns = Some(container);
+        s.origin = Some(Origin {
+            ns: container,
+            root: FileId::default(),
+            euid: Some(0),
+            cap_effective: 0,
+        });
         rule(&s)
     }
 

@@ -33,7 +33,7 @@ mod tests {
         rules::test_support::{header, subject},
         state::{filesystems::Filesystems, runtime_sockets::RuntimeSockets},
     };
-    use detector_common::{EventKind, SocketFile};
+    use detector_common::{EventKind, FileId};
 
     #[test]
     fn names_the_watched_socket_by_its_host_path() {
@@ -41,7 +41,7 @@ mod tests {
         let sockets = RuntimeSockets::with_known(&[(8, 4242, "/run/containerd/containerd.sock")]);
         let mut s = subject(&fs);
         s.sockets = &sockets;
-        let socket = SocketFile {
+        let socket = FileId {
             dev: 8,
             _pad: 0,
             ino: 4242,
@@ -53,7 +53,7 @@ mod tests {
         let finding = runtime_socket_access(&e, &s).unwrap();
         assert_eq!(finding.details["socket"], "/run/containerd/containerd.sock");
         let unknown = UnixConnectEvent {
-            socket: SocketFile { ino: 1, ..socket },
+            socket: FileId { ino: 1, ..socket },
             ..e
         };
         assert!(runtime_socket_access(&unknown, &s).is_none());

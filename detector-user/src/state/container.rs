@@ -3,18 +3,40 @@
 
 use std::collections::{HashMap, HashSet};
 
-use detector_common::Namespaces;
+use detector_common::{FileId, Namespaces};
 
 use super::{
     cgroup::{ContainerRef, Runtime},
+    process::Process,
     runtime_state::{self, RuntimeRoot, RuntimeState},
 };
 use crate::alert::{ContainerInfo, PodInfo};
 
+/// What a container started as: its first process the agent saw, whose namespaces, root,
+/// user and capabilities are the container's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    pub ns: Namespaces,
+    pub root: FileId,
+    /// `None` when /proc could not tell.
+    pub euid: Option<u32>,
+    pub cap_effective: u64,
+}
+
+impl Origin {
+    pub fn of(process: &Process) -> Origin {
+        Origin {
+            ns: process.ns,
+            root: process.root,
+            euid: process.euid,
+            cap_effective: process.cap_effective,
+        }
+    }
+}
+
 struct Entry {
     reference: ContainerRef,
-    /// The namespaces of the first of its processes the agent saw: the container's own.
-    namespaces: Namespaces,
+    origin: Origin,
     /// Looked up lazily: the runtime writes its state after the container's first process
     /// is already in the cgroup.
     state: Option<RuntimeState>,
@@ -33,22 +55,22 @@ impl ContainerTable {
         }
     }
 
-    /// Registers the container a cgroup names, on first sight, with the namespaces of the
-    /// process seen in it; returns its id.
-    pub fn register(&mut self, reference: &ContainerRef, namespaces: Namespaces) -> String {
+    /// Registers the container a cgroup names, on first sight, with the origin of the process
+    /// seen in it; returns its id.
+    pub fn register(&mut self, reference: &ContainerRef, origin: Origin) -> String {
         self.containers
             .entry(reference.id.clone())
             .or_insert_with(|| Entry {
                 reference: reference.clone(),
-                namespaces,
+                origin,
                 state: None,
             });
         reference.id.clone()
     }
 
-    /// The container's own namespaces, as its first process seen had them.
-    pub fn namespaces(&self, id: &str) -> Option<Namespaces> {
-        self.containers.get(id).map(|e| e.namespaces)
+    /// What the container started as.
+    pub fn origin(&self, id: &str) -> Option<Origin> {
+        self.containers.get(id).map(|e| e.origin)
     }
 
     /// What an alert says about the container. The cgroup layout names the runtime; the
@@ -98,18 +120,24 @@ mod tests {
     const ID: &str = "3f2a5c6d7e8f90123456789abcdef0123456789abcdef0123456789abcdef012";
 
     fn register(table: &mut ContainerTable, path: &str) -> String {
-        let ns = Namespaces {
-            mnt: 7,
-            ..Namespaces::default()
+        let first = Process {
+            ns: Namespaces {
+                mnt: 7,
+                ..Namespaces::default()
+            },
+            ..Process::default()
         };
-        table.register(&crate::state::cgroup::classify(path).unwrap(), ns)
+        table.register(
+            &crate::state::cgroup::classify(path).unwrap(),
+            Origin::of(&first),
+        )
     }
 
     #[test]
     fn registers_containers_and_forgets_those_without_processes() {
         let mut table = ContainerTable::new(Vec::new());
         assert_eq!(register(&mut table, &format!("/docker/{ID}")), ID);
-        assert_eq!(table.namespaces(ID).map(|ns| ns.mnt), Some(7));
+        assert_eq!(table.origin(ID).map(|o| o.ns.mnt), Some(7));
         let info = table.info(ID).unwrap();
         assert_eq!(info.runtime, "docker");
         assert_eq!(info.pod, PodInfo::default());

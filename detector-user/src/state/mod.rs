@@ -3,6 +3,7 @@
 pub mod cgroup;
 pub mod cgroup_table;
 pub mod container;
+pub mod file_id;
 pub mod filesystems;
 pub mod identity_hierarchy;
 pub mod process;

@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use detector_common::{ExecEvent, ForkEvent, Namespaces, user::c_bytes};
+use detector_common::{ExecEvent, FileId, ForkEvent, Namespaces, user::c_bytes};
 
 use super::{identity_hierarchy::IdentityHierarchy, procfs};
 use crate::alert::Ancestor;
@@ -39,6 +39,9 @@ pub struct Process {
     /// cgroup.
     pub container_id: Option<String>,
     pub ns: Namespaces,
+    /// Its root directory.
+    pub root: FileId,
+    pub cap_effective: u64,
     pub exited_at: Option<Instant>,
 }
 
@@ -145,6 +148,8 @@ impl ProcessTable {
         let args_len = (e.args_len as usize).min(e.args.len());
         process.args = procfs::split_args(&e.args[..args_len]);
         process.ns = e.ns;
+        process.root = e.root;
+        process.cap_effective = e.cap_effective;
         process.cgroup_id = e.header.identity.cgroup_id;
         process.exited_at = None;
         missed
@@ -168,8 +173,16 @@ impl ProcessTable {
     /// The chain of parents, nearest first: container processes from the table, then the host
     /// processes above them (the runtime's) from /proc.
     pub fn ancestors(&self, pid: u32) -> Vec<Ancestor> {
+        self.processes
+            .get(&pid)
+            .map(|p| self.ancestors_from(p.ppid))
+            .unwrap_or_default()
+    }
+
+    /// The chain of parents from `ppid` up, nearest first.
+    pub fn ancestors_from(&self, ppid: u32) -> Vec<Ancestor> {
         let mut chain = Vec::new();
-        let mut next = self.processes.get(&pid).map(|p| p.ppid);
+        let mut next = Some(ppid);
         while let Some(ppid) = next.filter(|&p| p != 0 && chain.len() < MAX_ANCESTORS) {
             let parent = match self.processes.get(&ppid) {
                 Some(p) => (p.pid, p.comm.clone(), p.exe.clone(), p.ppid),

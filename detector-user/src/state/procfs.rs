@@ -7,7 +7,7 @@ use ::procfs::{
 };
 use detector_common::Namespaces;
 
-use super::{cgroup, identity_hierarchy::IdentityHierarchy, process::Process};
+use super::{cgroup, file_id, identity_hierarchy::IdentityHierarchy, process::Process};
 
 /// `/proc/<pid>` by number, or `self`.
 fn open(pid: Option<u32>) -> ProcResult<ProcfsProcess> {
@@ -108,6 +108,9 @@ pub fn read_process(pid: u32, hierarchy: &IdentityHierarchy) -> Option<Process> 
         cgroup,
         container_id: None,
         ns: namespaces(Some(pid)).unwrap_or_default(),
+        root: file_id::of_path(std::path::Path::new(&format!("/proc/{pid}/root")))
+            .unwrap_or_default(),
+        cap_effective: status.as_ref().map_or(0, |s| s.capeff),
         exited_at: None,
     })
 }

@@ -3,11 +3,11 @@
 
 use std::{
     collections::HashMap,
-    os::unix::fs::{FileTypeExt, MetadataExt},
+    os::unix::fs::FileTypeExt,
     path::{Path, PathBuf},
 };
 
-use detector_common::{SocketFile, kdev};
+use detector_common::FileId;
 
 use crate::kernel::watched_sockets::WatchSockets;
 
@@ -32,7 +32,7 @@ const DEFAULT_PATHS: &[&str] = &[
 
 pub struct RuntimeSockets {
     paths: Vec<PathBuf>,
-    known: HashMap<SocketFile, PathBuf>,
+    known: HashMap<FileId, PathBuf>,
 }
 
 impl RuntimeSockets {
@@ -52,14 +52,14 @@ impl RuntimeSockets {
             paths: Vec::new(),
             known: known
                 .iter()
-                .map(|&(dev, ino, path)| (SocketFile { dev, _pad: 0, ino }, PathBuf::from(path)))
+                .map(|&(dev, ino, path)| (FileId { dev, _pad: 0, ino }, PathBuf::from(path)))
                 .collect(),
         }
     }
 
     /// Looks at every path again and tells `watch` about sockets that appeared or went away.
     pub fn refresh(&mut self, watch: &mut dyn WatchSockets) {
-        let mut now: HashMap<SocketFile, PathBuf> = HashMap::new();
+        let mut now: HashMap<FileId, PathBuf> = HashMap::new();
         for path in &self.paths {
             if let Some(socket) = socket_file(path) {
                 now.entry(socket).or_insert_with(|| path.clone());
@@ -80,22 +80,17 @@ impl RuntimeSockets {
     }
 
     /// The host path of a watched socket the kernel saw.
-    pub fn path_of(&self, socket: &SocketFile) -> Option<&Path> {
+    pub fn path_of(&self, socket: &FileId) -> Option<&Path> {
         self.known.get(socket).map(PathBuf::as_path)
     }
 }
 
 /// The socket at `path` (links followed), with its device in the kernel's internal encoding.
-fn socket_file(path: &Path) -> Option<SocketFile> {
+fn socket_file(path: &Path) -> Option<FileId> {
     let meta = std::fs::metadata(path).ok()?;
-    if !meta.file_type().is_socket() {
-        return None;
-    }
-    Some(SocketFile {
-        dev: kdev::join(libc::major(meta.dev()), libc::minor(meta.dev())),
-        _pad: 0,
-        ino: meta.ino(),
-    })
+    meta.file_type()
+        .is_socket()
+        .then(|| super::file_id::of_metadata(&meta))
 }
 
 #[cfg(test)]
@@ -105,31 +100,16 @@ mod tests {
 
     #[derive(Default)]
     struct Recorder {
-        watched: Vec<SocketFile>,
-        unwatched: Vec<SocketFile>,
+        watched: Vec<FileId>,
+        unwatched: Vec<FileId>,
     }
     impl WatchSockets for Recorder {
-        fn watch(&mut self, socket: SocketFile) {
+        fn watch(&mut self, socket: FileId) {
             self.watched.push(socket);
         }
-        fn unwatch(&mut self, socket: SocketFile) {
+        fn unwatch(&mut self, socket: FileId) {
             self.unwatched.push(socket);
         }
-    }
-
-    /// The kernel's own view: /proc/self/mountinfo prints `s_dev` as major:minor.
-    #[test]
-    fn encodes_devices_as_the_kernel_prints_them() {
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        let printed = mountinfo
-            .lines()
-            .map(|l| l.split(' ').collect::<Vec<_>>())
-            .find(|f| f[4] == "/proc")
-            .map(|f| f[2].to_owned())
-            .unwrap();
-        let st_dev = std::fs::metadata("/proc").unwrap().dev();
-        let dev = kdev::join(libc::major(st_dev), libc::minor(st_dev));
-        assert_eq!(crate::rules::device_name(dev), printed);
     }
 
     #[test]

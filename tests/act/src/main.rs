@@ -17,7 +17,7 @@ use libc::pid_t;
 const USAGE: &str = "\
 usage: escape-act ACT
   bpf | ptrace PID | vm-read PID | connect PATH | fsmount FSTYPE DIR | mount FSTYPE DIR
-  | write PATH VALUE | load-module PATH | print-pid
+  | write PATH VALUE | load-module PATH | print-pid | ids
   | orphan-thread ACT | fork-storm N ACT
   | thread-exec PROGRAM [ARG...] | setns-exec PID PROGRAM [ARG...]
   | private-mounts PROGRAM [ARG...] | spawn-with-pid PID PROGRAM [ARG...]
@@ -42,6 +42,8 @@ pub enum Act {
     },
     LoadModule(String),
     PrintPid,
+    /// Prints the real and effective uid.
+    Ids,
     /// The leader exits with exit(2); a surviving thread does the act.
     OrphanThread(Box<Act>),
     /// N children forked at once; the last does the act.
@@ -110,6 +112,12 @@ pub fn run(act: Act) -> Result<String, Failure> {
         Act::Write { path, value } => calls::write(&path, &value),
         Act::LoadModule(path) => calls::load_module(&path),
         Act::PrintPid => Ok(std::process::id().to_string()),
+        // SAFETY: plain syscalls.
+        Act::Ids => Ok(format!(
+            "uid {} euid {}",
+            unsafe { libc::getuid() },
+            unsafe { libc::geteuid() }
+        )),
         Act::OrphanThread(act) => processes::orphan_thread(*act),
         Act::ForkStorm { children, act } => processes::fork_storm(children, *act),
         Act::ThreadExec(command) => processes::thread_exec(command),
@@ -150,6 +158,7 @@ fn parse_words(args: &[&str]) -> Option<Act> {
         }),
         ["load-module", path] => Some(Act::LoadModule(owned(path))),
         ["print-pid"] => Some(Act::PrintPid),
+        ["ids"] => Some(Act::Ids),
         ["orphan-thread", act @ ..] => parse_words(act).map(|a| Act::OrphanThread(Box::new(a))),
         ["fork-storm", n, act @ ..] => Some(Act::ForkStorm {
             children: n.parse().ok().filter(|&n: &u32| n > 0)?,
