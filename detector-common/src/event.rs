@@ -20,6 +20,7 @@ pub enum EventKind {
     UnixConnect = 11,
     CgroupMkdir = 12,
     CgroupRmdir = 13,
+    Signal = 14,
 }
 
 /// Size of the loss counter array: a slot per event kind (at the kind's value) for failed
@@ -46,7 +47,7 @@ pub const MARK_FAILED_SLOT: u32 = 0;
 pub const CGROUP_FAILED_SLOT: u32 = EventKind::ALL.len() as u32 + 1;
 
 impl EventKind {
-    pub const ALL: [EventKind; 13] = [
+    pub const ALL: [EventKind; 14] = [
         EventKind::Exec,
         EventKind::Fork,
         EventKind::Exit,
@@ -60,6 +61,7 @@ impl EventKind {
         EventKind::UnixConnect,
         EventKind::CgroupMkdir,
         EventKind::CgroupRmdir,
+        EventKind::Signal,
     ];
 
     pub fn from_u32(v: u32) -> Option<EventKind> {
@@ -82,6 +84,7 @@ impl EventKind {
             EventKind::UnixConnect => "unix_connect",
             EventKind::CgroupMkdir => "cgroup_mkdir",
             EventKind::CgroupRmdir => "cgroup_rmdir",
+            EventKind::Signal => "signal",
         }
     }
 }
@@ -360,7 +363,9 @@ pub struct BpfEvent {
     pub header: Header,
     /// The `cmd` argument (`enum bpf_cmd`).
     pub cmd: u32,
-    pub _pad: u32,
+    /// For the commands that name a loaded object by id (`bpf_cmd::BY_ID_COMMANDS`), that id;
+    /// else 0.
+    pub object_id: u32,
 }
 
 /// How a container process reached into another process.
@@ -418,6 +423,16 @@ pub struct UnixConnectEvent {
     pub header: Header,
     /// The listening socket's file.
     pub socket: FileId,
+}
+
+/// A container process sent a signal to the agent.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SignalEvent {
+    pub header: Header,
+    pub sig: i32,
+    /// `TRACE_SIGNAL_*`: 0 when the signal was delivered (queued), else why not.
+    pub result: i32,
 }
 
 /// A file by its device and inode: `(st_dev, st_ino)`, with the device in the kernel's internal

@@ -30,6 +30,7 @@ pub enum Event {
     UnixConnect(UnixConnectEvent),
     CgroupMkdir(CgroupEvent),
     CgroupRmdir(CgroupEvent),
+    Signal(SignalEvent),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -82,6 +83,7 @@ impl Event {
             EventKind::UnixConnect => Event::UnixConnect(read(bytes, k)?),
             EventKind::CgroupMkdir => Event::CgroupMkdir(read(bytes, k)?),
             EventKind::CgroupRmdir => Event::CgroupRmdir(read(bytes, k)?),
+            EventKind::Signal => Event::Signal(read(bytes, k)?),
         })
     }
 
@@ -99,6 +101,7 @@ impl Event {
             Event::Ptrace(e) => &e.header,
             Event::UnixConnect(e) => &e.header,
             Event::CgroupMkdir(e) | Event::CgroupRmdir(e) => &e.header,
+            Event::Signal(e) => &e.header,
         }
     }
 
@@ -127,6 +130,7 @@ impl Event {
             Event::UnixConnect(_) => EventKind::UnixConnect,
             Event::CgroupMkdir(_) => EventKind::CgroupMkdir,
             Event::CgroupRmdir(_) => EventKind::CgroupRmdir,
+            Event::Signal(_) => EventKind::Signal,
         }
     }
 }
@@ -167,6 +171,7 @@ mod tests {
         assert_eq!(size_of::<PtraceEvent>(), 56);
         assert_eq!(size_of::<UnixConnectEvent>(), 56);
         assert_eq!(size_of::<FileId>(), 16);
+        assert_eq!(size_of::<SignalEvent>(), 48);
         assert_eq!(size_of::<TaskMark>(), 24);
         assert_eq!(size_of::<Offsets>(), 79 * 4);
         assert_eq!(size_of::<Config>(), 32 + 24 + 79 * 4);

@@ -14,6 +14,7 @@ mod modules;
 mod mounts;
 mod namespaces;
 mod ptrace;
+mod signals;
 mod sockets;
 mod syscall_record;
 mod task;
@@ -56,6 +57,12 @@ pub fn cgroup_mkdir(ctx: RawTracePointContext) -> i32 {
 #[raw_tracepoint(tracepoint = "cgroup_rmdir")]
 pub fn cgroup_rmdir(ctx: RawTracePointContext) -> i32 {
     lifecycle::on_cgroup_rmdir(&ctx);
+    0
+}
+
+#[raw_tracepoint(tracepoint = "signal_generate")]
+pub fn signal_generate(ctx: RawTracePointContext) -> i32 {
+    signals::on_signal_generate(&ctx);
     0
 }
 

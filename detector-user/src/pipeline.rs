@@ -20,6 +20,7 @@ use crate::{
     outputs::Outputs,
     rules::{self, Finding, Repeat, Severity, Subject, Target},
     state::{
+        agent_self::{AgentSelf, OwnBpfObjects},
         cgroup_table::CgroupTable,
         container::{ContainerTable, Origin},
         filesystems::Filesystems,
@@ -95,6 +96,7 @@ pub struct Pipeline {
     held: Vec<HeldNamespaceChange>,
     /// Per process: (rule, key) of acts already reported under [`Repeat::OncePerProcess`].
     spoken: HashMap<u32, HashSet<(&'static str, String)>>,
+    agent: AgentSelf,
 }
 
 /// What the pipeline tells the kernel: its verdicts on cgroups and the sockets to watch.
@@ -125,6 +127,7 @@ impl Pipeline {
             settings,
             held: Vec::new(),
             spoken: HashMap::new(),
+            agent: AgentSelf::this_process(),
         };
         pipeline.sockets.refresh(pipeline.socket_watch.as_mut());
         pipeline
@@ -135,6 +138,11 @@ impl Pipeline {
     pub fn load_cgroups(&mut self) {
         let (walked, containers) = self.cgroups.load_existing();
         log::info!("{walked} cgroups found, {containers} of them containers'");
+    }
+
+    /// The detector's own BPF objects, once attached: a container reaching them is tampering.
+    pub fn know_own_bpf_objects(&mut self, objects: OwnBpfObjects) {
+        self.agent.bpf = objects;
     }
 
     /// Seeds the process table with the container processes /proc shows.
@@ -199,7 +207,8 @@ impl Pipeline {
             | Event::Module(_)
             | Event::Bpf(_)
             | Event::Ptrace(_)
-            | Event::UnixConnect(_) => self.judge_act(event, None),
+            | Event::UnixConnect(_)
+            | Event::Signal(_) => self.judge_act(event, None),
         }
     }
 
@@ -297,6 +306,8 @@ impl Pipeline {
         let Some(finding) = self.who(mover.tgid).and_then(|who| {
             self.judge_with(who, Some(target), None, |s| {
                 rules::cgroup_escape::cgroup_escape(&path, s)
+                    .into_iter()
+                    .collect()
             })
         }) else {
             return;
@@ -537,13 +548,13 @@ impl Pipeline {
         })
     }
 
-    /// The finding of `rule`, when enabled, about `who`.
+    /// The most specific finding of the enabled `rules` about `who`.
     fn judge_with(
         &self,
         who: Who<'_>,
         target: Option<Target>,
         ns_before: Option<Namespaces>,
-        rule: impl FnOnce(&Subject) -> Option<Finding>,
+        rules: impl FnOnce(&Subject) -> Vec<Finding>,
     ) -> Option<Finding> {
         let subject = Subject {
             pid: who.pid,
@@ -557,9 +568,12 @@ impl Pipeline {
             host_root: self.settings.host_root,
             ns_before,
             target,
+            agent: &self.agent,
         };
-        let finding = rule(&subject)?;
-        (!self.settings.disabled_rules.contains(finding.rule.id)).then_some(finding)
+        let enabled = rules(&subject)
+            .into_iter()
+            .filter(|f| !self.settings.disabled_rules.contains(f.rule.id));
+        rules::most_specific(enabled)
     }
 
     fn enforce(&self, finding: &Finding, header: &Header) -> Action {
@@ -852,7 +866,7 @@ mod tests {
         Event::Bpf(detector_common::BpfEvent {
             header: header(EventKind::Bpf, pid),
             cmd,
-            _pad: 0,
+            object_id: 0,
         })
     }
 

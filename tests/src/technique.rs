@@ -286,6 +286,23 @@ pub fn create_bpf_map(container: &dyn RunningContainer, by: By) -> anyhow::Resul
     Ok(())
 }
 
+/// Takes a descriptor of every loaded BPF program, map and link by id, as `bpftool` lists them.
+pub fn walk_bpf_objects(container: &dyn RunningContainer, by: By) -> anyhow::Result<()> {
+    container.run(by, &format!("{ACT} bpf-walk"))?;
+    Ok(())
+}
+
+/// Sends `signal` (a number) to `target` from the container.
+pub fn send_signal(
+    container: &dyn RunningContainer,
+    by: By,
+    target: u32,
+    signal: i32,
+) -> anyhow::Result<()> {
+    container.run(by, &format!("{ACT} signal {target} {signal}"))?;
+    Ok(())
+}
+
 /// Attaches to `target` with ptrace from the container, waits for it to stop, and detaches.
 pub fn ptrace_attach(container: &dyn RunningContainer, by: By, target: u32) -> anyhow::Result<()> {
     container.run(by, &format!("{ACT} ptrace {target}"))?;

@@ -31,7 +31,7 @@ use crate::{
         host::{HostReference, host_reference},
         loader,
         loss::LossCounters,
-        offsets,
+        offsets, own_bpf_objects,
         probes::{self, SENSORS, Sensor, SensorOutcome},
         tracefs,
         watched_sockets::KernelSocketWatch,
@@ -336,6 +336,7 @@ async fn daemon(settings: Settings, outputs: Vec<Output>) -> anyhow::Result<()> 
     );
     pipeline.load_cgroups();
     outcomes.extend(attach_sensors(&mut ebpf, btf.as_ref(), acts, &metrics)?);
+    pipeline.know_own_bpf_objects(own_bpf_objects::collect(&ebpf));
     let backend = probes::backend_label(&outcomes);
     metrics
         .build_info

@@ -7,6 +7,7 @@ pub mod host;
 pub mod loader;
 pub mod loss;
 pub mod offsets;
+pub mod own_bpf_objects;
 pub mod probes;
 pub mod tracefs;
 pub mod watched_sockets;

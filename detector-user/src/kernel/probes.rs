@@ -149,6 +149,14 @@ pub const SENSORS: &[Sensor] = &[
         ])],
     },
     Sensor {
+        name: "signals to the agent",
+        needs: Needs::Nothing,
+        feeds: "agent-tamper",
+        required: false,
+        // The kernel's signal tracepoint, whichever call sent the signal.
+        implementations: &[tracepoints(&[raw("signal_generate")])],
+    },
+    Sensor {
         name: "namespace changes",
         needs: Needs::Nothing,
         feeds: "host-namespace-entry",

@@ -42,7 +42,7 @@ mod tests {
         let e = BpfEvent {
             header: header(EventKind::Bpf),
             cmd: 5,
-            _pad: 0,
+            object_id: 0,
         };
         let finding = bpf_use(&e, &subject(&fs)).unwrap();
         assert_eq!(finding.details["command"], "BPF_PROG_LOAD");

@@ -1,6 +1,7 @@
 //! The rule catalogue and the dispatch of kernel events to rules. A rule is a pure function
 //! of (event, subject) to a finding; every rule here fires only for container processes.
 
+mod agent_tamper;
 mod bpf_use;
 pub mod cgroup_escape;
 mod cgroup_release;
@@ -20,7 +21,10 @@ use detector_common::{FileId, Namespaces, user::Event};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::state::{container::Origin, filesystems::Filesystems, runtime_sockets::RuntimeSockets};
+use crate::state::{
+    agent_self::AgentSelf, container::Origin, filesystems::Filesystems,
+    runtime_sockets::RuntimeSockets,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -64,6 +68,7 @@ pub const CATALOGUE: &[&RuleInfo] = &[
     &process_access::PTRACE_OUTSIDE_CONTAINER,
     &kernel_tunable::KERNEL_TUNABLE_WRITE,
     &cgroup_escape::CGROUP_ESCAPE,
+    &agent_tamper::AGENT_TAMPER,
     &exec_invariants::PRIVILEGE_ESCALATION,
     &namespace_invariant::USERNS_CREATION,
 ];
@@ -91,6 +96,8 @@ pub struct Subject<'a> {
     pub ns_before: Option<Namespaces>,
     /// The process the act was aimed at, for acts that have one (ptrace).
     pub target: Option<Target>,
+    /// The detector itself.
+    pub agent: &'a AgentSelf,
 }
 
 /// The process an act was aimed at, as the process table knows it.
@@ -129,28 +136,51 @@ pub enum Repeat {
     OncePerProcess(String),
 }
 
-/// The finding of the one rule that speaks for this event, if any.
-pub fn evaluate(event: &Event, subject: &Subject) -> Option<Finding> {
-    match event {
-        Event::Namespace(e) => namespace::host_namespace_entry(e, subject),
-        Event::FileOpen(e) => cgroup_release::release_agent_write(e, subject)
-            .or_else(|| kernel_helper::helper_path_write(e, subject))
-            .or_else(|| kernel_tunable::kernel_tunable_write(e, subject)),
-        Event::Mount(e) => sensitive_mount::sensitive_mount(e, subject),
-        Event::Module(e) => kernel_module::module_load(e, subject),
-        Event::Bpf(e) => bpf_use::bpf_use(e, subject),
-        Event::Ptrace(e) => process_access::process_access(e, subject),
-        Event::UnixConnect(e) => runtime_socket::runtime_socket_access(e, subject),
-        // The most specific first: one act, one alert.
-        Event::Exec(e) => namespace_invariant::namespace_escape(subject)
-            .or_else(|| exec_invariants::host_root_chroot(e, subject))
-            .or_else(|| exec_invariants::host_fd_leak(e, subject))
-            .or_else(|| exec_invariants::privilege_escalation(e, subject))
-            .or_else(|| namespace_invariant::userns_creation(subject)),
+/// The findings of every rule about this event, the most specific first.
+pub fn evaluate(event: &Event, subject: &Subject) -> Vec<Finding> {
+    let s = subject;
+    let candidates = match event {
+        Event::Namespace(e) => vec![namespace::host_namespace_entry(e, s)],
+        Event::FileOpen(e) => vec![
+            cgroup_release::release_agent_write(e, s),
+            kernel_helper::helper_path_write(e, s),
+            kernel_tunable::kernel_tunable_write(e, s),
+        ],
+        Event::Mount(e) => vec![sensitive_mount::sensitive_mount(e, s)],
+        Event::Module(e) => vec![kernel_module::module_load(e, s)],
+        Event::Bpf(e) => vec![agent_tamper::bpf(e, s), bpf_use::bpf_use(e, s)],
+        Event::Ptrace(e) => vec![
+            agent_tamper::ptrace(e, s),
+            process_access::process_access(e, s),
+        ],
+        Event::UnixConnect(e) => vec![runtime_socket::runtime_socket_access(e, s)],
+        Event::Signal(e) => vec![agent_tamper::signal(e, s)],
+        Event::Exec(e) => vec![
+            namespace_invariant::namespace_escape(s),
+            exec_invariants::host_root_chroot(e, s),
+            exec_invariants::host_fd_leak(e, s),
+            exec_invariants::privilege_escalation(e, s),
+            namespace_invariant::userns_creation(s),
+        ],
         // A process that became a container process by a move, seen for the first time.
-        Event::CgroupAttach(_) => namespace_invariant::namespace_escape(subject),
-        Event::Fork(_) | Event::Exit(_) | Event::CgroupMkdir(_) | Event::CgroupRmdir(_) => None,
+        Event::CgroupAttach(_) => vec![namespace_invariant::namespace_escape(s)],
+        Event::Fork(_) | Event::Exit(_) | Event::CgroupMkdir(_) | Event::CgroupRmdir(_) => vec![],
+    };
+    candidates.into_iter().flatten().collect()
+}
+
+/// One act, one alert: the first (most specific) finding speaks, and names the others in its
+/// details (`also`).
+pub fn most_specific(findings: impl IntoIterator<Item = Finding>) -> Option<Finding> {
+    let mut findings = findings.into_iter();
+    let mut first = findings.next()?;
+    let also: Vec<&str> = findings.map(|f| f.rule.id).collect();
+    if !also.is_empty()
+        && let Some(details) = first.details.as_object_mut()
+    {
+        details.insert("also".into(), also.into());
     }
+    Some(first)
 }
 
 /// "major:minor" of a device number in the kernel's encoding.
@@ -175,6 +205,7 @@ pub(crate) mod test_support {
 
     pub fn subject(filesystems: &Filesystems) -> Subject<'_> {
         static NO_SOCKETS: std::sync::OnceLock<RuntimeSockets> = std::sync::OnceLock::new();
+        static AGENT: std::sync::OnceLock<AgentSelf> = std::sync::OnceLock::new();
         Subject {
             pid: 4242,
             comm: "sh",
@@ -187,6 +218,7 @@ pub(crate) mod test_support {
             host_root: FileId::default(),
             ns_before: None,
             target: None,
+            agent: AGENT.get_or_init(AgentSelf::this_process),
         }
     }
 
@@ -260,5 +292,31 @@ mod tests {
             );
             assert!(!rule.mitre.is_empty() && !rule.description.is_empty());
         }
+    }
+
+    fn finding(rule: &'static RuleInfo) -> Finding {
+        Finding {
+            rule,
+            message: rule.id.into(),
+            details: serde_json::json!({ "k": 1 }),
+            repeat: Repeat::EveryAct,
+        }
+    }
+
+    #[test]
+    fn the_most_specific_finding_speaks_and_names_the_others() {
+        assert!(most_specific(vec![]).is_none());
+        let alone = most_specific(vec![finding(&agent_tamper::AGENT_TAMPER)]).unwrap();
+        assert_eq!(alone.details, serde_json::json!({ "k": 1 }));
+        let first = most_specific(vec![
+            finding(&agent_tamper::AGENT_TAMPER),
+            finding(&process_access::PTRACE_OUTSIDE_CONTAINER),
+        ])
+        .unwrap();
+        assert_eq!(first.rule.id, "agent-tamper");
+        assert_eq!(
+            first.details,
+            serde_json::json!({ "k": 1, "also": ["ptrace-outside-container"] })
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! What the agent knows about the host: processes, containers, filesystem types.
 
+pub mod agent_self;
 pub mod cgroup;
 pub mod cgroup_table;
 pub mod container;

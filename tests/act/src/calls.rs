@@ -22,6 +22,18 @@ const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 // From include/uapi/linux/bpf.h: the libc crate does not cover bpf().
 const BPF_MAP_CREATE: libc::c_int = 0;
 const BPF_MAP_TYPE_ARRAY: u32 = 2;
+/// (GET_NEXT_ID, GET_FD_BY_ID) of programs, maps and links.
+const BPF_WALKS: [(&str, libc::c_int, libc::c_int); 3] =
+    [("programs", 11, 13), ("maps", 12, 14), ("links", 31, 30)];
+
+/// `bpf_attr` for the GET_NEXT_ID and GET_FD_BY_ID commands: the id in, the next id out.
+#[repr(C)]
+#[derive(Default)]
+struct IdAttr {
+    id: u32,
+    next_id: u32,
+    open_flags: u32,
+}
 
 /// The leading fields of `union bpf_attr` for BPF_MAP_CREATE; given a shorter size, the kernel
 /// takes the rest of the union as zero.
@@ -61,6 +73,57 @@ pub fn bpf() -> Result<String, Failure> {
     // SAFETY: the kernel has just handed us this descriptor and nothing else owns it.
     drop(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
     Ok(format!("bpf: created an array map (fd {fd}) and closed it"))
+}
+
+/// What `bpftool prog|map|link list` does: every object's id, then a descriptor of each.
+pub fn bpf_walk() -> Result<String, Failure> {
+    let mut counts = Vec::new();
+    for (kind, next_id, fd_by_id) in BPF_WALKS {
+        let mut held = 0;
+        let mut id = 0;
+        loop {
+            let mut attr = IdAttr {
+                id,
+                ..IdAttr::default()
+            };
+            if bpf_call(next_id, &mut attr) < 0 {
+                break;
+            }
+            id = attr.next_id;
+            let mut by_id = IdAttr {
+                id,
+                ..IdAttr::default()
+            };
+            let fd = bpf_call(fd_by_id, &mut by_id);
+            if fd >= 0 {
+                // SAFETY: the kernel has just handed us this descriptor.
+                drop(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
+                held += 1;
+            }
+        }
+        counts.push(format!("{held} {kind}"));
+    }
+    Ok(format!("bpf-walk: took and closed {}", counts.join(", ")))
+}
+
+fn bpf_call(cmd: libc::c_int, attr: &mut IdAttr) -> libc::c_long {
+    // SAFETY: attr is a bpf_attr prefix of the size passed and outlives the call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr as *mut IdAttr,
+            mem::size_of::<IdAttr>() as libc::c_uint,
+        )
+    }
+}
+
+pub fn signal(pid: pid_t, signal: libc::c_int) -> Result<String, Failure> {
+    // SAFETY: a plain system call.
+    if unsafe { libc::kill(pid, signal) } < 0 {
+        return Err(Failure::os(format!("kill({pid}, {signal})")));
+    }
+    Ok(format!("signal: sent signal {signal} to PID {pid}"))
 }
 
 pub fn ptrace(pid: pid_t) -> Result<String, Failure> {

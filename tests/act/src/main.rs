@@ -16,7 +16,7 @@ use libc::pid_t;
 
 const USAGE: &str = "\
 usage: escape-act ACT
-  bpf | ptrace PID | vm-read PID | connect PATH | fsmount FSTYPE DIR | mount FSTYPE DIR
+  bpf | bpf-walk | signal PID SIGNAL | ptrace PID | vm-read PID | connect PATH | fsmount FSTYPE DIR | mount FSTYPE DIR
   | write PATH VALUE | load-module PATH | print-pid | ids
   | orphan-thread ACT | fork-storm N ACT
   | thread-exec PROGRAM [ARG...] | setns-exec PID PROGRAM [ARG...]
@@ -25,6 +25,12 @@ usage: escape-act ACT
 
 pub enum Act {
     Bpf,
+    /// Takes a descriptor of every loaded program, map and link by id, as `bpftool` does.
+    BpfWalk,
+    Signal {
+        pid: pid_t,
+        signal: libc::c_int,
+    },
     Ptrace(pid_t),
     VmRead(pid_t),
     Connect(String),
@@ -104,6 +110,8 @@ pub fn run(act: Act) -> Result<String, Failure> {
     let never = |r: Result<Infallible, Failure>| r.map(|never| match never {});
     match act {
         Act::Bpf => calls::bpf(),
+        Act::BpfWalk => calls::bpf_walk(),
+        Act::Signal { pid, signal } => calls::signal(pid, signal),
         Act::Ptrace(pid) => calls::ptrace(pid),
         Act::VmRead(pid) => calls::vm_read(pid),
         Act::Connect(path) => calls::connect(&path),
@@ -141,6 +149,11 @@ fn parse_words(args: &[&str]) -> Option<Act> {
     };
     match args {
         ["bpf"] => Some(Act::Bpf),
+        ["bpf-walk"] => Some(Act::BpfWalk),
+        ["signal", pid, signal] => Some(Act::Signal {
+            pid: parse_pid(pid)?,
+            signal: signal.parse().ok().filter(|&s: &libc::c_int| s > 0)?,
+        }),
         ["ptrace", pid] => parse_pid(pid).map(Act::Ptrace),
         ["vm-read", pid] => parse_pid(pid).map(Act::VmRead),
         ["connect", path] => Some(Act::Connect(owned(path))),
@@ -206,6 +219,13 @@ mod tests {
     fn takes_each_act_and_refuses_anything_else() {
         assert!(matches!(args(&["bpf"]), Some(Act::Bpf)));
         assert!(matches!(args(&["ptrace", "42"]), Some(Act::Ptrace(42))));
+        assert!(matches!(
+            args(&["signal", "42", "18"]),
+            Some(Act::Signal {
+                pid: 42,
+                signal: 18
+            })
+        ));
         assert!(matches!(args(&["vm-read", "7"]), Some(Act::VmRead(7))));
         assert!(matches!(args(&["connect", "/run/s"]), Some(Act::Connect(p)) if p == "/run/s"));
         assert!(matches!(
@@ -215,6 +235,8 @@ mod tests {
         for refused in [
             &[][..],
             &["bpf", "extra"],
+            &["signal", "1"],
+            &["signal", "1", "0"],
             &["ptrace"],
             &["ptrace", "0"],
             &["vm-read", "-1"],
