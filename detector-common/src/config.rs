@@ -149,6 +149,8 @@ pub struct Offsets {
     pub file_f_mode: u32,
     /// `file.f_path.dentry`, one offset from the start of `struct file`.
     pub file_dentry: u32,
+    /// `file.f_path.mnt`.
+    pub file_mnt: u32,
 
     /// `dentry.d_name.name`, one offset from the start of `struct dentry`.
     pub dentry_name: u32,
@@ -161,6 +163,7 @@ pub struct Offsets {
 
     pub inode_mode: u32,
     pub inode_ino: u32,
+    pub inode_rdev: u32,
 
     pub mm_arg_start: u32,
     pub mm_arg_end: u32,
@@ -243,6 +246,7 @@ impl Offsets {
         fdtable_fd: FIELD_MISSING,
         file_f_mode: FIELD_MISSING,
         file_dentry: FIELD_MISSING,
+        file_mnt: FIELD_MISSING,
         dentry_name: FIELD_MISSING,
         dentry_parent: FIELD_MISSING,
         dentry_sb: FIELD_MISSING,
@@ -251,6 +255,7 @@ impl Offsets {
         sb_dev: FIELD_MISSING,
         inode_mode: FIELD_MISSING,
         inode_ino: FIELD_MISSING,
+        inode_rdev: FIELD_MISSING,
         mm_arg_start: FIELD_MISSING,
         mm_arg_end: FIELD_MISSING,
         binprm_filename: FIELD_MISSING,

@@ -282,12 +282,12 @@ pub struct NamespaceEvent {
     pub after: Namespaces,
 }
 
-/// A container task opened, for writing, a file on a pseudo filesystem where kernel settings
-/// live (proc, sysfs, cgroup, binfmt_misc, ...).
+/// A container task opened (or created) a file the kernel reports: why is `reason`.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct FileOpenEvent {
     pub header: Header,
+    /// `file.f_mode`; 0 for a node being created.
     pub f_mode: u32,
     pub i_mode: u32,
     pub dev: u32,
@@ -297,9 +297,45 @@ pub struct FileOpenEvent {
     pub ino: u64,
     /// Non-zero when an LSM hook refused the open (enforcement).
     pub denied: u32,
-    pub _pad: u32,
+    /// `file_open_reason::*`.
+    pub reason: u32,
+    /// The device a device node stands for (`inode.i_rdev`, kernel encoding); 0 otherwise.
+    pub rdev: u32,
+    /// The mount namespace of the mount the file was opened on; 0 when unknown.
+    pub mnt_ns: u32,
     /// NUL-terminated dentry names: the file, its parent, its grandparent, ...
     pub names: [[u8; NAME_LEN]; NAME_DEPTH],
+}
+
+/// Why the kernel reported a [`FileOpenEvent`].
+pub mod file_open_reason {
+    /// A write-open on a filesystem that holds kernel settings (proc, sysfs, cgroup, ...).
+    pub const SETTING: u32 = 0;
+    /// A write-open of a regular file on a mount outside the opener's mount namespace.
+    pub const FOREIGN_MOUNT: u32 = 1;
+    /// A write-open of a file the agent watches (a container runtime's binary).
+    pub const WATCHED: u32 = 2;
+    /// An open of a block device, or of `/dev/mem`, `/dev/kmem` or `/dev/port`.
+    pub const DEVICE: u32 = 3;
+    /// An open of `/proc/kcore`.
+    pub const KCORE: u32 = 4;
+    /// A block device node being created (`mknod`).
+    pub const MKNOD: u32 = 5;
+}
+
+/// The memory character devices (major 1): `/dev/mem`, `/dev/kmem`, `/dev/port`.
+pub const MEMORY_DEVICES: [u32; 3] = [
+    crate::kdev::join(1, 1),
+    crate::kdev::join(1, 2),
+    crate::kdev::join(1, 4),
+];
+
+/// `S_IFMT` and the file types the programs tell apart.
+pub mod file_type {
+    pub const MASK: u32 = 0o170000;
+    pub const REGULAR: u32 = 0o100000;
+    pub const BLOCK: u32 = 0o060000;
+    pub const CHAR: u32 = 0o020000;
 }
 
 /// A container task mounted a filesystem.
@@ -436,13 +472,23 @@ pub struct SignalEvent {
 }
 
 /// A file by its device and inode: `(st_dev, st_ino)`, with the device in the kernel's internal
-/// encoding (`super_block.s_dev`). The key of the kernel's watched-socket map.
+/// encoding (`super_block.s_dev`). The key of the kernel's watched-file map.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FileId {
     pub dev: u32,
     pub _pad: u32,
     pub ino: u64,
+}
+
+/// What a file in the kernel's watched-file map is.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WatchedFile {
+    /// A container runtime's or the kubelet's API socket: connections are reported.
+    RuntimeSocket = 1,
+    /// A container runtime's binary: write-opens are reported.
+    RuntimeBinary = 2,
 }
 
 /// `file.f_mode` bit for a file opened for writing.

@@ -163,7 +163,7 @@ mod tests {
         assert_eq!(offset_of!(CgroupAttachEvent, cgroup_id), 56);
         assert_eq!(size_of::<CgroupEvent>(), 320);
         assert_eq!(size_of::<NamespaceEvent>(), 112);
-        assert_eq!(size_of::<FileOpenEvent>(), 464);
+        assert_eq!(size_of::<FileOpenEvent>(), 472);
         assert_eq!(offset_of!(FileOpenEvent, magic), 56);
         assert_eq!(size_of::<MountEvent>(), 344);
         assert_eq!(size_of::<ModuleEvent>(), 112);
@@ -173,8 +173,8 @@ mod tests {
         assert_eq!(size_of::<FileId>(), 16);
         assert_eq!(size_of::<SignalEvent>(), 48);
         assert_eq!(size_of::<TaskMark>(), 24);
-        assert_eq!(size_of::<Offsets>(), 79 * 4);
-        assert_eq!(size_of::<Config>(), 32 + 24 + 79 * 4);
+        assert_eq!(size_of::<Offsets>(), 81 * 4);
+        assert_eq!(size_of::<Config>(), 32 + 24 + 81 * 4);
     }
 
     fn bytes_of<T>(v: &T) -> &[u8] {

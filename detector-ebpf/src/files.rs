@@ -1,19 +1,29 @@
-//! Write-opens by container processes of files on filesystems that hold kernel settings.
-//! The file is identified by its superblock magic and dentry names, read from the opened
-//! `struct file`, so a second procfs mount, a bind mount or a symlink cannot dodge it.
+//! Opens by container processes the kernel reports, each with its reason
+//! (`file_open_reason`):
+//!
+//! - write-opens of files on filesystems that hold kernel settings, identified by superblock
+//!   magic and dentry names, so a second procfs mount, a bind mount or a symlink cannot dodge
+//!   it;
+//! - write-opens of a runtime binary the agent watches, by device and inode, however it is
+//!   reached (`/proc/PID/exe`, a bind mount, a leaked descriptor);
+//! - write-opens of regular files on a mount outside the opener's mount namespace: the host's
+//!   files reached through `/proc/PID/root`, `/proc/PID/exe` or a leaked descriptor;
+//! - opens of the devices that expose the host's disks and memory (see `devices`).
 
 use aya_ebpf::programs::{FExitContext, LsmContext, TracePointContext};
 use detector_common::{
-    EventKind, FMODE_WRITE, FileOpenEvent, NAME_DEPTH, helper_files::HelperFile,
-    magic::KERNEL_SETTING_FILESYSTEMS,
+    EventKind, FMODE_WRITE, FileOpenEvent, NAME_DEPTH, WatchedFile, file_open_reason, file_type,
+    helper_files::HelperFile, magic::KERNEL_SETTING_FILESYSTEMS,
 };
 
 use crate::{
     config::{enforcing, lsm_verdict, offset},
+    devices,
     emit::reserve,
     identity::{self, Actor},
-    kread::{field, kernel_str, pointer},
+    kread::{field, kernel_str, pointer, read_or_zero, user_str},
     syscall_record, task,
+    watched::watched_as,
 };
 
 pub fn on_open_exit(ctx: &TracePointContext) {
@@ -24,17 +34,20 @@ pub fn on_open_exit(ctx: &TracePointContext) {
     let Some(actor) = identity::current() else {
         return;
     };
-    if let Some(file) = fd_file(task::current(), fd as u32)
-        && let Some(f_mode) = write_mode(file)
-    {
-        // After the fact: nothing to refuse any more.
-        inspect_write_open(file, f_mode, fd as i32, &actor, false);
+    let Some(file) = fd_file(task::current(), fd as u32) else {
+        return;
+    };
+    let opened = Opened::of(file, fd as i32);
+    // After the fact: nothing to refuse any more.
+    if opened.f_mode & FMODE_WRITE != 0 {
+        inspect_write_open(&opened, &actor, false);
     }
+    devices::inspect_open(&opened, &actor);
 }
 
 /// `security_file_open(struct file *file)`, as a BPF LSM program (arguments, then the verdict
 /// so far). It sees the file before the open completes, so under enforcement it refuses
-/// writes to the files that make the kernel run a program on the host.
+/// writes to the files that make the kernel run a program on the host, and to runtime binaries.
 pub fn on_file_open(ctx: &LsmContext) -> i32 {
     let verdict: i32 = ctx.arg(1);
     if verdict != 0 {
@@ -42,14 +55,14 @@ pub fn on_file_open(ctx: &LsmContext) -> i32 {
     }
     // Every open on the host comes here: most are reads, told apart with one read.
     let file: *const u8 = ctx.arg(0);
-    let Some(f_mode) = write_mode(file) else {
+    if !opened_for_writing(file) {
         return 0;
-    };
+    }
     let Some(actor) = identity::current() else {
         return 0;
     };
     let may_deny = enforcing() && actor.may_be_refused();
-    lsm_verdict(inspect_write_open(file, f_mode, -1, &actor, may_deny))
+    lsm_verdict(inspect_write_open(&Opened::of(file, -1), &actor, may_deny))
 }
 
 /// `security_file_open(struct file *file)` returned, as fexit: where trampolines work but BPF
@@ -60,63 +73,127 @@ pub fn on_security_file_open(ctx: &FExitContext) {
         return;
     }
     let file: *const u8 = ctx.arg(0);
-    let Some(f_mode) = write_mode(file) else {
+    if !opened_for_writing(file) {
         return;
-    };
+    }
     if let Some(actor) = identity::current() {
-        inspect_write_open(file, f_mode, -1, &actor, false);
+        inspect_write_open(&Opened::of(file, -1), &actor, false);
     }
 }
 
-/// The file's `f_mode` when it is open for writing.
 #[inline(always)]
-fn write_mode(file: *const u8) -> Option<u32> {
-    field::<u32>(file, offset!(file_f_mode)).filter(|mode| mode & FMODE_WRITE != 0)
+fn opened_for_writing(file: *const u8) -> bool {
+    field::<u32>(file, offset!(file_f_mode)).is_some_and(|mode| mode & FMODE_WRITE != 0)
 }
 
-/// Reports a write-open of a kernel-setting file; returns true when `may_deny` and the file is
-/// one whose content the kernel runs as root.
+/// What the programs read of an opened (or created) file. Branch-free reads: a null pointer
+/// reads as zeros further down.
+pub struct Opened {
+    pub dentry: *const u8,
+    pub sb: *const u8,
+    pub inode: *const u8,
+    pub magic: u64,
+    /// `file.f_mode`; 0 for a node being created.
+    pub f_mode: u32,
+    pub i_mode: u32,
+    /// The descriptor, when the open has returned one; else -1.
+    pub fd: i32,
+    /// The file's mount's namespace; 0 when unknown.
+    pub mnt_ns: u32,
+    /// For a node a syscall tracepoint saw created: the path the caller gave (a user pointer),
+    /// which stands for the dentry names; else null.
+    pub user_path: *const u8,
+}
+
+impl Opened {
+    #[inline(always)]
+    pub fn of(file: *const u8, fd: i32) -> Opened {
+        let mut opened = Opened::of_dentry(read_or_zero(file, offset!(file_dentry)), fd);
+        opened.f_mode = read_or_zero(file, offset!(file_f_mode));
+        opened.mnt_ns = task::mount_ns(read_or_zero(file, offset!(file_mnt)));
+        opened
+    }
+
+    #[inline(always)]
+    pub fn of_dentry(dentry: *const u8, fd: i32) -> Opened {
+        let sb = read_or_zero::<*const u8>(dentry, offset!(dentry_sb));
+        let inode = read_or_zero::<*const u8>(dentry, offset!(dentry_inode));
+        Opened {
+            dentry,
+            sb,
+            inode,
+            magic: read_or_zero(sb, offset!(sb_magic)),
+            f_mode: 0,
+            i_mode: read_or_zero::<u16>(inode, offset!(inode_mode)) as u32,
+            fd,
+            mnt_ns: 0,
+            user_path: core::ptr::null(),
+        }
+    }
+
+    #[inline(always)]
+    pub fn file_type(&self) -> u32 {
+        self.i_mode & file_type::MASK
+    }
+}
+
+/// Reports a write-open the rules care about; returns true when `may_deny` and the file is one
+/// the kernel runs as root or a runtime binary.
 #[inline(always)]
-fn inspect_write_open(
-    file: *const u8,
-    f_mode: u32,
-    fd: i32,
-    actor: &Actor,
-    may_deny: bool,
-) -> bool {
-    let Some(dentry) = pointer(file, offset!(file_dentry)) else {
-        return false;
-    };
-    let Some(sb) = pointer(dentry, offset!(dentry_sb)) else {
-        return false;
-    };
-    let magic = field::<u64>(sb, offset!(sb_magic)).unwrap_or(0);
-    if !KERNEL_SETTING_FILESYSTEMS.contains(&magic) {
+fn inspect_write_open(opened: &Opened, actor: &Actor, may_deny: bool) -> bool {
+    if KERNEL_SETTING_FILESYSTEMS.contains(&opened.magic) {
+        return report(opened, actor, file_open_reason::SETTING, 0, may_deny);
+    }
+    if opened.file_type() != file_type::REGULAR {
         return false;
     }
+    if watched_as(&task::file_id(opened.dentry), WatchedFile::RuntimeBinary) {
+        return report(opened, actor, file_open_reason::WATCHED, 0, may_deny);
+    }
+    let own = task::mnt_ns(task::current());
+    if opened.mnt_ns != 0 && own != 0 && opened.mnt_ns != own {
+        report(opened, actor, file_open_reason::FOREIGN_MOUNT, 0, false);
+    }
+    false
+}
+
+/// Sends the event; returns true when `may_deny` and the act is one to refuse: a write to a
+/// helper file or a runtime binary.
+#[inline(always)]
+pub fn report(opened: &Opened, actor: &Actor, reason: u32, rdev: u32, may_deny: bool) -> bool {
+    let refusable =
+        may_deny && (reason == file_open_reason::SETTING || reason == file_open_reason::WATCHED);
     let Some(mut entry) = reserve::<FileOpenEvent>(EventKind::FileOpen) else {
-        return may_deny && is_helper_file(magic, dentry);
+        return refusable
+            && (reason == file_open_reason::WATCHED
+                || is_helper_file(opened.magic, opened.dentry));
     };
     let e = entry.as_mut_ptr();
-    let inode = pointer(dentry, offset!(dentry_inode));
     // SAFETY: `e` points at a reserved, exclusively owned FileOpenEvent.
     unsafe {
         (*e).header = actor.header(EventKind::FileOpen);
-        (*e).f_mode = f_mode;
-        (*e).i_mode = inode
-            .and_then(|i| field::<u16>(i, offset!(inode_mode)))
-            .unwrap_or(0) as u32;
-        (*e).dev = field::<u32>(sb, offset!(sb_dev)).unwrap_or(0);
-        (*e).fd = fd;
-        (*e).magic = magic;
-        (*e).ino = inode
-            .and_then(|i| field::<u64>(i, offset!(inode_ino)))
-            .unwrap_or_default();
-        (*e)._pad = 0;
-        write_names(dentry, &mut (*e).names);
+        (*e).f_mode = opened.f_mode;
+        (*e).i_mode = opened.i_mode;
+        (*e).dev = read_or_zero(opened.sb, offset!(sb_dev));
+        (*e).fd = opened.fd;
+        (*e).magic = opened.magic;
+        (*e).ino = read_or_zero(opened.inode, offset!(inode_ino));
+        (*e).reason = reason;
+        (*e).rdev = rdev;
+        (*e).mnt_ns = opened.mnt_ns;
+        let names = &mut (*e).names;
+        if opened.user_path.is_null() {
+            write_names(opened.dentry, names);
+        } else {
+            user_str(opened.user_path, &mut names[0]);
+            for name in names[1..].iter_mut() {
+                name[0] = 0;
+            }
+        }
     }
     // SAFETY: the names were just written into the exclusively owned record.
-    let deny = may_deny && unsafe { is_helper(magic, &(*e).names) };
+    let deny = refusable
+        && (reason == file_open_reason::WATCHED || unsafe { is_helper(opened.magic, &(*e).names) });
     // SAFETY: as above.
     unsafe { (*e).denied = u32::from(deny) };
     entry.submit(0);

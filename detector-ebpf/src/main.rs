@@ -4,6 +4,7 @@
 
 mod bpf_calls;
 mod config;
+mod devices;
 mod emit;
 mod files;
 mod identity;
@@ -18,6 +19,7 @@ mod signals;
 mod sockets;
 mod syscall_record;
 mod task;
+mod watched;
 
 use aya_ebpf::{
     macros::{fentry, fexit, lsm, raw_tracepoint, tracepoint},
@@ -110,6 +112,54 @@ pub fn file_open(ctx: LsmContext) -> i32 {
 #[fexit(function = "security_file_open")]
 pub fn security_file_open(ctx: FExitContext) -> i32 {
     files::on_security_file_open(&ctx);
+    0
+}
+
+#[fentry(function = "blkdev_open")]
+pub fn blkdev_open(ctx: FEntryContext) -> i32 {
+    devices::on_blkdev_open(&ctx);
+    0
+}
+
+#[fentry(function = "chrdev_open")]
+pub fn chrdev_open(ctx: FEntryContext) -> i32 {
+    devices::on_chrdev_open(&ctx);
+    0
+}
+
+#[fentry(function = "open_kcore")]
+pub fn open_kcore(ctx: FEntryContext) -> i32 {
+    devices::on_open_kcore(&ctx);
+    0
+}
+
+#[fentry(function = "security_inode_mknod")]
+pub fn security_inode_mknod(ctx: FEntryContext) -> i32 {
+    devices::on_inode_mknod(&ctx);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_mknodat")]
+pub fn sys_enter_mknodat(ctx: TracePointContext) -> u32 {
+    devices::on_mknodat_enter(&ctx);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_mknodat")]
+pub fn sys_exit_mknodat(ctx: TracePointContext) -> u32 {
+    devices::on_mknod_exit(&ctx);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_mknod")]
+pub fn sys_enter_mknod(ctx: TracePointContext) -> u32 {
+    devices::on_mknod_enter(&ctx);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_mknod")]
+pub fn sys_exit_mknod(ctx: TracePointContext) -> u32 {
+    devices::on_mknod_exit(&ctx);
     0
 }
 

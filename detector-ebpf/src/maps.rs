@@ -6,7 +6,9 @@ use aya_ebpf::{
 };
 use detector_common::{FileId, KIND_SLOTS, TaskMark};
 
-use crate::{mounts::PendingMount, namespaces::PendingSetns, ptrace::PendingPtrace};
+use crate::{
+    devices::PendingMknod, mounts::PendingMount, namespaces::PendingSetns, ptrace::PendingPtrace,
+};
 
 /// Events for the agent. The agent may resize it before load (`ring_buffer_bytes`).
 #[map]
@@ -49,7 +51,13 @@ pub static CONNECT_PENDING: LruHashMap<u32, u32> = LruHashMap::with_max_entries(
 #[map]
 pub static FSCONFIG_PENDING: LruHashMap<u32, u32> = LruHashMap::with_max_entries(4096, 0);
 
-/// Socket files whose connections are reported (runtime and kubelet APIs); the agent fills it
-/// from the paths it is configured with, and refreshes it when a runtime re-creates a socket.
+/// A container thread's `mknod` of a block device, kept from entry to exit.
 #[map]
-pub static WATCHED_SOCKETS: HashMap<FileId, u32> = HashMap::with_max_entries(256, 0);
+pub static MKNOD_PENDING: LruHashMap<u32, PendingMknod> = LruHashMap::with_max_entries(4096, 0);
+
+/// Files the agent watches, with what they are (`WatchedFile`): runtime and kubelet API
+/// sockets, whose connections are reported, and runtime binaries, whose write-opens are. The
+/// agent fills it from the paths it knows and refreshes it when a runtime re-creates a socket
+/// or an upgrade replaces a binary.
+#[map]
+pub static WATCHED_FILES: HashMap<FileId, u32> = HashMap::with_max_entries(256, 0);

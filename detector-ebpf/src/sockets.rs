@@ -3,7 +3,7 @@
 //! mount under another name, a symlink or /proc/PID/root cannot hide it.
 
 use aya_ebpf::programs::{FExitContext, TracePointContext};
-use detector_common::{EventKind, FileId, UnixConnectEvent};
+use detector_common::{EventKind, UnixConnectEvent, WatchedFile};
 
 use crate::{
     config::offset,
@@ -11,8 +11,9 @@ use crate::{
     files::fd_private_data,
     identity::{self, Actor},
     kread::{field, pointer},
-    maps::{CONNECT_PENDING, WATCHED_SOCKETS},
-    syscall_record,
+    maps::CONNECT_PENDING,
+    syscall_record, task,
+    watched::watched_as,
 };
 
 const AF_UNIX: u16 = 1;
@@ -61,15 +62,8 @@ fn report_if_watched(unix_sock: *const u8, actor: &Actor) {
     let Some(dentry) = pointer(unix_sock, offset!(unix_sock_path_dentry)) else {
         return;
     };
-    let ino = pointer(dentry, offset!(dentry_inode))
-        .and_then(|inode| field::<u64>(inode, offset!(inode_ino)))
-        .unwrap_or(0);
-    let dev = pointer(dentry, offset!(dentry_sb))
-        .and_then(|sb| field::<u32>(sb, offset!(sb_dev)))
-        .unwrap_or(0);
-    let socket = FileId { dev, _pad: 0, ino };
-    // SAFETY: only presence matters; the value is not read.
-    if unsafe { WATCHED_SOCKETS.get(socket) }.is_none() {
+    let socket = task::file_id(dentry);
+    if !watched_as(&socket, WatchedFile::RuntimeSocket) {
         return;
     }
     let Some(mut entry) = reserve::<UnixConnectEvent>(EventKind::UnixConnect) else {

@@ -170,7 +170,13 @@ pub fn root(task: *const u8) -> FileId {
 #[inline(always)]
 pub fn cwd_mnt_ns(task: *const u8) -> u32 {
     let fs = read_or_zero::<*const u8>(task, offset!(task_fs));
-    let vfsmount = read_or_zero::<*const u8>(fs, offset!(fs_pwd_mnt));
+    mount_ns(read_or_zero(fs, offset!(fs_pwd_mnt)))
+}
+
+/// The inode of the mount namespace a mount (a `struct vfsmount`, as paths hold it) belongs
+/// to; zero when unknown, for kernel-internal mounts and for detached ones.
+#[inline(always)]
+pub fn mount_ns(vfsmount: *const u8) -> u32 {
     let mount_mnt = offset!(mount_mnt);
     if mount_mnt == FIELD_MISSING || vfsmount.is_null() {
         return 0;

@@ -88,7 +88,9 @@ impl Metrics {
             probe_attached: IntGaugeVec::new(
                 opts(
                     "probe_attached",
-                    "1 when the kernel probe is attached, else 0.",
+                    "1 when the kernel probe is attached, 0 when a sensor is degraded (no \
+                     implementation attached: its last resort's probes). Optional probes for what \
+                     the kernel lacks (a syscall, /proc/kcore) are absent.",
                 ),
                 &["probe"],
             )?,

@@ -15,7 +15,7 @@ use detector_common::{
 use crate::{
     alert::{Action, Alert, ContainerInfo, ProcessInfo, timestamp},
     enforce,
-    kernel::watched_sockets::WatchSockets,
+    kernel::watched_files::WatchFiles,
     metrics::Metrics,
     outputs::Outputs,
     rules::{self, Finding, Repeat, Severity, Subject, Target},
@@ -26,7 +26,7 @@ use crate::{
         filesystems::Filesystems,
         process::{Process, ProcessTable},
         procfs,
-        runtime_sockets::RuntimeSockets,
+        runtime_files::RuntimeFiles,
     },
 };
 
@@ -88,8 +88,8 @@ pub struct Pipeline {
     cgroups: CgroupTable,
     containers: ContainerTable,
     filesystems: Filesystems,
-    sockets: RuntimeSockets,
-    socket_watch: Box<dyn WatchSockets>,
+    runtime_files: RuntimeFiles,
+    file_watch: Box<dyn WatchFiles>,
     metrics: Arc<Metrics>,
     outputs: Outputs,
     settings: PipelineSettings,
@@ -99,11 +99,11 @@ pub struct Pipeline {
     agent: AgentSelf,
 }
 
-/// What the pipeline tells the kernel: its verdicts on cgroups and the sockets to watch.
+/// What the pipeline tells the kernel: its verdicts on cgroups and the files to watch.
 pub struct KernelFilters {
     pub cgroups: CgroupTable,
-    pub sockets: RuntimeSockets,
-    pub socket_watch: Box<dyn WatchSockets>,
+    pub runtime_files: RuntimeFiles,
+    pub file_watch: Box<dyn WatchFiles>,
 }
 
 impl Pipeline {
@@ -120,8 +120,8 @@ impl Pipeline {
             cgroups: kernel.cgroups,
             containers,
             filesystems,
-            sockets: kernel.sockets,
-            socket_watch: kernel.socket_watch,
+            runtime_files: kernel.runtime_files,
+            file_watch: kernel.file_watch,
             metrics,
             outputs,
             settings,
@@ -129,7 +129,7 @@ impl Pipeline {
             spoken: HashMap::new(),
             agent: AgentSelf::this_process(),
         };
-        pipeline.sockets.refresh(pipeline.socket_watch.as_mut());
+        pipeline.runtime_files.refresh(pipeline.file_watch.as_mut());
         pipeline
     }
 
@@ -335,7 +335,7 @@ impl Pipeline {
 
     pub fn sweep(&mut self, now: Instant) {
         self.processes.sweep(now);
-        self.sockets.refresh(self.socket_watch.as_mut());
+        self.runtime_files.refresh(self.file_watch.as_mut());
         self.update_gauges();
     }
 
@@ -561,7 +561,7 @@ impl Pipeline {
             comm: who.comm,
             container_id: who.container_id,
             filesystems: &self.filesystems,
-            sockets: &self.sockets,
+            runtime_files: &self.runtime_files,
             host_ns: &self.settings.host_ns,
             ns: who.ns,
             origin: self.containers.origin(who.container_id),
@@ -673,9 +673,9 @@ mod tests {
         }
     }
 
-    struct NoSockets;
-    impl WatchSockets for NoSockets {
-        fn watch(&mut self, _: detector_common::FileId) {}
+    struct NoFiles;
+    impl WatchFiles for NoFiles {
+        fn watch(&mut self, _: detector_common::FileId, _: detector_common::WatchedFile) {}
         fn unwatch(&mut self, _: detector_common::FileId) {}
     }
 
@@ -707,8 +707,8 @@ mod tests {
                 Filesystems::parse("nodev\tproc\n\text4\n"),
                 KernelFilters {
                     cgroups,
-                    sockets: RuntimeSockets::new(&[]),
-                    socket_watch: Box::new(NoSockets),
+                    runtime_files: RuntimeFiles::new(&[]),
+                    file_watch: Box::new(NoFiles),
                 },
                 metrics,
                 outputs,

@@ -5,6 +5,15 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::Context;
 
+/// The first `name` on PATH, as a command of that name would run it.
+pub fn program_on_path(name: &str) -> anyhow::Result<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .with_context(|| format!("no {name} on PATH"))
+}
+
 pub struct HostProcess {
     child: Child,
 }
@@ -13,6 +22,11 @@ impl HostProcess {
     /// Starts `sleep 1000` in the test's (the host's) namespaces.
     pub fn sleep() -> anyhow::Result<HostProcess> {
         Self::spawn(Command::new("sleep").arg("1000"))
+    }
+
+    /// Starts `program` with `args` on the host.
+    pub fn run(program: &std::path::Path, args: &[&str]) -> anyhow::Result<HostProcess> {
+        Self::spawn(Command::new(program).args(args))
     }
 
     /// Starts a shell on the host that runs a program every tenth of a second: a host process

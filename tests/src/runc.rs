@@ -5,6 +5,13 @@ use std::process::{Command, Output, Stdio};
 
 use anyhow::{Context, bail};
 
+/// The runc binary `command` runs, links resolved.
+pub fn binary() -> anyhow::Result<std::path::PathBuf> {
+    crate::host_process::program_on_path("runc")?
+        .canonicalize()
+        .context("resolving runc's path")
+}
+
 pub fn command() -> Command {
     let mut cmd = Command::new("runc");
     cmd.stdin(Stdio::null());

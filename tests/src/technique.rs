@@ -9,7 +9,7 @@ use anyhow::{Context, bail, ensure};
 use crate::{
     cgroup,
     container::{By, RunningContainer},
-    host_disk::HostDisk,
+    host_disk::{BlockDevice, HostDisk},
     host_process::HostProcess,
     ids,
     poll::eventually,
@@ -283,6 +283,40 @@ pub fn load_module(
 /// Creates a BPF map from the container: the first step of loading any BPF program.
 pub fn create_bpf_map(container: &dyn RunningContainer, by: By) -> anyhow::Result<()> {
     container.run(by, &format!("{ACT} bpf"))?;
+    Ok(())
+}
+
+/// Opens the existing file at `path` (as the container names it) for reading or writing,
+/// without creating, truncating or writing it.
+pub fn open_file(
+    container: &dyn RunningContainer,
+    by: By,
+    path: &str,
+    write: bool,
+) -> anyhow::Result<()> {
+    let how = if write { "write" } else { "read" };
+    container.run(by, &format!("{ACT} open {path} {how}"))?;
+    Ok(())
+}
+
+/// runc CVE-2019-5736's move against host process `target`: keeps its `/proc/PID/exe` open and
+/// opens it for writing once the process has exited (the act returns then).
+pub fn overwrite_exe(container: &dyn RunningContainer, by: By, target: u32) -> anyhow::Result<()> {
+    container.run(by, &format!("{ACT} exe-overwrite {target}"))?;
+    Ok(())
+}
+
+/// Makes a block device node for `device` at `path` in the container.
+pub fn make_block_node(
+    container: &dyn RunningContainer,
+    by: By,
+    device: BlockDevice,
+    path: &str,
+) -> anyhow::Result<()> {
+    container.run(
+        by,
+        &format!("mknod {path} b {} {}", device.major, device.minor),
+    )?;
     Ok(())
 }
 

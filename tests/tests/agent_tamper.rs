@@ -55,7 +55,12 @@ fn ptrace_of_the_detector_is_reported_as_tampering() -> anyhow::Result<()> {
         || technique::ptrace_attach(&container, by, detector.pid()),
     )?;
     assert_eq!(alert["details"]["tamper"], "ptrace", "{alert:#}");
-    assert_eq!(alert["details"]["access"], "ptrace attach", "{alert:#}");
+    // The syscall on tracepoint kernels, the kernel's granted access with fexit.
+    assert!(
+        ["ptrace attach", "ptrace or process_vm access"]
+            .contains(&alert["details"]["access"].as_str().unwrap_or_default()),
+        "{alert:#}"
+    );
     // One act, one alert: the more general rule is named, not raised.
     assert_eq!(
         alert["details"]["also"],

@@ -34,7 +34,7 @@ use crate::{
         offsets, own_bpf_objects,
         probes::{self, SENSORS, Sensor, SensorOutcome},
         tracefs,
-        watched_sockets::KernelSocketWatch,
+        watched_files::KernelFileWatch,
     },
     metrics::Metrics,
     outputs::{Output, Outputs},
@@ -42,8 +42,7 @@ use crate::{
     rules,
     state::{
         cgroup_table::CgroupTable, container::ContainerTable, filesystems::Filesystems,
-        identity_hierarchy::IdentityHierarchy, procfs, runtime_sockets::RuntimeSockets,
-        runtime_state,
+        identity_hierarchy::IdentityHierarchy, procfs, runtime_files::RuntimeFiles, runtime_state,
     },
 };
 
@@ -243,13 +242,14 @@ fn attach_sensors(
                 .missing_optional
                 .iter()
                 .find(|(p, _)| *p == probe.program);
-            let gauge = metrics.probe_attached.with_label_values(&[probe.program]);
             match missing {
-                Some((_, e)) => {
-                    gauge.set(0);
-                    log::info!("optional probe {} not attached: {e}", probe.program);
-                }
-                None => gauge.set(1),
+                // What the kernel lacks (a syscall, /proc/kcore) leaves nothing to watch: no
+                // gauge at 0 for the probe-detached alert to fire on.
+                Some((_, e)) => log::info!("optional probe {} not attached: {e}", probe.program),
+                None => metrics
+                    .probe_attached
+                    .with_label_values(&[probe.program])
+                    .set(1),
             }
         }
         log::info!(
@@ -282,10 +282,10 @@ async fn daemon(settings: Settings, outputs: Vec<Output>) -> anyhow::Result<()> 
     let snapshot_hierarchy = hierarchy.clone();
     let kernel_filters = KernelFilters {
         cgroups: CgroupTable::new(hierarchy, Box::new(container_cgroups)),
-        sockets: RuntimeSockets::new(&settings.extra_runtime_sockets),
-        socket_watch: Box::new(KernelSocketWatch::new(HashMap::try_from(take_map(
+        runtime_files: RuntimeFiles::new(&settings.extra_runtime_sockets),
+        file_watch: Box::new(KernelFileWatch::new(HashMap::try_from(take_map(
             &mut ebpf,
-            "WATCHED_SOCKETS",
+            "WATCHED_FILES",
         )?)?)),
     };
 

@@ -10,4 +10,4 @@ pub mod offsets;
 pub mod own_bpf_objects;
 pub mod probes;
 pub mod tracefs;
-pub mod watched_sockets;
+pub mod watched_files;

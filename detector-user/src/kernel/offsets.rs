@@ -110,6 +110,7 @@ const FIELDS: &[Field] = &[
     field!(file_f_mode, "file", ["f_mode"]),
     // 6.18 also names the same path `__f_path` inside an anonymous union.
     field!(file_dentry, "file", ["f_path.dentry", "__f_path.dentry"]),
+    field!(file_mnt, "file", ["f_path.mnt", "__f_path.mnt"]),
 
     // 6.18 also names the same qstr `__d_name` inside an anonymous union.
     field!(dentry_name, "dentry", ["d_name.name", "__d_name.name"]),
@@ -122,6 +123,7 @@ const FIELDS: &[Field] = &[
 
     field!(inode_mode, "inode", ["i_mode"]),
     field!(inode_ino, "inode", ["i_ino"]),
+    field!(inode_rdev, "inode", ["i_rdev"]),
 
     field!(mm_arg_start, "mm_struct", ["arg_start"]),
     field!(mm_arg_end, "mm_struct", ["arg_end"]),
@@ -251,7 +253,7 @@ mod tests {
         }
         // Layout facts shared by every x86_64 kernel with BTF.
         assert_eq!(o.dentry_name, offset("dentry", "d_name") + 8);
-        assert_eq!(o.file_dentry, offset("file", "f_path.mnt") + 8);
+        assert_eq!(o.file_dentry, o.file_mnt + 8);
         assert_eq!(o.cred_euid, o.cred_uid + 16);
         assert_eq!(o.cred_uid, offset("cred", "uid.val"));
         assert_eq!((o.fdtable_max_fds, o.fdtable_fd), (0, 8));
@@ -278,6 +280,7 @@ mod tests {
             o.cred_user_ns,
             o.files_fdt,
             o.file_dentry,
+            o.file_mnt,
             o.dentry_name,
             o.dentry_parent,
             o.dentry_sb,

@@ -126,6 +126,13 @@ const fn fexit(program: &'static str) -> Probe {
     }
 }
 
+const fn optional(probe: Probe) -> Probe {
+    Probe {
+        optional: true,
+        ..probe
+    }
+}
+
 const fn tracepoints(probes: &'static [Probe]) -> Implementation {
     Implementation {
         backend: Backend::Tracepoint,
@@ -174,23 +181,42 @@ pub const SENSORS: &[Sensor] = &[
         ],
     },
     Sensor {
-        name: "file writes",
+        name: "file opens",
         needs: Needs::Nothing,
-        feeds: "cgroup-release-agent, kernel-helper-hijack",
+        feeds: "cgroup-release-agent, kernel-helper-hijack, kernel-tunable-write, \
+                runtime-binary-overwrite, host-fd-leak, privileged-device-access",
         required: false,
+        // The devices are seen where they are opened (and made), which no ordinary open
+        // reaches; kernels without /proc/kcore have no open_kcore.
         implementations: &[
             Implementation {
                 backend: Backend::Lsm,
-                probes: &[lsm("file_open")],
+                probes: &[
+                    lsm("file_open"),
+                    fentry("blkdev_open"),
+                    fentry("chrdev_open"),
+                    optional(fentry("open_kcore")),
+                    fentry("security_inode_mknod"),
+                ],
             },
             Implementation {
                 backend: Backend::Fentry,
-                probes: &[fexit("security_file_open")],
+                probes: &[
+                    fexit("security_file_open"),
+                    fentry("blkdev_open"),
+                    fentry("chrdev_open"),
+                    optional(fentry("open_kcore")),
+                    fentry("security_inode_mknod"),
+                ],
             },
             tracepoints(&[
                 syscall("sys_exit_openat", false),
                 syscall("sys_exit_openat2", true),
                 syscall("sys_exit_open", true),
+                syscall("sys_enter_mknodat", false),
+                syscall("sys_exit_mknodat", false),
+                syscall("sys_enter_mknod", true),
+                syscall("sys_exit_mknod", true),
             ]),
         ],
     },

@@ -6,24 +6,25 @@ mod bpf_use;
 pub mod cgroup_escape;
 mod cgroup_release;
 mod exec_invariants;
+mod host_file_write;
 mod kernel_helper;
 mod kernel_module;
 mod kernel_tunable;
 mod namespace;
 mod namespace_invariant;
 mod opened_file;
+mod privileged_device;
 mod process_access;
 mod runtime_socket;
 mod sensitive_mount;
 pub mod usermode_helper;
 
-use detector_common::{FileId, Namespaces, user::Event};
+use detector_common::{FileId, Namespaces, file_open_reason, user::Event};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::state::{
-    agent_self::AgentSelf, container::Origin, filesystems::Filesystems,
-    runtime_sockets::RuntimeSockets,
+    agent_self::AgentSelf, container::Origin, filesystems::Filesystems, runtime_files::RuntimeFiles,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -60,12 +61,14 @@ pub const CATALOGUE: &[&RuleInfo] = &[
     &cgroup_release::CGROUP_RELEASE_AGENT,
     &kernel_helper::KERNEL_HELPER_HIJACK,
     &usermode_helper::USERMODE_HELPER_EXEC,
+    &host_file_write::RUNTIME_BINARY_OVERWRITE,
     &exec_invariants::HOST_ROOT_CHROOT,
     &kernel_module::KERNEL_MODULE_LOAD,
     &sensitive_mount::SENSITIVE_MOUNT,
     &runtime_socket::RUNTIME_SOCKET_ACCESS,
     &bpf_use::BPF_FROM_CONTAINER,
     &process_access::PTRACE_OUTSIDE_CONTAINER,
+    &privileged_device::PRIVILEGED_DEVICE_ACCESS,
     &kernel_tunable::KERNEL_TUNABLE_WRITE,
     &cgroup_escape::CGROUP_ESCAPE,
     &agent_tamper::AGENT_TAMPER,
@@ -83,7 +86,7 @@ pub struct Subject<'a> {
     pub comm: &'a str,
     pub container_id: &'a str,
     pub filesystems: &'a Filesystems,
-    pub sockets: &'a RuntimeSockets,
+    pub runtime_files: &'a RuntimeFiles,
     /// The host's namespaces (the host reference process's).
     pub host_ns: &'a Namespaces,
     /// Its namespaces, as the agent knows them (after the exec, for an exec).
@@ -141,11 +144,18 @@ pub fn evaluate(event: &Event, subject: &Subject) -> Vec<Finding> {
     let s = subject;
     let candidates = match event {
         Event::Namespace(e) => vec![namespace::host_namespace_entry(e, s)],
-        Event::FileOpen(e) => vec![
-            cgroup_release::release_agent_write(e, s),
-            kernel_helper::helper_path_write(e, s),
-            kernel_tunable::kernel_tunable_write(e, s),
-        ],
+        Event::FileOpen(e) => match e.reason {
+            file_open_reason::SETTING => vec![
+                cgroup_release::release_agent_write(e, s),
+                kernel_helper::helper_path_write(e, s),
+                kernel_tunable::kernel_tunable_write(e, s),
+            ],
+            file_open_reason::WATCHED | file_open_reason::FOREIGN_MOUNT => vec![
+                host_file_write::runtime_binary_overwrite(e, s),
+                host_file_write::host_file_write(e, s),
+            ],
+            _ => vec![privileged_device::privileged_device_access(e, s)],
+        },
         Event::Mount(e) => vec![sensitive_mount::sensitive_mount(e, s)],
         Event::Module(e) => vec![kernel_module::module_load(e, s)],
         Event::Bpf(e) => vec![agent_tamper::bpf(e, s), bpf_use::bpf_use(e, s)],
@@ -204,14 +214,14 @@ pub(crate) mod test_support {
     use super::*;
 
     pub fn subject(filesystems: &Filesystems) -> Subject<'_> {
-        static NO_SOCKETS: std::sync::OnceLock<RuntimeSockets> = std::sync::OnceLock::new();
+        static NO_FILES: std::sync::OnceLock<RuntimeFiles> = std::sync::OnceLock::new();
         static AGENT: std::sync::OnceLock<AgentSelf> = std::sync::OnceLock::new();
         Subject {
             pid: 4242,
             comm: "sh",
             container_id: "3f2a5c6d7e8f90123456789abcdef0123456789abcdef0123456789abcdef012",
             filesystems,
-            sockets: NO_SOCKETS.get_or_init(|| RuntimeSockets::with_known(&[])),
+            runtime_files: NO_FILES.get_or_init(|| RuntimeFiles::with_known(&[])),
             host_ns: &HOST_NS,
             ns: HOST_NS,
             origin: None,

@@ -1,5 +1,5 @@
-//! A file a container process opened for writing, as the kernel identified it: superblock
-//! magic and dentry names, never a path string.
+//! A file a container process opened, as the kernel identified it: superblock magic and
+//! dentry names, never a path string.
 
 use detector_common::{FileOpenEvent, magic};
 use serde_json::{Value, json};
@@ -41,8 +41,15 @@ impl OpenedFile {
             .any(|pair| pair[0] == dir && pair[1] == "/")
     }
 
-    /// The path inside the filesystem, as far as the kernel's dentry names reach.
+    /// The path inside the filesystem, as far as the kernel's dentry names reach; for a node a
+    /// syscall tracepoint saw created, the path its caller gave (no dentry name has a '/').
     pub fn path_in_filesystem(&self) -> String {
+        if let [given] = self.names.as_slice()
+            && given.len() > 1
+            && given.contains('/')
+        {
+            return given.clone();
+        }
         let below_root: Vec<&str> = self
             .names
             .iter()
@@ -90,7 +97,9 @@ pub(crate) mod tests {
             magic,
             ino: 77,
             denied: 0,
-            _pad: 0,
+            reason: detector_common::file_open_reason::SETTING,
+            rdev: 0,
+            mnt_ns: 0,
             names: all,
         }
     }
@@ -103,6 +112,14 @@ pub(crate) mod tests {
         ));
         assert_eq!(f.path_in_filesystem(), "/sys/kernel/core_pattern");
         assert_eq!(f.details()["dev"], "0:22");
+    }
+
+    #[test]
+    fn a_path_the_caller_gave_is_shown_as_given() {
+        let f = OpenedFile::from_event(&open_event(0, &["/tmp/node"]));
+        assert_eq!(f.path_in_filesystem(), "/tmp/node");
+        let root = OpenedFile::from_event(&open_event(0, &["/"]));
+        assert_eq!(root.path_in_filesystem(), "/");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! kubelet's API socket, which starts privileged containers on request. The socket is known by
 //! its inode, whatever name the container gives it.
 
-use detector_common::UnixConnectEvent;
+use detector_common::{UnixConnectEvent, WatchedFile};
 use serde_json::json;
 
 use super::{Finding, Repeat, RuleInfo, Severity, Subject};
@@ -16,7 +16,11 @@ pub const RUNTIME_SOCKET_ACCESS: RuleInfo = RuleInfo {
 };
 
 pub fn runtime_socket_access(e: &UnixConnectEvent, subject: &Subject) -> Option<Finding> {
-    let path = subject.sockets.path_of(&e.socket)?.display().to_string();
+    let path = subject
+        .runtime_files
+        .path_of(&e.socket, WatchedFile::RuntimeSocket)?
+        .display()
+        .to_string();
     Some(Finding {
         rule: &RUNTIME_SOCKET_ACCESS,
         message: format!("{} connected to {path}", subject.describe()),
@@ -31,16 +35,21 @@ mod tests {
     use super::*;
     use crate::{
         rules::test_support::{header, subject},
-        state::{filesystems::Filesystems, runtime_sockets::RuntimeSockets},
+        state::{filesystems::Filesystems, runtime_files::RuntimeFiles},
     };
     use detector_common::{EventKind, FileId};
 
     #[test]
     fn names_the_watched_socket_by_its_host_path() {
         let fs = Filesystems::default();
-        let sockets = RuntimeSockets::with_known(&[(8, 4242, "/run/containerd/containerd.sock")]);
+        let sockets = RuntimeFiles::with_known(&[(
+            8,
+            4242,
+            "/run/containerd/containerd.sock",
+            WatchedFile::RuntimeSocket,
+        )]);
         let mut s = subject(&fs);
-        s.sockets = &sockets;
+        s.runtime_files = &sockets;
         let socket = FileId {
             dev: 8,
             _pad: 0,

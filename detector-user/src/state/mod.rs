@@ -9,5 +9,5 @@ pub mod filesystems;
 pub mod identity_hierarchy;
 pub mod process;
 pub mod procfs;
-pub mod runtime_sockets;
+pub mod runtime_files;
 pub mod runtime_state;

@@ -2,12 +2,13 @@
 
 use std::{
     ffi::{CString, c_void},
-    fs, mem,
+    fs, io, mem,
     os::{
         fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd},
         unix::net::UnixStream,
     },
     ptr,
+    time::{Duration, Instant},
 };
 
 use libc::pid_t;
@@ -301,6 +302,53 @@ pub fn write(path: &str, value: &str) -> Result<String, Failure> {
     fs::write(path, format!("{value}\n"))
         .map_err(|error| Failure::new(format!("writing {path}"), error))?;
     Ok(format!("write: wrote {value:?} to {path}"))
+}
+
+pub fn open(path: &str, write: bool) -> Result<String, Failure> {
+    let flags = if write {
+        libc::O_WRONLY
+    } else {
+        libc::O_RDONLY
+    };
+    drop(open_fd(path, flags).map_err(|e| Failure::new(format!("open({path})"), e))?);
+    let how = if write { "writing" } else { "reading" };
+    Ok(format!("open: opened {path} for {how} and closed it"))
+}
+
+/// How long [`exe_overwrite`] waits for the process to exit.
+const EXE_OVERWRITE_PATIENCE: Duration = Duration::from_secs(20);
+
+pub fn exe_overwrite(pid: pid_t) -> Result<String, Failure> {
+    let exe = format!("/proc/{pid}/exe");
+    let kept = open_fd(&exe, libc::O_PATH).map_err(|e| Failure::new(format!("open({exe})"), e))?;
+    let reopen = format!("/proc/self/fd/{}", kept.as_raw_fd());
+    let deadline = Instant::now() + EXE_OVERWRITE_PATIENCE;
+    loop {
+        match open_fd(&reopen, libc::O_WRONLY) {
+            Ok(fd) => {
+                drop(fd);
+                return Ok(format!(
+                    "exe-overwrite: opened the program {exe} ran for writing once it exited"
+                ));
+            }
+            // The program still runs: the kernel refuses writes to it until it exits.
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(Failure::new(format!("open({reopen})"), e)),
+        }
+    }
+}
+
+fn open_fd(path: &str, flags: libc::c_int) -> io::Result<OwnedFd> {
+    let c_path = CString::new(path).map_err(io::Error::other)?;
+    // SAFETY: a NUL-terminated path; no mode is read without O_CREAT.
+    let fd = unsafe { libc::open(c_path.as_ptr(), flags | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel has just handed us this descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Loads the kernel module in `path` with finit_module(2).

@@ -17,7 +17,7 @@ use libc::pid_t;
 const USAGE: &str = "\
 usage: escape-act ACT
   bpf | bpf-walk | signal PID SIGNAL | ptrace PID | vm-read PID | connect PATH | fsmount FSTYPE DIR | mount FSTYPE DIR
-  | write PATH VALUE | load-module PATH | print-pid | ids
+  | write PATH VALUE | open PATH read|write | exe-overwrite PID | load-module PATH | print-pid | ids
   | orphan-thread ACT | fork-storm N ACT
   | thread-exec PROGRAM [ARG...] | setns-exec PID PROGRAM [ARG...]
   | private-mounts PROGRAM [ARG...] | spawn-with-pid PID PROGRAM [ARG...]
@@ -46,6 +46,15 @@ pub enum Act {
         path: String,
         value: String,
     },
+    /// Opens an existing file (no create, no truncate) and closes it without reading or
+    /// writing.
+    Open {
+        path: String,
+        write: bool,
+    },
+    /// runc CVE-2019-5736's move: keeps `/proc/PID/exe` open (O_PATH), then opens that
+    /// descriptor for writing as soon as the process has exited and the kernel allows it.
+    ExeOverwrite(pid_t),
     LoadModule(String),
     PrintPid,
     /// Prints the real and effective uid.
@@ -118,6 +127,8 @@ pub fn run(act: Act) -> Result<String, Failure> {
         Act::FsMount { fstype, dir } => calls::fsmount(&fstype, &dir),
         Act::Mount { fstype, dir } => calls::mount(&fstype, &dir),
         Act::Write { path, value } => calls::write(&path, &value),
+        Act::Open { path, write } => calls::open(&path, write),
+        Act::ExeOverwrite(pid) => calls::exe_overwrite(pid),
         Act::LoadModule(path) => calls::load_module(&path),
         Act::PrintPid => Ok(std::process::id().to_string()),
         // SAFETY: plain syscalls.
@@ -169,6 +180,15 @@ fn parse_words(args: &[&str]) -> Option<Act> {
             path: owned(path),
             value: owned(value),
         }),
+        ["open", path, "read"] => Some(Act::Open {
+            path: owned(path),
+            write: false,
+        }),
+        ["open", path, "write"] => Some(Act::Open {
+            path: owned(path),
+            write: true,
+        }),
+        ["exe-overwrite", pid] => parse_pid(pid).map(Act::ExeOverwrite),
         ["load-module", path] => Some(Act::LoadModule(owned(path))),
         ["print-pid"] => Some(Act::PrintPid),
         ["ids"] => Some(Act::Ids),
@@ -236,6 +256,9 @@ mod tests {
             &[][..],
             &["bpf", "extra"],
             &["signal", "1"],
+            &["open", "/f"],
+            &["open", "/f", "append"],
+            &["exe-overwrite", "0"],
             &["signal", "1", "0"],
             &["ptrace"],
             &["ptrace", "0"],
