@@ -21,6 +21,7 @@ pub enum EventKind {
     CgroupMkdir = 12,
     CgroupRmdir = 13,
     Signal = 14,
+    OpenByHandle = 15,
 }
 
 /// Size of the loss counter array: a slot per event kind (at the kind's value) for failed
@@ -47,7 +48,7 @@ pub const MARK_FAILED_SLOT: u32 = 0;
 pub const CGROUP_FAILED_SLOT: u32 = EventKind::ALL.len() as u32 + 1;
 
 impl EventKind {
-    pub const ALL: [EventKind; 14] = [
+    pub const ALL: [EventKind; 15] = [
         EventKind::Exec,
         EventKind::Fork,
         EventKind::Exit,
@@ -62,6 +63,7 @@ impl EventKind {
         EventKind::CgroupMkdir,
         EventKind::CgroupRmdir,
         EventKind::Signal,
+        EventKind::OpenByHandle,
     ];
 
     pub fn from_u32(v: u32) -> Option<EventKind> {
@@ -85,6 +87,7 @@ impl EventKind {
             EventKind::CgroupMkdir => "cgroup_mkdir",
             EventKind::CgroupRmdir => "cgroup_rmdir",
             EventKind::Signal => "signal",
+            EventKind::OpenByHandle => "open_by_handle",
         }
     }
 }
@@ -469,6 +472,20 @@ pub struct SignalEvent {
     pub sig: i32,
     /// `TRACE_SIGNAL_*`: 0 when the signal was delivered (queued), else why not.
     pub result: i32,
+}
+
+/// A container process called `open_by_handle_at`, which opens a file by its filesystem handle
+/// (inode number and generation), bypassing every path and mount: the "shocker" escape.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct OpenByHandleEvent {
+    pub header: Header,
+    /// The call's result: a descriptor, or `-errno`.
+    pub result: i64,
+    /// The file opened, when the call succeeded; zeros otherwise.
+    pub file: FileId,
+    /// Its name (NUL-terminated), when the call succeeded.
+    pub name: [u8; NAME_LEN],
 }
 
 /// A file by its device and inode: `(st_dev, st_ino)`, with the device in the kernel's internal

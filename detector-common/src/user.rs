@@ -31,6 +31,7 @@ pub enum Event {
     CgroupMkdir(CgroupEvent),
     CgroupRmdir(CgroupEvent),
     Signal(SignalEvent),
+    OpenByHandle(OpenByHandleEvent),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -84,6 +85,7 @@ impl Event {
             EventKind::CgroupMkdir => Event::CgroupMkdir(read(bytes, k)?),
             EventKind::CgroupRmdir => Event::CgroupRmdir(read(bytes, k)?),
             EventKind::Signal => Event::Signal(read(bytes, k)?),
+            EventKind::OpenByHandle => Event::OpenByHandle(read(bytes, k)?),
         })
     }
 
@@ -102,6 +104,7 @@ impl Event {
             Event::UnixConnect(e) => &e.header,
             Event::CgroupMkdir(e) | Event::CgroupRmdir(e) => &e.header,
             Event::Signal(e) => &e.header,
+            Event::OpenByHandle(e) => &e.header,
         }
     }
 
@@ -131,6 +134,7 @@ impl Event {
             Event::CgroupMkdir(_) => EventKind::CgroupMkdir,
             Event::CgroupRmdir(_) => EventKind::CgroupRmdir,
             Event::Signal(_) => EventKind::Signal,
+            Event::OpenByHandle(_) => EventKind::OpenByHandle,
         }
     }
 }
@@ -172,6 +176,7 @@ mod tests {
         assert_eq!(size_of::<UnixConnectEvent>(), 56);
         assert_eq!(size_of::<FileId>(), 16);
         assert_eq!(size_of::<SignalEvent>(), 48);
+        assert_eq!(size_of::<OpenByHandleEvent>(), 40 + 8 + 16 + 64);
         assert_eq!(size_of::<TaskMark>(), 24);
         assert_eq!(size_of::<Offsets>(), 81 * 4);
         assert_eq!(size_of::<Config>(), 32 + 24 + 81 * 4);

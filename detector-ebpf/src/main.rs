@@ -7,6 +7,7 @@ mod config;
 mod devices;
 mod emit;
 mod files;
+mod handles;
 mod identity;
 mod kread;
 mod lifecycle;
@@ -160,6 +161,18 @@ pub fn sys_enter_mknod(ctx: TracePointContext) -> u32 {
 #[tracepoint(category = "syscalls", name = "sys_exit_mknod")]
 pub fn sys_exit_mknod(ctx: TracePointContext) -> u32 {
     devices::on_mknod_exit(&ctx);
+    0
+}
+
+#[fexit(function = "do_handle_open")]
+pub fn do_handle_open(ctx: FExitContext) -> i32 {
+    handles::on_do_handle_open(&ctx);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_open_by_handle_at")]
+pub fn sys_exit_open_by_handle_at(ctx: TracePointContext) -> u32 {
+    handles::on_open_by_handle_exit(&ctx);
     0
 }
 

@@ -208,7 +208,8 @@ impl Pipeline {
             | Event::Bpf(_)
             | Event::Ptrace(_)
             | Event::UnixConnect(_)
-            | Event::Signal(_) => self.judge_act(event, None),
+            | Event::Signal(_)
+            | Event::OpenByHandle(_) => self.judge_act(event, None),
         }
     }
 

@@ -299,6 +299,23 @@ pub fn open_file(
     Ok(())
 }
 
+/// The "shocker" move on `path` in the container: its handle, then `open_by_handle_at`. Without
+/// CAP_DAC_READ_SEARCH the kernel refuses the open, and `refused` says that is expected.
+pub fn open_by_handle(
+    container: &dyn RunningContainer,
+    by: By,
+    path: &str,
+    refused: bool,
+) -> anyhow::Result<()> {
+    let act = format!("{ACT} open-by-handle {path}");
+    if refused {
+        container.run(by, &format!("! {act}"))?;
+    } else {
+        container.run(by, &act)?;
+    }
+    Ok(())
+}
+
 /// runc CVE-2019-5736's move against host process `target`: keeps its `/proc/PID/exe` open and
 /// opens it for writing once the process has exited (the act returns then).
 pub fn overwrite_exe(container: &dyn RunningContainer, by: By, target: u32) -> anyhow::Result<()> {

@@ -59,7 +59,8 @@ fn overwriting_a_host_program_through_proc_exe_from_the_workload_is_reported() -
 fn overwriting_a_host_program_through_proc_exe_is_reported(by: By) -> anyhow::Result<()> {
     let _machine = exclusive();
     let dir = TempDir::new("decoy")?;
-    let decoy = dir.path().join("decoy");
+    // Named `sleep`: where sleep is busybox, the copy must still be called so to run as sleep.
+    let decoy = dir.path().join("sleep");
     std::fs::copy(host_process::program_on_path("sleep")?, &decoy)?;
     let detector = Detector::start(&[])?;
     let container = Container::start(Profile::HostPid, CgroupLayout::kubepods())?;
@@ -72,7 +73,15 @@ fn overwriting_a_host_program_through_proc_exe_is_reported(by: By) -> anyhow::Re
         by,
         || technique::overwrite_exe(&container, by, host.pid()),
     )?;
-    assert_eq!(alert["details"]["file"]["name"], "decoy", "{alert:#}");
+    assert_eq!(alert["details"]["file"]["name"], "sleep", "{alert:#}");
+    // The path inside its filesystem, which may be mounted below the host's root.
+    let dir_name = dir.path().file_name().unwrap_or_default().to_string_lossy();
+    assert!(
+        alert["details"]["path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with(&format!("{dir_name}/sleep"))),
+        "{alert:#}"
+    );
     assert!(
         alert["message"]
             .as_str()

@@ -221,6 +221,20 @@ pub const SENSORS: &[Sensor] = &[
         ],
     },
     Sensor {
+        name: "opens by handle",
+        needs: Needs::Nothing,
+        feeds: "open-by-handle",
+        required: false,
+        // No LSM hook tells an open by handle from any other open.
+        implementations: &[
+            Implementation {
+                backend: Backend::Fentry,
+                probes: &[fexit("do_handle_open")],
+            },
+            tracepoints(&[syscall("sys_exit_open_by_handle_at", false)]),
+        ],
+    },
+    Sensor {
         name: "module loads",
         needs: Needs::ModuleSupport,
         feeds: "kernel-module-load",

@@ -12,6 +12,7 @@ mod kernel_module;
 mod kernel_tunable;
 mod namespace;
 mod namespace_invariant;
+mod open_by_handle;
 mod opened_file;
 mod privileged_device;
 mod process_access;
@@ -67,6 +68,7 @@ pub const CATALOGUE: &[&RuleInfo] = &[
     &sensitive_mount::SENSITIVE_MOUNT,
     &runtime_socket::RUNTIME_SOCKET_ACCESS,
     &bpf_use::BPF_FROM_CONTAINER,
+    &open_by_handle::OPEN_BY_HANDLE,
     &process_access::PTRACE_OUTSIDE_CONTAINER,
     &privileged_device::PRIVILEGED_DEVICE_ACCESS,
     &kernel_tunable::KERNEL_TUNABLE_WRITE,
@@ -165,6 +167,7 @@ pub fn evaluate(event: &Event, subject: &Subject) -> Vec<Finding> {
         ],
         Event::UnixConnect(e) => vec![runtime_socket::runtime_socket_access(e, s)],
         Event::Signal(e) => vec![agent_tamper::signal(e, s)],
+        Event::OpenByHandle(e) => vec![open_by_handle::open_by_handle(e, s)],
         Event::Exec(e) => vec![
             namespace_invariant::namespace_escape(s),
             exec_invariants::host_root_chroot(e, s),

@@ -17,7 +17,7 @@ use libc::pid_t;
 const USAGE: &str = "\
 usage: escape-act ACT
   bpf | bpf-walk | signal PID SIGNAL | ptrace PID | vm-read PID | connect PATH | fsmount FSTYPE DIR | mount FSTYPE DIR
-  | write PATH VALUE | open PATH read|write | exe-overwrite PID | load-module PATH | print-pid | ids
+  | write PATH VALUE | open PATH read|write | open-by-handle PATH | exe-overwrite PID | load-module PATH | print-pid | ids
   | orphan-thread ACT | fork-storm N ACT
   | thread-exec PROGRAM [ARG...] | setns-exec PID PROGRAM [ARG...]
   | private-mounts PROGRAM [ARG...] | spawn-with-pid PID PROGRAM [ARG...]
@@ -52,6 +52,9 @@ pub enum Act {
         path: String,
         write: bool,
     },
+    /// The "shocker" move: the file's handle (name_to_handle_at), then open_by_handle_at with
+    /// a descriptor of the filesystem's root.
+    OpenByHandle(String),
     /// runc CVE-2019-5736's move: keeps `/proc/PID/exe` open (O_PATH), then opens that
     /// descriptor for writing as soon as the process has exited and the kernel allows it.
     ExeOverwrite(pid_t),
@@ -129,6 +132,7 @@ pub fn run(act: Act) -> Result<String, Failure> {
         Act::Write { path, value } => calls::write(&path, &value),
         Act::Open { path, write } => calls::open(&path, write),
         Act::ExeOverwrite(pid) => calls::exe_overwrite(pid),
+        Act::OpenByHandle(path) => calls::open_by_handle(&path),
         Act::LoadModule(path) => calls::load_module(&path),
         Act::PrintPid => Ok(std::process::id().to_string()),
         // SAFETY: plain syscalls.
@@ -188,6 +192,7 @@ fn parse_words(args: &[&str]) -> Option<Act> {
             path: owned(path),
             write: true,
         }),
+        ["open-by-handle", path] => Some(Act::OpenByHandle(owned(path))),
         ["exe-overwrite", pid] => parse_pid(pid).map(Act::ExeOverwrite),
         ["load-module", path] => Some(Act::LoadModule(owned(path))),
         ["print-pid"] => Some(Act::PrintPid),
