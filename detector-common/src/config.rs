@@ -160,6 +160,10 @@ pub struct Offsets {
 
     pub sb_magic: u32,
     pub sb_dev: u32,
+    pub sb_type: u32,
+
+    pub path_mnt: u32,
+    pub path_dentry: u32,
 
     pub inode_mode: u32,
     pub inode_ino: u32,
@@ -186,6 +190,9 @@ pub struct Offsets {
     pub fs_context_root: u32,
     pub fs_context_source: u32,
     pub fs_context_fs_type: u32,
+    /// `fs_context.purpose`, a one-byte bitfield read as a byte.
+    pub fs_context_purpose: u32,
+    pub fs_context_sb_flags: u32,
     pub file_system_type_name: u32,
 }
 
@@ -253,6 +260,9 @@ impl Offsets {
         dentry_inode: FIELD_MISSING,
         sb_magic: FIELD_MISSING,
         sb_dev: FIELD_MISSING,
+        sb_type: FIELD_MISSING,
+        path_mnt: FIELD_MISSING,
+        path_dentry: FIELD_MISSING,
         inode_mode: FIELD_MISSING,
         inode_ino: FIELD_MISSING,
         inode_rdev: FIELD_MISSING,
@@ -272,6 +282,8 @@ impl Offsets {
         fs_context_root: FIELD_MISSING,
         fs_context_source: FIELD_MISSING,
         fs_context_fs_type: FIELD_MISSING,
+        fs_context_purpose: FIELD_MISSING,
+        fs_context_sb_flags: FIELD_MISSING,
         file_system_type_name: FIELD_MISSING,
     };
 }

@@ -260,6 +260,8 @@ pub mod syscall {
     /// new mount API, `fsconfig(FSCONFIG_CMD_CREATE)`.
     pub const MOUNT_OR_FSCONFIG: u32 = 3;
     pub const FSCONFIG: u32 = 4;
+    /// A bind, seen in the kernel (`__do_loopback`): `mount --bind` or `open_tree(OPEN_TREE_CLONE)`.
+    pub const BIND: u32 = 5;
 
     pub const fn name(nr: u32) -> &'static str {
         match nr {
@@ -267,6 +269,7 @@ pub mod syscall {
             MOUNT => "mount",
             MOUNT_OR_FSCONFIG => "mount/fsconfig",
             FSCONFIG => "fsconfig",
+            BIND => "mount --bind/open_tree",
             _ => "unknown",
         }
     }
@@ -349,9 +352,14 @@ pub struct MountEvent {
     pub syscall: u32,
     /// The new filesystem's device (`super_block.s_dev`, kernel encoding); 0 when unknown.
     pub dev: u32,
-    /// `mount` flags; 0 where the kernel's objects are read (they only ever show new
-    /// filesystem instances, never a remount, bind or move).
+    /// `mount` flags; 0 where the kernel's objects show a new filesystem instance, `MS_BIND`
+    /// (with `MS_REC`) for a bind they show.
     pub flags: u64,
+    /// For a bind seen in the kernel: the mount namespace of the mount it copies from; else 0.
+    pub source_mnt_ns: u32,
+    /// 0, or the `-errno` the kernel refused a bind with (binds are reported refused too: the
+    /// kernel refuses binds of another namespace's mounts, and the attempt is the news).
+    pub result: i32,
     pub fstype: [u8; FSTYPE_LEN],
     pub source: [u8; MOUNT_PATH_LEN],
     /// Empty when the hook does not know the mount point (fexit on `vfs_get_tree`).

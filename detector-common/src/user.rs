@@ -169,7 +169,7 @@ mod tests {
         assert_eq!(size_of::<NamespaceEvent>(), 112);
         assert_eq!(size_of::<FileOpenEvent>(), 472);
         assert_eq!(offset_of!(FileOpenEvent, magic), 56);
-        assert_eq!(size_of::<MountEvent>(), 344);
+        assert_eq!(size_of::<MountEvent>(), 352);
         assert_eq!(size_of::<ModuleEvent>(), 112);
         assert_eq!(size_of::<BpfEvent>(), 48);
         assert_eq!(size_of::<PtraceEvent>(), 56);
@@ -178,8 +178,8 @@ mod tests {
         assert_eq!(size_of::<SignalEvent>(), 48);
         assert_eq!(size_of::<OpenByHandleEvent>(), 40 + 8 + 16 + 64);
         assert_eq!(size_of::<TaskMark>(), 24);
-        assert_eq!(size_of::<Offsets>(), 81 * 4);
-        assert_eq!(size_of::<Config>(), 32 + 24 + 81 * 4);
+        assert_eq!(size_of::<Offsets>(), 86 * 4);
+        assert_eq!(size_of::<Config>(), 32 + 24 + 86 * 4);
     }
 
     fn bytes_of<T>(v: &T) -> &[u8] {

@@ -233,6 +233,12 @@ pub fn vfs_get_tree(ctx: FExitContext) -> i32 {
     0
 }
 
+#[fexit(function = "__do_loopback")]
+pub fn do_loopback(ctx: FExitContext) -> i32 {
+    mounts::on_do_loopback(&ctx);
+    0
+}
+
 #[tracepoint(category = "syscalls", name = "sys_enter_bpf")]
 pub fn sys_enter_bpf(ctx: TracePointContext) -> u32 {
     bpf_calls::on_bpf_enter(&ctx);

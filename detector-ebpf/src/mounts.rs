@@ -1,6 +1,7 @@
-//! New filesystem instances made by container processes. The agent judges the filesystem
-//! type and flags; the kernel only keeps uninteresting processes out. With fexit the kernel's
-//! own objects speak (the filesystem type the kernel chose, the superblock's device) for
+//! Mounts made by container processes: new filesystem instances, and binds of paths from
+//! outside the container's mount namespace. The agent judges the filesystem type and flags;
+//! the kernel only keeps uninteresting processes out. With fexit the kernel's own objects speak
+//! (the filesystem type the kernel chose, the superblock's device, the mount a bind copies) for
 //! `mount` and the new mount API alike; syscall tracepoints read `mount`'s arguments.
 
 use aya_ebpf::programs::{FExitContext, TracePointContext};
@@ -11,9 +12,9 @@ use crate::{
     emit::reserve,
     files::fd_private_data,
     identity::{self, Actor},
-    kread::{field, kernel_str, pointer, user_str},
+    kread::{field, kernel_str, pointer, read_or_zero, user_str},
     maps::{FSCONFIG_PENDING, MOUNT_PENDING},
-    syscall_record,
+    syscall_record, task,
 };
 
 /// The user pointers and flags of a `mount` call, from entry to exit.
@@ -41,7 +42,8 @@ pub fn on_mount_exit(ctx: &TracePointContext) {
     let Some((pending, actor)) = syscall_record::take(&MOUNT_PENDING) else {
         return;
     };
-    if syscall_record::ret(ctx) != 0 {
+    let result = syscall_record::ret(ctx);
+    if result != 0 && pending.flags & MS_BIND == 0 {
         return;
     }
     let Some(mut entry) = reserve::<MountEvent>(EventKind::Mount) else {
@@ -55,6 +57,8 @@ pub fn on_mount_exit(ctx: &TracePointContext) {
         (*e).syscall = syscall::MOUNT;
         (*e).dev = 0;
         (*e).flags = pending.flags;
+        (*e).source_mnt_ns = 0;
+        (*e).result = result as i32;
         user_str(pending.fstype as *const u8, &mut (*e).fstype);
         user_str(pending.source as *const u8, &mut (*e).source);
         user_str(pending.target as *const u8, &mut (*e).target);
@@ -102,10 +106,73 @@ pub fn on_vfs_get_tree(ctx: &FExitContext) {
     if ret != 0 {
         return;
     }
+    let fc: *const u8 = ctx.arg(0);
+    // An automount (tracefs under debugfs, an NFS submount) is the kernel's, not the walker's:
+    // a submount context, or (vfs_submount, before 6.6) a mount context flagged SB_SUBMOUNT.
+    if read_or_zero::<u8>(fc, offset!(fs_context_purpose)) != FS_CONTEXT_FOR_MOUNT
+        || read_or_zero::<u32>(fc, offset!(fs_context_sb_flags)) & SB_SUBMOUNT != 0
+    {
+        return;
+    }
     if let Some(actor) = identity::current() {
-        report_new_tree(ctx.arg(0), syscall::MOUNT_OR_FSCONFIG, &actor);
+        report_new_tree(fc, syscall::MOUNT_OR_FSCONFIG, &actor);
     }
 }
+
+/// `__do_loopback(struct path *old_path, int recurse)` returned, for `mount --bind` or
+/// `open_tree(OPEN_TREE_CLONE)`: reported when the mount to copy belongs to another mount
+/// namespace than the caller's (a path reached through `/proc/PID/root` of a host process, or
+/// a leaked descriptor). The kernel refuses those (`-EINVAL`): the attempt is reported with
+/// its result.
+pub fn on_do_loopback(ctx: &FExitContext) {
+    let ret: u64 = ctx.arg(2);
+    // An ERR_PTR: -MAX_ERRNO..-1; else the copy.
+    let result = if ret >= MAX_ERRNO.wrapping_neg() {
+        ret as i64 as i32
+    } else {
+        0
+    };
+    let old_path: *const u8 = ctx.arg(0);
+    let source_ns = task::mount_ns(read_or_zero(old_path, offset!(path_mnt)));
+    let own = task::mnt_ns(task::current());
+    if source_ns == 0 || own == 0 || source_ns == own {
+        return;
+    }
+    let Some(actor) = identity::current() else {
+        return;
+    };
+    let Some(mut entry) = reserve::<MountEvent>(EventKind::Mount) else {
+        return;
+    };
+    let recurse: i32 = ctx.arg(1);
+    let dentry = read_or_zero::<*const u8>(old_path, offset!(path_dentry));
+    let sb = read_or_zero::<*const u8>(dentry, offset!(dentry_sb));
+    let fs_type = read_or_zero::<*const u8>(sb, offset!(sb_type));
+    let e = entry.as_mut_ptr();
+    // SAFETY: `e` points at a reserved, exclusively owned MountEvent; the strings are read
+    // with the kernel-memory helper, which validates them.
+    unsafe {
+        (*e).header = actor.header(EventKind::Mount);
+        (*e).syscall = syscall::BIND;
+        (*e).dev = read_or_zero(sb, offset!(sb_dev));
+        (*e).flags = MS_BIND | if recurse != 0 { MS_REC } else { 0 };
+        (*e).source_mnt_ns = source_ns;
+        (*e).result = result;
+        kernel_str(
+            read_or_zero(fs_type, offset!(file_system_type_name)),
+            &mut (*e).fstype,
+        );
+        kernel_str(read_or_zero(dentry, offset!(dentry_name)), &mut (*e).source);
+        (*e).target[0] = 0;
+    }
+    entry.submit(0);
+}
+
+const FS_CONTEXT_FOR_MOUNT: u8 = 0;
+const SB_SUBMOUNT: u32 = 1 << 26;
+const MAX_ERRNO: u64 = 4095;
+const MS_BIND: u64 = 0x1000;
+const MS_REC: u64 = 0x4000;
 
 /// Reports the filesystem instance a `struct fs_context` holds: the type the kernel chose,
 /// the source as the kernel keeps it, the superblock's device.
@@ -129,6 +196,8 @@ fn report_new_tree(fc: *const u8, syscall: u32, actor: &Actor) {
         (*e).syscall = syscall;
         (*e).dev = dev;
         (*e).flags = 0;
+        (*e).source_mnt_ns = 0;
+        (*e).result = 0;
         kernel_str(fs_type_name, &mut (*e).fstype);
         kernel_str(
             pointer(fc, offset!(fs_context_source)).unwrap_or_default(),

@@ -42,6 +42,13 @@ const KIND_DECL_TAG: u32 = 17;
 const KIND_TYPE_TAG: u32 = 18;
 const KIND_ENUM64: u32 = 19;
 
+/// Which members an offset may name.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Bits {
+    Whole,
+    WholeOrByte,
+}
+
 #[derive(Debug)]
 pub enum BtfError {
     Read {
@@ -228,6 +235,17 @@ impl Btf {
     /// `struct struct_name`, through embedded and anonymous structs and unions but never through
     /// a pointer.
     pub fn member_offset(&self, struct_name: &str, path: &str) -> Result<u32, BtfError> {
+        self.offset_of(struct_name, path, Bits::Whole)
+    }
+
+    /// The byte offset of a member that may be a bitfield of exactly one byte that starts on a
+    /// byte (`enum fs_context_purpose purpose:8`): on a little-endian machine, that byte holds
+    /// its value.
+    pub fn byte_member_offset(&self, struct_name: &str, path: &str) -> Result<u32, BtfError> {
+        self.offset_of(struct_name, path, Bits::WholeOrByte)
+    }
+
+    fn offset_of(&self, struct_name: &str, path: &str, bits: Bits) -> Result<u32, BtfError> {
         let mut type_id = self.struct_id(struct_name)?;
         let mut bit_offset = 0u64;
         // Bytes of `path` already descended, with the dot that follows them.
@@ -251,7 +269,7 @@ impl Btf {
                         container: self.describe(type_id),
                         segment: segment.to_owned(),
                     })?;
-            self.check_addressable(&found.member, struct_name, path)?;
+            self.check_addressable(&found.member, struct_name, path, bits)?;
             bit_offset += found.bit_offset;
             type_id = found.member.type_id;
             walked += segment.len() + 1;
@@ -432,8 +450,10 @@ impl Btf {
         member: &Member,
         struct_name: &str,
         path: &str,
+        bits: Bits,
     ) -> Result<(), BtfError> {
-        if member.bitfield_size != 0 || self.is_partial_int(member.type_id)? {
+        let one_byte = bits == Bits::WholeOrByte && member.bitfield_size == 8;
+        if !one_byte && (member.bitfield_size != 0 || self.is_partial_int(member.type_id)?) {
             return Err(BtfError::Bitfield {
                 struct_name: struct_name.to_owned(),
                 path: path.to_owned(),
@@ -826,6 +846,31 @@ mod tests {
             "cannot look up mnt_ns.inum in struct nsproxy: member mnt_ns is not a struct or \
              union (pointers are not followed)"
         );
+    }
+
+    #[test]
+    fn a_one_byte_bitfield_on_a_byte_has_a_byte_offset_on_request() {
+        let mut b = BtfBuilder::new();
+        let uint = b.int("unsigned int", 4);
+        b.composite(
+            KIND_STRUCT,
+            "fs_context",
+            16,
+            true,
+            &[
+                ("purpose", uint, 32, 8),
+                ("phase", uint, 40, 8),
+                ("flags", uint, 48, 4),
+            ],
+        );
+        let btf = parse(&b);
+        assert!(matches!(
+            btf.member_offset("fs_context", "purpose"),
+            Err(BtfError::Bitfield { .. })
+        ));
+        assert_eq!(btf.byte_member_offset("fs_context", "purpose").unwrap(), 4);
+        assert_eq!(btf.byte_member_offset("fs_context", "phase").unwrap(), 5);
+        assert!(btf.byte_member_offset("fs_context", "flags").is_err());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use detector_common::Offsets;
 
-use super::btf::Btf;
+use super::btf::{Btf, BtfError};
 
 /// A field the running kernel's BTF does not have; the programs skip it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,6 +30,7 @@ struct Field {
     /// Member paths in order of preference: later ones cover renames on other kernels.
     candidates: &'static [&'static str],
     slot: fn(&mut Offsets) -> &mut u32,
+    lookup: fn(&Btf, &str, &str) -> Result<u32, BtfError>,
 }
 
 /// One row: `Offsets` field, struct name, candidate member paths.
@@ -40,6 +41,17 @@ macro_rules! field {
             struct_name: $struct_name,
             candidates: &[$($path),+],
             slot: |offsets| &mut offsets.$field,
+            lookup: Btf::member_offset,
+        }
+    };
+}
+
+/// A row for a member the programs read as one byte, which may be a one-byte bitfield.
+macro_rules! byte_field {
+    ($field:ident, $struct_name:literal, [$($path:literal),+ $(,)?]) => {
+        Field {
+            lookup: Btf::byte_member_offset,
+            ..field!($field, $struct_name, [$($path),+])
         }
     };
 }
@@ -120,6 +132,10 @@ const FIELDS: &[Field] = &[
 
     field!(sb_magic, "super_block", ["s_magic"]),
     field!(sb_dev, "super_block", ["s_dev"]),
+    field!(sb_type, "super_block", ["s_type"]),
+
+    field!(path_mnt, "path", ["mnt"]),
+    field!(path_dentry, "path", ["dentry"]),
 
     field!(inode_mode, "inode", ["i_mode"]),
     field!(inode_ino, "inode", ["i_ino"]),
@@ -145,6 +161,9 @@ const FIELDS: &[Field] = &[
     field!(fs_context_root, "fs_context", ["root"]),
     field!(fs_context_source, "fs_context", ["source"]),
     field!(fs_context_fs_type, "fs_context", ["fs_type"]),
+    // `enum fs_context_purpose purpose:8`.
+    byte_field!(fs_context_purpose, "fs_context", ["purpose"]),
+    field!(fs_context_sb_flags, "fs_context", ["sb_flags"]),
     field!(file_system_type_name, "file_system_type", ["name"]),
 ];
 
@@ -172,7 +191,7 @@ pub fn resolve(btf: &Btf) -> Resolved {
 fn first_candidate(btf: &Btf, field: &Field) -> Result<u32, String> {
     let mut errors = Vec::new();
     for path in field.candidates {
-        match btf.member_offset(field.struct_name, path) {
+        match (field.lookup)(btf, field.struct_name, path) {
             Ok(offset) => return Ok(offset),
             Err(error) => errors.push(error.to_string()),
         }

@@ -260,7 +260,13 @@ pub const SENSORS: &[Sensor] = &[
         implementations: &[
             Implementation {
                 backend: Backend::Fentry,
-                probes: &[fexit("vfs_get_tree")],
+                probes: &[
+                    fexit("vfs_get_tree"),
+                    Probe {
+                        hook: Hook::FExit("__do_loopback"),
+                        ..fexit("do_loopback")
+                    },
+                ],
             },
             tracepoints(&[
                 syscall("sys_enter_mount", false),

@@ -33,7 +33,7 @@ pub fn open_by_handle(e: &OpenByHandleEvent, subject: &Subject) -> Option<Findin
             }),
         )
     } else {
-        let error = std::io::Error::from_raw_os_error((-e.result) as i32);
+        let error = nix::errno::Errno::from_raw((-e.result) as i32);
         (
             format!("was refused ({error})"),
             json!({ "result": "refused", "errno": -e.result }),
@@ -87,6 +87,9 @@ mod tests {
         };
         let f = open_by_handle(&refused, &subject(&fs)).unwrap();
         assert_eq!(f.details["errno"], 1);
-        assert!(f.message.contains("was refused (Operation not permitted"));
+        assert!(
+            f.message
+                .ends_with("was refused (EPERM: Operation not permitted)")
+        );
     }
 }

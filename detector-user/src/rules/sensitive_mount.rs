@@ -1,5 +1,12 @@
 //! sensitive-mount: a container process mounted a filesystem that exposes the host: a block
-//! device (the host's disks), or a pseudo filesystem holding kernel or host state.
+//! device (the host's disks), a pseudo filesystem holding kernel or host state, or a bind of a
+//! host path (which makes the host's files the container's own mount, out of reach of the
+//! rules that watch for writes outside the container).
+//!
+//! Binds are seen in the kernel where trampolines work: the mount copied belongs to another
+//! mount namespace than the container's. On syscall tracepoints only `mount`'s strings are
+//! there, and a bind whose source goes through `/proc/PID/root` or `/proc/PID/cwd` of a
+//! numbered process, in a container that shares the host's pid namespace, stands for one.
 
 use detector_common::{MountEvent, syscall};
 use serde_json::json;
@@ -10,8 +17,8 @@ pub const SENSITIVE_MOUNT: RuleInfo = RuleInfo {
     id: "sensitive-mount",
     severity: Severity::High,
     mitre: &["T1611"],
-    description: "mounts a block device, or a cgroup/proc/sys/debug/security/bpf/binfmt_misc \
-                  filesystem",
+    description: "mounts a block device, a cgroup/proc/sys/debug/security/bpf/binfmt_misc \
+                  filesystem, or bind-mounts a host path",
 };
 
 /// Pseudo filesystems whose new instance hands the container host or kernel state.
@@ -39,6 +46,12 @@ const NOT_A_NEW_MOUNT: u64 = libc::MS_REMOUNT
     | libc::MS_UNBINDABLE;
 
 pub fn sensitive_mount(e: &MountEvent, subject: &Subject) -> Option<Finding> {
+    if e.syscall == syscall::BIND {
+        return host_bind(e, subject);
+    }
+    if e.flags & libc::MS_BIND != 0 {
+        return bind_through_proc(e, subject);
+    }
     if e.flags & NOT_A_NEW_MOUNT != 0 {
         return None;
     }
@@ -78,14 +91,108 @@ pub fn sensitive_mount(e: &MountEvent, subject: &Subject) -> Option<Finding> {
     })
 }
 
+/// A bind the kernel saw copy a mount of another mount namespace than the container's.
+fn host_bind(e: &MountEvent, subject: &Subject) -> Option<Finding> {
+    let from = e.source_mnt_ns;
+    if from == subject.ns.mnt || subject.origin.is_some_and(|o| o.ns.mnt == from) {
+        return None;
+    }
+    let whose = if from == subject.host_ns.mnt {
+        "the host's"
+    } else {
+        "another"
+    };
+    let (fstype, source, device) = (text(&e.fstype), text(&e.source), super::device_name(e.dev));
+    Some(bind_finding(
+        e,
+        subject,
+        format!("{source} ({fstype} on {device}) from a mount of {whose} mount namespace"),
+        json!({ "source_mnt_ns": from, "fstype": fstype, "device": device }),
+    ))
+}
+
+/// The tracepoints' stand-in: a bind through another process's root or working directory in
+/// a container that shares the host's pid namespace.
+fn bind_through_proc(e: &MountEvent, subject: &Subject) -> Option<Finding> {
+    let shares_host_pids = subject
+        .origin
+        .is_some_and(|o| o.ns.pid_for_children == subject.host_ns.pid_for_children);
+    let source = text(&e.source);
+    if !shares_host_pids || !through_another_process(&source) {
+        return None;
+    }
+    Some(bind_finding(
+        e,
+        subject,
+        format!("{source}, another process's root or working directory"),
+        json!({}),
+    ))
+}
+
+/// `/proc/<number>/root...` or `/proc/<number>/cwd...`.
+fn through_another_process(source: &str) -> bool {
+    let mut parts = source.trim_start_matches('/').split('/');
+    parts.next() == Some("proc")
+        && parts
+            .next()
+            .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+        && matches!(parts.next(), Some("root" | "cwd"))
+}
+
+fn bind_finding(
+    e: &MountEvent,
+    subject: &Subject,
+    what: String,
+    mut details: serde_json::Value,
+) -> Finding {
+    let target = text(&e.target);
+    let on = if target.is_empty() {
+        String::new()
+    } else {
+        format!(" on {target}")
+    };
+    let (did, refused) = match e.result {
+        0 => ("bind-mounted", None),
+        errno => (
+            "tried to bind-mount",
+            Some(nix::errno::Errno::from_raw(-errno).to_string()),
+        ),
+    };
+    details["result"] = if refused.is_some() {
+        "refused"
+    } else {
+        "mounted"
+    }
+    .into();
+    details["error"] = refused.clone().into();
+    details["syscall"] = syscall::name(e.syscall).into();
+    details["kind"] = "host-bind".into();
+    details["source"] = text(&e.source).into();
+    details["target"] = target.into();
+    details["flags"] = e.flags.into();
+    Finding {
+        rule: &SENSITIVE_MOUNT,
+        message: format!(
+            "{} {did} {what}{on}{}",
+            subject.describe(),
+            refused
+                .map(|why| format!(" (refused: {why})"))
+                .unwrap_or_default()
+        ),
+        details,
+        repeat: Repeat::EveryAct,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::test_support::HOST_NS;
     use crate::{
         rules::test_support::{buf, header, subject},
         state::filesystems::Filesystems,
     };
-    use detector_common::EventKind;
+    use detector_common::{EventKind, Namespaces};
 
     fn mount(fstype: &str, source: &str, flags: u64) -> MountEvent {
         MountEvent {
@@ -93,6 +200,8 @@ mod tests {
             syscall: syscall::MOUNT,
             dev: 0,
             flags,
+            source_mnt_ns: 0,
+            result: 0,
             fstype: buf(fstype),
             source: buf(source),
             target: buf("/mnt/x"),
@@ -139,5 +248,85 @@ mod tests {
         assert!(sensitive_mount(&mount("tmpfs", "tmpfs", 0), &s).is_none());
         assert!(sensitive_mount(&mount("proc", "proc", libc::MS_REMOUNT), &s).is_none());
         assert!(sensitive_mount(&mount("ext4", "/data", libc::MS_BIND), &s).is_none());
+    }
+
+    fn sharing_host_pids(fs: &Filesystems) -> Subject<'_> {
+        let mut s = subject(fs);
+        s.ns.mnt = 11;
+        s.origin = Some(crate::state::container::Origin {
+            ns: Namespaces { mnt: 11, ..HOST_NS },
+            root: detector_common::FileId::default(),
+            euid: Some(0),
+            cap_effective: 0,
+        });
+        s
+    }
+
+    #[test]
+    fn a_bind_the_kernel_saw_copy_a_foreign_mount_fires() {
+        let fs = Filesystems::default();
+        let s = sharing_host_pids(&fs);
+        let bind = MountEvent {
+            syscall: syscall::BIND,
+            dev: (253 << 20) | 1,
+            source_mnt_ns: HOST_NS.mnt,
+            target: [0; detector_common::MOUNT_PATH_LEN],
+            ..mount("ext4", "etc", libc::MS_BIND)
+        };
+        let f = sensitive_mount(&bind, &s).unwrap();
+        assert_eq!(f.details["kind"], "host-bind");
+        assert!(
+            f.message.ends_with(
+                "bind-mounted etc (ext4 on 253:1) from a mount of the host's mount namespace"
+            ),
+            "{}",
+            f.message
+        );
+        assert_eq!(f.details["result"], "mounted");
+        let refused = MountEvent {
+            result: -libc::EINVAL,
+            ..bind
+        };
+        let f = sensitive_mount(&refused, &s).unwrap();
+        assert_eq!(f.details["result"], "refused");
+        assert!(
+            f.message.contains("tried to bind-mount etc"),
+            "{}",
+            f.message
+        );
+        assert!(
+            f.message.ends_with("(refused: EINVAL: Invalid argument)"),
+            "{}",
+            f.message
+        );
+        let own = MountEvent {
+            source_mnt_ns: 11,
+            ..bind
+        };
+        assert!(
+            sensitive_mount(&own, &s).is_none(),
+            "the container's own mount"
+        );
+    }
+
+    #[test]
+    fn on_tracepoints_a_bind_through_a_host_process_root_fires() {
+        let fs = Filesystems::default();
+        let s = sharing_host_pids(&fs);
+        let through = mount("", "/proc/4321/root/etc", libc::MS_BIND | libc::MS_REC);
+        let f = sensitive_mount(&through, &s).unwrap();
+        assert!(
+            f.message
+                .contains("bind-mounted /proc/4321/root/etc, another process's root")
+        );
+        for source in ["/proc/self/root/etc", "/data", "/proc/4321/environ"] {
+            assert!(
+                sensitive_mount(&mount("", source, libc::MS_BIND), &s).is_none(),
+                "{source}"
+            );
+        }
+        // A container with its own pid namespace reaches only its own processes.
+        let own_pids = subject(&fs);
+        assert!(sensitive_mount(&through, &own_pids).is_none());
     }
 }

@@ -19,6 +19,7 @@ use crate::Failure;
 const FSCONFIG_SET_STRING: libc::c_uint = 1;
 const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+const OPEN_TREE_CLONE: libc::c_uint = 1;
 
 // From include/uapi/linux/bpf.h: the libc crate does not cover bpf().
 const BPF_MAP_CREATE: libc::c_int = 0;
@@ -215,8 +216,50 @@ pub fn connect(path: &str) -> Result<String, Failure> {
 
 /// Mounts a new `fstype` filesystem at `dir` with the new mount API (fsopen, fsconfig,
 /// fsmount, move_mount): no mount(2) call anywhere.
+/// `open_tree(OPEN_TREE_CLONE)` of `source`, attached at `dir` with `move_mount`: a bind by the
+/// new mount API.
+pub fn bind_tree(source: &str, dir: &str) -> Result<String, Failure> {
+    let source_c = c_string(source)?;
+    // SAFETY: a NUL-terminated path and flags.
+    let tree = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            source_c.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    };
+    if tree < 0 {
+        return Err(Failure::os(format!("open_tree({source}, OPEN_TREE_CLONE)")));
+    }
+    // SAFETY: the kernel has just handed us this descriptor and nothing else owns it.
+    let tree = unsafe { OwnedFd::from_raw_fd(tree as RawFd) };
+    attach(&tree, dir)?;
+    Ok(format!("bind-tree: attached a clone of {source} at {dir}"))
+}
+
+/// `move_mount` of a detached mount (an `fsmount` or `open_tree` descriptor) onto `dir`.
+fn attach(mount: &OwnedFd, dir: &str) -> Result<(), Failure> {
+    let (dir_c, empty) = (c_string(dir)?, c_string("")?);
+    // SAFETY: NUL-terminated paths that outlive the call; the empty one names the descriptor.
+    let moved = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mount.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            dir_c.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if moved < 0 {
+        return Err(Failure::os(format!("move_mount(.., {dir})")));
+    }
+    Ok(())
+}
+
 pub fn fsmount(fstype: &str, dir: &str) -> Result<String, Failure> {
-    let (fstype_c, dir_c, source) = (c_string(fstype)?, c_string(dir)?, c_string("source")?);
+    let (fstype_c, source) = (c_string(fstype)?, c_string("source")?);
     // SAFETY: a NUL-terminated name and no flags.
     let fs = unsafe { libc::syscall(libc::SYS_fsopen, fstype_c.as_ptr(), 0) };
     if fs < 0 {
@@ -260,21 +303,7 @@ pub fn fsmount(fstype: &str, dir: &str) -> Result<String, Failure> {
     }
     // SAFETY: as for fsopen.
     let mnt = unsafe { OwnedFd::from_raw_fd(mnt as RawFd) };
-    let empty = c_string("")?;
-    // SAFETY: NUL-terminated paths that outlive the call; the empty one names the descriptor.
-    let moved = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            mnt.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_FDCWD,
-            dir_c.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    };
-    if moved < 0 {
-        return Err(Failure::os(format!("move_mount(.., {dir})")));
-    }
+    attach(&mnt, dir)?;
     Ok(format!("fsmount: mounted a new {fstype} at {dir}"))
 }
 

@@ -16,8 +16,10 @@ use libc::pid_t;
 
 const USAGE: &str = "\
 usage: escape-act ACT
-  bpf | bpf-walk | signal PID SIGNAL | ptrace PID | vm-read PID | connect PATH | fsmount FSTYPE DIR | mount FSTYPE DIR
-  | write PATH VALUE | open PATH read|write | open-by-handle PATH | exe-overwrite PID | load-module PATH | print-pid | ids
+  bpf | bpf-walk | signal PID SIGNAL | ptrace PID | vm-read PID | connect PATH
+  | fsmount FSTYPE DIR | bind-tree SOURCE DIR | mount FSTYPE DIR
+  | write PATH VALUE | open PATH read|write | open-by-handle PATH | exe-overwrite PID
+  | load-module PATH | print-pid | ids
   | orphan-thread ACT | fork-storm N ACT
   | thread-exec PROGRAM [ARG...] | setns-exec PID PROGRAM [ARG...]
   | private-mounts PROGRAM [ARG...] | spawn-with-pid PID PROGRAM [ARG...]
@@ -40,6 +42,11 @@ pub enum Act {
     },
     Mount {
         fstype: String,
+        dir: String,
+    },
+    /// A bind by the new mount API: open_tree(OPEN_TREE_CLONE), then move_mount.
+    BindTree {
+        source: String,
         dir: String,
     },
     Write {
@@ -128,6 +135,7 @@ pub fn run(act: Act) -> Result<String, Failure> {
         Act::VmRead(pid) => calls::vm_read(pid),
         Act::Connect(path) => calls::connect(&path),
         Act::FsMount { fstype, dir } => calls::fsmount(&fstype, &dir),
+        Act::BindTree { source, dir } => calls::bind_tree(&source, &dir),
         Act::Mount { fstype, dir } => calls::mount(&fstype, &dir),
         Act::Write { path, value } => calls::write(&path, &value),
         Act::Open { path, write } => calls::open(&path, write),
@@ -174,6 +182,10 @@ fn parse_words(args: &[&str]) -> Option<Act> {
         ["connect", path] => Some(Act::Connect(owned(path))),
         ["fsmount", fstype, dir] => Some(Act::FsMount {
             fstype: owned(fstype),
+            dir: owned(dir),
+        }),
+        ["bind-tree", source, dir] => Some(Act::BindTree {
+            source: owned(source),
             dir: owned(dir),
         }),
         ["mount", fstype, dir] => Some(Act::Mount {
