@@ -168,9 +168,12 @@ pub struct Offsets {
     pub inode_mode: u32,
     pub inode_ino: u32,
     pub inode_rdev: u32,
+    pub inode_private: u32,
 
     pub mm_arg_start: u32,
     pub mm_arg_end: u32,
+    /// `mm_struct.owner` (kernels with memory cgroups).
+    pub mm_owner: u32,
 
     pub binprm_filename: u32,
 
@@ -266,8 +269,10 @@ impl Offsets {
         inode_mode: FIELD_MISSING,
         inode_ino: FIELD_MISSING,
         inode_rdev: FIELD_MISSING,
+        inode_private: FIELD_MISSING,
         mm_arg_start: FIELD_MISSING,
         mm_arg_end: FIELD_MISSING,
+        mm_owner: FIELD_MISSING,
         binprm_filename: FIELD_MISSING,
         cgroup_level: FIELD_MISSING,
         cgroup_kn: FIELD_MISSING,

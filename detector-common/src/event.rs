@@ -430,6 +430,10 @@ pub mod ptrace_access {
     pub const GRANTED_REALCREDS: u32 = 5;
     /// The same with filesystem credentials: opening /proc/PID/mem (or similar).
     pub const GRANTED_FSCREDS: u32 = 6;
+    /// `/proc/PID/environ` or `/proc/PID/auxv` opened (read-mode access to its memory).
+    pub const PROC_READ: u32 = 7;
+    /// `pidfd_getfd`: a copy of one of the target's descriptors.
+    pub const PIDFD_GETFD: u32 = 8;
 
     pub const fn name(access: u32) -> &'static str {
         match access {
@@ -439,6 +443,8 @@ pub mod ptrace_access {
             VM_WRITE => "process_vm_writev",
             GRANTED_REALCREDS => "ptrace or process_vm access",
             GRANTED_FSCREDS => "/proc/PID/mem access",
+            PROC_READ => "/proc/PID/environ or auxv read",
+            PIDFD_GETFD => "pidfd_getfd",
             _ => "unknown",
         }
     }

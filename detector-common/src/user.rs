@@ -178,8 +178,8 @@ mod tests {
         assert_eq!(size_of::<SignalEvent>(), 48);
         assert_eq!(size_of::<OpenByHandleEvent>(), 40 + 8 + 16 + 64);
         assert_eq!(size_of::<TaskMark>(), 24);
-        assert_eq!(size_of::<Offsets>(), 86 * 4);
-        assert_eq!(size_of::<Config>(), 32 + 24 + 86 * 4);
+        assert_eq!(size_of::<Offsets>(), 88 * 4);
+        assert_eq!(size_of::<Config>(), 32 + 24 + 88 * 4);
     }
 
     fn bytes_of<T>(v: &T) -> &[u8] {

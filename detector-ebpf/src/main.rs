@@ -287,6 +287,24 @@ pub fn sys_exit_process_vm_writev(ctx: TracePointContext) -> u32 {
     0
 }
 
+#[tracepoint(category = "syscalls", name = "sys_enter_pidfd_getfd")]
+pub fn sys_enter_pidfd_getfd(ctx: TracePointContext) -> u32 {
+    ptrace::on_pidfd_getfd_enter(&ctx);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_pidfd_getfd")]
+pub fn sys_exit_pidfd_getfd(ctx: TracePointContext) -> u32 {
+    ptrace::on_access_exit(&ctx);
+    0
+}
+
+#[fexit(function = "proc_mem_open")]
+pub fn proc_mem_open(ctx: FExitContext) -> i32 {
+    ptrace::on_proc_mem_open(&ctx);
+    0
+}
+
 #[fexit(function = "security_ptrace_access_check")]
 pub fn security_ptrace_access_check(ctx: FExitContext) -> i32 {
     ptrace::on_ptrace_access_check(&ctx);

@@ -67,3 +67,66 @@ fn tracing_a_process_of_the_same_container_is_silent() -> anyhow::Result<()> {
     scenario::expect_no_alert_for(&detector, container.id());
     scenario::expect_detector_alerts(&detector)
 }
+
+/// pidfd_getfd copies a descriptor out of a host process: whatever it had open (a socket, a
+/// file outside the container) is the container's now.
+#[test]
+fn copying_a_host_process_descriptor_with_pidfd_getfd_is_reported() -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let target = HostProcess::sleep()?;
+    let detector = Detector::start(&[])?;
+    let container = Container::start(Profile::HostPid, CgroupLayout::Docker)?;
+    let by = By::Workload;
+    let alert = scenario::expect_alert(
+        &detector,
+        "ptrace-outside-container",
+        &container,
+        Some("escape-act"),
+        by,
+        || {
+            container.run(by, &format!("{ACT} pidfd-getfd {} 1", target.pid()))?;
+            Ok(())
+        },
+    )?;
+    assert_eq!(alert["details"]["target_pid"], target.pid(), "{alert:#}");
+    Ok(())
+}
+
+/// Read-mode access to a host process's memory: its environment (secrets, tokens). Seen in the
+/// kernel (fexit `proc_mem_open`); syscall tracepoints do not see which /proc file is opened.
+#[test]
+fn reading_a_host_process_environment_is_reported() -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let target = HostProcess::sleep()?;
+    let detector = Detector::start(&[])?;
+    if !detector
+        .log()
+        .contains("process access (ptrace-outside-container): fentry backend")
+    {
+        eprintln!("skipped (process access on syscall tracepoints: /proc opens are not theirs)");
+        return Ok(());
+    }
+    let container = Container::start(Profile::HostPid, CgroupLayout::Docker)?;
+    let by = By::ExecSession;
+    let alert = scenario::expect_alert(
+        &detector,
+        "ptrace-outside-container",
+        &container,
+        Some("escape-act"),
+        by,
+        || {
+            technique::open_file(
+                &container,
+                by,
+                &format!("/proc/{}/environ", target.pid()),
+                false,
+            )
+        },
+    )?;
+    assert_eq!(
+        alert["details"]["access"], "/proc/PID/environ or auxv read",
+        "{alert:#}"
+    );
+    assert_eq!(alert["details"]["target_pid"], target.pid(), "{alert:#}");
+    Ok(())
+}

@@ -140,9 +140,11 @@ const FIELDS: &[Field] = &[
     field!(inode_mode, "inode", ["i_mode"]),
     field!(inode_ino, "inode", ["i_ino"]),
     field!(inode_rdev, "inode", ["i_rdev"]),
+    field!(inode_private, "inode", ["i_private"]),
 
     field!(mm_arg_start, "mm_struct", ["arg_start"]),
     field!(mm_arg_end, "mm_struct", ["arg_end"]),
+    field!(mm_owner, "mm_struct", ["owner"]),
 
     field!(binprm_filename, "linux_binprm", ["filename"]),
 

@@ -298,7 +298,10 @@ pub const SENSORS: &[Sensor] = &[
         implementations: &[
             Implementation {
                 backend: Backend::Fentry,
-                probes: &[fexit("security_ptrace_access_check")],
+                probes: &[
+                    fexit("security_ptrace_access_check"),
+                    optional(fexit("proc_mem_open")),
+                ],
             },
             tracepoints(&[
                 syscall("sys_enter_ptrace", false),
@@ -307,6 +310,9 @@ pub const SENSORS: &[Sensor] = &[
                 syscall("sys_exit_process_vm_readv", true),
                 syscall("sys_enter_process_vm_writev", true),
                 syscall("sys_exit_process_vm_writev", true),
+                // 5.6+.
+                syscall("sys_enter_pidfd_getfd", true),
+                syscall("sys_exit_pidfd_getfd", true),
             ]),
         ],
     },

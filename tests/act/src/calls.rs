@@ -120,6 +120,24 @@ fn bpf_call(cmd: libc::c_int, attr: &mut IdAttr) -> libc::c_long {
     }
 }
 
+pub fn pidfd_getfd(pid: pid_t, fd: libc::c_int) -> Result<String, Failure> {
+    // SAFETY: plain system calls; the descriptors returned are owned below.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if pidfd < 0 {
+        return Err(Failure::os(format!("pidfd_open({pid})")));
+    }
+    // SAFETY: the kernel has just handed us this descriptor.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
+    // SAFETY: as above.
+    let copy = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+    if copy < 0 {
+        return Err(Failure::os(format!("pidfd_getfd({pid}, {fd})")));
+    }
+    // SAFETY: as above.
+    drop(unsafe { OwnedFd::from_raw_fd(copy as RawFd) });
+    Ok(format!("pidfd-getfd: copied descriptor {fd} of PID {pid}"))
+}
+
 pub fn signal(pid: pid_t, signal: libc::c_int) -> Result<String, Failure> {
     // SAFETY: a plain system call.
     if unsafe { libc::kill(pid, signal) } < 0 {

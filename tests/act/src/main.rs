@@ -16,7 +16,8 @@ use libc::pid_t;
 
 const USAGE: &str = "\
 usage: escape-act ACT
-  bpf | bpf-walk | signal PID SIGNAL | ptrace PID | vm-read PID | connect PATH
+  bpf | bpf-walk | signal PID SIGNAL | ptrace PID | vm-read PID | pidfd-getfd PID FD
+  | connect PATH
   | fsmount FSTYPE DIR | bind-tree SOURCE DIR | mount FSTYPE DIR
   | write PATH VALUE | open PATH read|write | open-by-handle PATH | exe-overwrite PID
   | load-module PATH | print-pid | ids
@@ -35,6 +36,11 @@ pub enum Act {
     },
     Ptrace(pid_t),
     VmRead(pid_t),
+    /// A copy of descriptor `fd` of process `pid`, through a pidfd.
+    PidfdGetfd {
+        pid: pid_t,
+        fd: libc::c_int,
+    },
     Connect(String),
     FsMount {
         fstype: String,
@@ -133,6 +139,7 @@ pub fn run(act: Act) -> Result<String, Failure> {
         Act::Signal { pid, signal } => calls::signal(pid, signal),
         Act::Ptrace(pid) => calls::ptrace(pid),
         Act::VmRead(pid) => calls::vm_read(pid),
+        Act::PidfdGetfd { pid, fd } => calls::pidfd_getfd(pid, fd),
         Act::Connect(path) => calls::connect(&path),
         Act::FsMount { fstype, dir } => calls::fsmount(&fstype, &dir),
         Act::BindTree { source, dir } => calls::bind_tree(&source, &dir),
@@ -179,6 +186,10 @@ fn parse_words(args: &[&str]) -> Option<Act> {
         }),
         ["ptrace", pid] => parse_pid(pid).map(Act::Ptrace),
         ["vm-read", pid] => parse_pid(pid).map(Act::VmRead),
+        ["pidfd-getfd", pid, fd] => Some(Act::PidfdGetfd {
+            pid: parse_pid(pid)?,
+            fd: fd.parse().ok().filter(|fd: &libc::c_int| *fd >= 0)?,
+        }),
         ["connect", path] => Some(Act::Connect(owned(path))),
         ["fsmount", fstype, dir] => Some(Act::FsMount {
             fstype: owned(fstype),
@@ -273,6 +284,8 @@ mod tests {
             &[][..],
             &["bpf", "extra"],
             &["signal", "1"],
+            &["pidfd-getfd", "1"],
+            &["pidfd-getfd", "1", "-1"],
             &["open", "/f"],
             &["open", "/f", "append"],
             &["exe-overwrite", "0"],
