@@ -189,6 +189,10 @@ pub struct Offsets {
     pub sock_family: u32,
     pub unix_sock_peer: u32,
     pub unix_sock_path_dentry: u32,
+    pub unix_sock_addr: u32,
+    pub unix_address_len: u32,
+    /// `unix_address.name`: a `struct sockaddr_un`.
+    pub unix_address_name: u32,
 
     pub fs_context_root: u32,
     pub fs_context_source: u32,
@@ -284,6 +288,9 @@ impl Offsets {
         sock_family: FIELD_MISSING,
         unix_sock_peer: FIELD_MISSING,
         unix_sock_path_dentry: FIELD_MISSING,
+        unix_sock_addr: FIELD_MISSING,
+        unix_address_len: FIELD_MISSING,
+        unix_address_name: FIELD_MISSING,
         fs_context_root: FIELD_MISSING,
         fs_context_source: FIELD_MISSING,
         fs_context_fs_type: FIELD_MISSING,

@@ -474,9 +474,18 @@ pub struct PtraceEvent {
 #[derive(Clone, Copy, Debug)]
 pub struct UnixConnectEvent {
     pub header: Header,
-    /// The listening socket's file.
+    /// The listening socket's file; zeros for an abstract socket.
     pub socket: FileId,
+    /// An abstract socket's name (without the leading NUL), NUL-padded; empty for a socket
+    /// file. The kernel does not filter these: the agent judges the name, which the host's
+    /// listener chose.
+    pub abstract_name: [u8; ABSTRACT_NAME_LEN],
+    /// How many bytes of `abstract_name` are the name.
+    pub abstract_len: u8,
 }
+
+/// `sun_path` less its leading NUL.
+pub const ABSTRACT_NAME_LEN: usize = 107;
 
 /// A container process sent a signal to the agent.
 #[repr(C)]

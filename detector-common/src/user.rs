@@ -173,13 +173,13 @@ mod tests {
         assert_eq!(size_of::<ModuleEvent>(), 112);
         assert_eq!(size_of::<BpfEvent>(), 48);
         assert_eq!(size_of::<PtraceEvent>(), 56);
-        assert_eq!(size_of::<UnixConnectEvent>(), 56);
+        assert_eq!(size_of::<UnixConnectEvent>(), 56 + 107 + 1);
         assert_eq!(size_of::<FileId>(), 16);
         assert_eq!(size_of::<SignalEvent>(), 48);
         assert_eq!(size_of::<OpenByHandleEvent>(), 40 + 8 + 16 + 64);
         assert_eq!(size_of::<TaskMark>(), 24);
-        assert_eq!(size_of::<Offsets>(), 88 * 4);
-        assert_eq!(size_of::<Config>(), 32 + 24 + 88 * 4);
+        assert_eq!(size_of::<Offsets>(), 91 * 4);
+        assert_eq!(size_of::<Config>(), 32 + 24 + 91 * 4);
     }
 
     fn bytes_of<T>(v: &T) -> &[u8] {

@@ -3,14 +3,14 @@
 //! mount under another name, a symlink or /proc/PID/root cannot hide it.
 
 use aya_ebpf::programs::{FExitContext, TracePointContext};
-use detector_common::{EventKind, UnixConnectEvent, WatchedFile};
+use detector_common::{ABSTRACT_NAME_LEN, EventKind, FIELD_MISSING, UnixConnectEvent, WatchedFile};
 
 use crate::{
     config::offset,
     emit::reserve,
     files::fd_private_data,
     identity::{self, Actor},
-    kread::{field, pointer},
+    kread::{field, pointer, read_or_zero},
     maps::CONNECT_PENDING,
     syscall_record, task,
     watched::watched_as,
@@ -57,13 +57,21 @@ pub fn on_unix_stream_connect(ctx: &FExitContext) {
     }
 }
 
+/// A socket file is reported when it is watched; an abstract socket (no file, a name in the
+/// network namespace) always, with its name: the agent judges it. The connection's socket
+/// shares the listener's address, so both hooks read the same name.
 #[inline(always)]
 fn report_if_watched(unix_sock: *const u8, actor: &Actor) {
-    let Some(dentry) = pointer(unix_sock, offset!(unix_sock_path_dentry)) else {
-        return;
-    };
+    let dentry = read_or_zero::<*const u8>(unix_sock, offset!(unix_sock_path_dentry));
     let socket = task::file_id(dentry);
-    if !watched_as(&socket, WatchedFile::RuntimeSocket) {
+    // `sun_path`, after the 2-byte family; an abstract name starts with a NUL.
+    let address = read_or_zero::<*const u8>(unix_sock, offset!(unix_sock_addr));
+    let sun_path = address.wrapping_add(offset!(unix_address_name) as usize + 2);
+    if dentry.is_null() {
+        if offset!(unix_address_name) == FIELD_MISSING || read_or_zero::<u8>(sun_path, 0) != 0 {
+            return;
+        }
+    } else if !watched_as(&socket, WatchedFile::RuntimeSocket) {
         return;
     }
     let Some(mut entry) = reserve::<UnixConnectEvent>(EventKind::UnixConnect) else {
@@ -74,6 +82,16 @@ fn report_if_watched(unix_sock: *const u8, actor: &Actor) {
     unsafe {
         (*e).header = actor.header(EventKind::UnixConnect);
         (*e).socket = socket;
+        if dentry.is_null() {
+            // The whole of `sun_path`; the address's length (family, NUL, name) says how much
+            // of it is the name.
+            (*e).abstract_name = read_or_zero(sun_path, 1);
+            let len = read_or_zero::<i32>(address, offset!(unix_address_len)) - 3;
+            (*e).abstract_len = len.clamp(0, ABSTRACT_NAME_LEN as i32) as u8;
+        } else {
+            (*e).abstract_name = [0; ABSTRACT_NAME_LEN];
+            (*e).abstract_len = 0;
+        }
     }
     entry.submit(0);
 }

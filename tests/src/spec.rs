@@ -18,6 +18,9 @@ pub enum Profile {
     Privileged,
     /// Like `docker run --privileged --pid=host`.
     HostPid,
+    /// Like `docker run --network=host` (a Kubernetes `hostNetwork` pod): the runtime's default
+    /// privileges in the host's network namespace, where the host's abstract unix sockets live.
+    HostNet,
     /// Like `docker run --user 1000 --cap-drop ALL`: an unprivileged user, no capabilities,
     /// and no no_new_privs, so a setuid binary still raises privileges.
     User,
@@ -67,6 +70,10 @@ pub fn write_config(bundle: &Path, profile: Profile, cgroups_path: &str) -> anyh
         Profile::HostPid => {
             privilege(&mut spec)?;
             namespaces(&mut spec)?.retain(|ns| ns["type"] != "pid");
+        }
+        Profile::HostNet => {
+            add_cgroup_namespace(&mut spec)?;
+            namespaces(&mut spec)?.retain(|ns| ns["type"] != "network");
         }
         Profile::User => {
             add_cgroup_namespace(&mut spec)?;

@@ -1,7 +1,13 @@
 //! `runtime-socket-access`: a container process connects to a container runtime's API socket,
 //! here reached through /proc/PID/root of a host process, a name no path rule would watch.
 
-use std::{os::unix::net::UnixListener, path::Path};
+use std::{
+    os::{
+        linux::net::SocketAddrExt,
+        unix::net::{SocketAddr, UnixListener},
+    },
+    path::Path,
+};
 
 use escape_detector_e2e::{
     By, CgroupLayout, Container, Detector, Profile, RunningContainer, alert_matches, exclusive,
@@ -72,6 +78,45 @@ fn connecting_to_a_watched_socket_under_another_name_is_reported(by: By) -> anyh
     assert_eq!(
         reported, 1,
         "a connection to an unwatched socket was reported"
+    );
+    Ok(())
+}
+
+#[test]
+fn an_exec_session_connecting_to_a_shims_abstract_socket_is_reported() -> anyhow::Result<()> {
+    connecting_to_a_shims_abstract_socket_is_reported(By::ExecSession)
+}
+
+#[test]
+fn the_workload_connecting_to_a_shims_abstract_socket_is_reported() -> anyhow::Result<()> {
+    connecting_to_a_shims_abstract_socket_is_reported(By::Workload)
+}
+
+/// containerd's shims before 1.4 listened on abstract sockets, which any process of the host's
+/// network namespace could reach (CVE-2020-15257): a host-network container took over the
+/// shim. There is no file to know the socket by, only the name the host's listener chose.
+fn connecting_to_a_shims_abstract_socket_is_reported(by: By) -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let name = format!("/containerd-shim/escdet-{}/shim.sock", ids::random_hex(4));
+    let _shim = UnixListener::bind_addr(&SocketAddr::from_abstract_name(&name)?)?;
+    let other = format!("/escdet-{}/app.sock", ids::random_hex(4));
+    let _other = UnixListener::bind_addr(&SocketAddr::from_abstract_name(&other)?)?;
+    let detector = Detector::start(&[])?;
+    let container = Container::start(Profile::HostNet, CgroupLayout::Docker)?;
+    // An application's own abstract socket is no runtime's.
+    technique::connect_unix_socket(&container, by, &format!("@{other}"))?;
+    let alert = scenario::expect_alert(
+        &detector,
+        "runtime-socket-access",
+        &container,
+        Some("escape-act"),
+        by,
+        || technique::connect_unix_socket(&container, by, &format!("@{name}")),
+    )?;
+    assert_eq!(alert["details"]["socket"], format!("@{name}"), "{alert:#}");
+    detector.assert_no_alert(
+        |a| a["details"]["socket"] == format!("@{other}"),
+        scenario::SETTLE,
     );
     Ok(())
 }

@@ -159,6 +159,9 @@ const FIELDS: &[Field] = &[
     field!(sock_family, "sock", ["__sk_common.skc_family"]),
     field!(unix_sock_peer, "unix_sock", ["peer"]),
     field!(unix_sock_path_dentry, "unix_sock", ["path.dentry"]),
+    field!(unix_sock_addr, "unix_sock", ["addr"]),
+    field!(unix_address_len, "unix_address", ["len"]),
+    field!(unix_address_name, "unix_address", ["name"]),
 
     field!(fs_context_root, "fs_context", ["root"]),
     field!(fs_context_source, "fs_context", ["source"]),

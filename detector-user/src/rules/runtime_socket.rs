@@ -6,6 +6,7 @@ use detector_common::{UnixConnectEvent, WatchedFile};
 use serde_json::json;
 
 use super::{Finding, Repeat, RuleInfo, Severity, Subject};
+use crate::state::runtime_files;
 
 pub const RUNTIME_SOCKET_ACCESS: RuleInfo = RuleInfo {
     id: "runtime-socket-access",
@@ -16,11 +17,20 @@ pub const RUNTIME_SOCKET_ACCESS: RuleInfo = RuleInfo {
 };
 
 pub fn runtime_socket_access(e: &UnixConnectEvent, subject: &Subject) -> Option<Finding> {
-    let path = subject
-        .runtime_files
-        .path_of(&e.socket, WatchedFile::RuntimeSocket)?
-        .display()
-        .to_string();
+    let path = if e.abstract_len > 0 {
+        let name = &e.abstract_name[..usize::from(e.abstract_len).min(e.abstract_name.len())];
+        let name = String::from_utf8_lossy(name);
+        if !runtime_files::is_runtime_abstract_socket(&name) {
+            return None;
+        }
+        format!("@{name}")
+    } else {
+        subject
+            .runtime_files
+            .path_of(&e.socket, WatchedFile::RuntimeSocket)?
+            .display()
+            .to_string()
+    };
     Some(Finding {
         rule: &RUNTIME_SOCKET_ACCESS,
         message: format!("{} connected to {path}", subject.describe()),
@@ -37,7 +47,7 @@ mod tests {
         rules::test_support::{header, subject},
         state::{filesystems::Filesystems, runtime_files::RuntimeFiles},
     };
-    use detector_common::{EventKind, FileId};
+    use detector_common::{ABSTRACT_NAME_LEN, EventKind, FileId};
 
     #[test]
     fn names_the_watched_socket_by_its_host_path() {
@@ -58,6 +68,8 @@ mod tests {
         let e = UnixConnectEvent {
             header: header(EventKind::UnixConnect),
             socket,
+            abstract_name: [0; ABSTRACT_NAME_LEN],
+            abstract_len: 0,
         };
         let finding = runtime_socket_access(&e, &s).unwrap();
         assert_eq!(finding.details["socket"], "/run/containerd/containerd.sock");
@@ -66,5 +78,32 @@ mod tests {
             ..e
         };
         assert!(runtime_socket_access(&unknown, &s).is_none());
+    }
+
+    #[test]
+    fn abstract_sockets_are_judged_by_name_up_to_their_length() {
+        let fs = Filesystems::default();
+        let s = subject(&fs);
+        let mut name = [0u8; ABSTRACT_NAME_LEN];
+        let shim = b"/containerd-shim/moby/3f2a/shim.sock";
+        name[..shim.len()].copy_from_slice(shim);
+        // Bytes past the length are not the name.
+        name[shim.len()] = b'x';
+        let e = UnixConnectEvent {
+            header: header(EventKind::UnixConnect),
+            socket: FileId::default(),
+            abstract_name: name,
+            abstract_len: shim.len() as u8,
+        };
+        let finding = runtime_socket_access(&e, &s).unwrap();
+        assert_eq!(
+            finding.details["socket"],
+            "@/containerd-shim/moby/3f2a/shim.sock"
+        );
+        let other = UnixConnectEvent {
+            abstract_len: 5,
+            ..e
+        };
+        assert!(runtime_socket_access(&other, &s).is_none(), "@/cont");
     }
 }

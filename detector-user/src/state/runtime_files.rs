@@ -31,6 +31,25 @@ const DEFAULT_SOCKETS: &[&str] = &[
     "/var/lib/kubelet/device-plugins/kubelet.sock",
 ];
 
+/// Words in the names runtimes give their abstract unix sockets (containerd's shims before 1.4
+/// listened on `@/containerd-shim/<namespace>/<id>/shim.sock`: CVE-2020-15257). Abstract
+/// sockets have no file to know them by; their name is the host listener's choice.
+const ABSTRACT_SOCKET_WORDS: &[&str] = &[
+    "containerd",
+    "docker",
+    "crio",
+    "cri-o",
+    "podman",
+    "conmon",
+    "kubelet",
+    "buildkit",
+];
+
+/// Whether an abstract unix socket's name is a container runtime's.
+pub fn is_runtime_abstract_socket(name: &str) -> bool {
+    ABSTRACT_SOCKET_WORDS.iter().any(|word| name.contains(word))
+}
+
 /// The programs that start and run containers (OCI runtimes, shims, engines, the kubelet):
 /// whoever rewrites one runs code on the host the next time a container starts.
 const RUNTIME_BINARIES: &[&str] = &[
@@ -226,6 +245,15 @@ mod tests {
             Some(runc.as_path())
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn abstract_sockets_are_known_by_the_runtimes_names() {
+        assert!(is_runtime_abstract_socket(
+            "/containerd-shim/moby/3f2a/shim.sock"
+        ));
+        assert!(!is_runtime_abstract_socket("/tmp/.X11-unix/X0"));
+        assert!(!is_runtime_abstract_socket(""));
     }
 
     #[test]

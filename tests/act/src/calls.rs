@@ -5,7 +5,8 @@ use std::{
     fs, io, mem,
     os::{
         fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd},
-        unix::net::UnixStream,
+        linux::net::SocketAddrExt,
+        unix::net::{SocketAddr, UnixStream},
     },
     ptr,
     time::{Duration, Instant},
@@ -223,17 +224,20 @@ pub fn first_readable(maps: &str) -> Option<usize> {
     })
 }
 
+/// Connects to the unix socket at `path`, or to the abstract one named `@name`.
 pub fn connect(path: &str) -> Result<String, Failure> {
-    let stream = UnixStream::connect(path)
-        .map_err(|error| Failure::new(format!("connect({path})"), error))?;
+    let stream = match path.strip_prefix('@') {
+        Some(name) => SocketAddr::from_abstract_name(name)
+            .and_then(|address| UnixStream::connect_addr(&address)),
+        None => UnixStream::connect(path),
+    }
+    .map_err(|error| Failure::new(format!("connect({path})"), error))?;
     drop(stream);
     Ok(format!(
         "connect: connected to {path} and closed the socket"
     ))
 }
 
-/// Mounts a new `fstype` filesystem at `dir` with the new mount API (fsopen, fsconfig,
-/// fsmount, move_mount): no mount(2) call anywhere.
 /// `open_tree(OPEN_TREE_CLONE)` of `source`, attached at `dir` with `move_mount`: a bind by the
 /// new mount API.
 pub fn bind_tree(source: &str, dir: &str) -> Result<String, Failure> {
@@ -276,6 +280,8 @@ fn attach(mount: &OwnedFd, dir: &str) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Mounts a new `fstype` filesystem at `dir` with the new mount API (fsopen, fsconfig,
+/// fsmount, move_mount): no mount(2) call anywhere.
 pub fn fsmount(fstype: &str, dir: &str) -> Result<String, Failure> {
     let (fstype_c, source) = (c_string(fstype)?, c_string("source")?);
     // SAFETY: a NUL-terminated name and no flags.
