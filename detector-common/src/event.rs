@@ -482,6 +482,7 @@ pub struct UnixConnectEvent {
     pub abstract_name: [u8; ABSTRACT_NAME_LEN],
     /// How many bytes of `abstract_name` are the name.
     pub abstract_len: u8,
+    pub _pad: [u8; 4],
 }
 
 /// `sun_path` less its leading NUL.

@@ -173,7 +173,7 @@ mod tests {
         assert_eq!(size_of::<ModuleEvent>(), 112);
         assert_eq!(size_of::<BpfEvent>(), 48);
         assert_eq!(size_of::<PtraceEvent>(), 56);
-        assert_eq!(size_of::<UnixConnectEvent>(), 56 + 107 + 1);
+        assert_eq!(size_of::<UnixConnectEvent>(), 56 + 107 + 1 + 4);
         assert_eq!(size_of::<FileId>(), 16);
         assert_eq!(size_of::<SignalEvent>(), 48);
         assert_eq!(size_of::<OpenByHandleEvent>(), 40 + 8 + 16 + 64);

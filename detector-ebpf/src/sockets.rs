@@ -82,6 +82,7 @@ fn report_if_watched(unix_sock: *const u8, actor: &Actor) {
     unsafe {
         (*e).header = actor.header(EventKind::UnixConnect);
         (*e).socket = socket;
+        (*e)._pad = [0; 4];
         if dentry.is_null() {
             // The whole of `sun_path`; the address's length (family, NUL, name) says how much
             // of it is the name.

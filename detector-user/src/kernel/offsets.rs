@@ -267,8 +267,8 @@ mod tests {
             let mut copy = o;
             let value = *(field.slot)(&mut copy);
             let size = btf.struct_size(field.struct_name).unwrap();
-            // `pid.numbers` is a flexible array: it starts where the struct ends.
-            let end = if field.name == "pid_numbers" {
+            // Flexible arrays start where the struct ends.
+            let end = if ["pid_numbers", "unix_address_name"].contains(&field.name) {
                 size + 1
             } else {
                 size

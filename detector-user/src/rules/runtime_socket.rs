@@ -70,6 +70,7 @@ mod tests {
             socket,
             abstract_name: [0; ABSTRACT_NAME_LEN],
             abstract_len: 0,
+            _pad: [0; 4],
         };
         let finding = runtime_socket_access(&e, &s).unwrap();
         assert_eq!(finding.details["socket"], "/run/containerd/containerd.sock");
@@ -94,6 +95,7 @@ mod tests {
             socket: FileId::default(),
             abstract_name: name,
             abstract_len: shim.len() as u8,
+            _pad: [0; 4],
         };
         let finding = runtime_socket_access(&e, &s).unwrap();
         assert_eq!(
