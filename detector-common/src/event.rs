@@ -22,6 +22,7 @@ pub enum EventKind {
     CgroupRmdir = 13,
     Signal = 14,
     OpenByHandle = 15,
+    TcpConnect = 16,
 }
 
 /// Size of the loss counter array: a slot per event kind (at the kind's value) for failed
@@ -48,7 +49,7 @@ pub const MARK_FAILED_SLOT: u32 = 0;
 pub const CGROUP_FAILED_SLOT: u32 = EventKind::ALL.len() as u32 + 1;
 
 impl EventKind {
-    pub const ALL: [EventKind; 15] = [
+    pub const ALL: [EventKind; 16] = [
         EventKind::Exec,
         EventKind::Fork,
         EventKind::Exit,
@@ -64,6 +65,7 @@ impl EventKind {
         EventKind::CgroupRmdir,
         EventKind::Signal,
         EventKind::OpenByHandle,
+        EventKind::TcpConnect,
     ];
 
     pub fn from_u32(v: u32) -> Option<EventKind> {
@@ -88,6 +90,7 @@ impl EventKind {
             EventKind::CgroupRmdir => "cgroup_rmdir",
             EventKind::Signal => "signal",
             EventKind::OpenByHandle => "open_by_handle",
+            EventKind::TcpConnect => "tcp_connect",
         }
     }
 }
@@ -487,6 +490,27 @@ pub struct UnixConnectEvent {
 
 /// `sun_path` less its leading NUL.
 pub const ABSTRACT_NAME_LEN: usize = 107;
+
+/// A container process began a TCP connection (`SYN_SENT`) to a port the agent watches (the
+/// kubelet's and the runtimes' TCP APIs). The kernel filters by port; the agent decides whether
+/// the address is this node's.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TcpConnectEvent {
+    pub header: Header,
+    /// The connecting task's network namespace: a loopback address is the host's only there.
+    pub net_ns: u32,
+    /// `AF_INET` or `AF_INET6`.
+    pub family: u16,
+    /// The destination port, in host byte order.
+    pub port: u16,
+    /// The destination address: 4 bytes for `AF_INET`, else 16, in network byte order.
+    pub addr: [u8; 16],
+}
+
+/// TCP ports of the node-local APIs that start containers or run commands in them: the
+/// kubelet's (10250, and its read-only 10255) and docker's (2375 plain, 2376 TLS).
+pub const RUNTIME_API_PORTS: [u16; 4] = [10250, 10255, 2375, 2376];
 
 /// A container process sent a signal to the agent.
 #[repr(C)]

@@ -32,6 +32,7 @@ pub enum Event {
     CgroupRmdir(CgroupEvent),
     Signal(SignalEvent),
     OpenByHandle(OpenByHandleEvent),
+    TcpConnect(TcpConnectEvent),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -86,6 +87,7 @@ impl Event {
             EventKind::CgroupRmdir => Event::CgroupRmdir(read(bytes, k)?),
             EventKind::Signal => Event::Signal(read(bytes, k)?),
             EventKind::OpenByHandle => Event::OpenByHandle(read(bytes, k)?),
+            EventKind::TcpConnect => Event::TcpConnect(read(bytes, k)?),
         })
     }
 
@@ -105,6 +107,7 @@ impl Event {
             Event::CgroupMkdir(e) | Event::CgroupRmdir(e) => &e.header,
             Event::Signal(e) => &e.header,
             Event::OpenByHandle(e) => &e.header,
+            Event::TcpConnect(e) => &e.header,
         }
     }
 
@@ -135,6 +138,7 @@ impl Event {
             Event::CgroupRmdir(_) => EventKind::CgroupRmdir,
             Event::Signal(_) => EventKind::Signal,
             Event::OpenByHandle(_) => EventKind::OpenByHandle,
+            Event::TcpConnect(_) => EventKind::TcpConnect,
         }
     }
 }
@@ -174,12 +178,13 @@ mod tests {
         assert_eq!(size_of::<BpfEvent>(), 48);
         assert_eq!(size_of::<PtraceEvent>(), 56);
         assert_eq!(size_of::<UnixConnectEvent>(), 56 + 107 + 1 + 4);
+        assert_eq!(size_of::<TcpConnectEvent>(), 40 + 4 + 2 + 2 + 16);
         assert_eq!(size_of::<FileId>(), 16);
         assert_eq!(size_of::<SignalEvent>(), 48);
         assert_eq!(size_of::<OpenByHandleEvent>(), 40 + 8 + 16 + 64);
         assert_eq!(size_of::<TaskMark>(), 24);
-        assert_eq!(size_of::<Offsets>(), 91 * 4);
-        assert_eq!(size_of::<Config>(), 32 + 24 + 91 * 4);
+        assert_eq!(size_of::<Offsets>(), 94 * 4);
+        assert_eq!(size_of::<Config>(), 32 + 24 + 94 * 4);
     }
 
     fn bytes_of<T>(v: &T) -> &[u8] {

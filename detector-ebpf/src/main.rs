@@ -323,6 +323,12 @@ pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
     0
 }
 
+#[raw_tracepoint(tracepoint = "inet_sock_set_state")]
+pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
+    sockets::on_inet_sock_set_state(&ctx);
+    0
+}
+
 #[fexit(function = "security_unix_stream_connect")]
 pub fn security_unix_stream_connect(ctx: FExitContext) -> i32 {
     sockets::on_unix_stream_connect(&ctx);

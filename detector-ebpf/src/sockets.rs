@@ -1,9 +1,12 @@
-//! Unix-socket connections of container processes to the sockets the agent watches (container
-//! runtime and kubelet APIs). The socket is recognised by the inode it is bound to, so a bind
-//! mount under another name, a symlink or /proc/PID/root cannot hide it.
+//! Connections of container processes to the container runtimes' and the kubelet's APIs. A
+//! unix socket is recognised by the inode it is bound to, so a bind mount under another name, a
+//! symlink or /proc/PID/root cannot hide it; a TCP API by its port.
 
-use aya_ebpf::programs::{FExitContext, TracePointContext};
-use detector_common::{ABSTRACT_NAME_LEN, EventKind, FIELD_MISSING, UnixConnectEvent, WatchedFile};
+use aya_ebpf::programs::{FExitContext, RawTracePointContext, TracePointContext};
+use detector_common::{
+    ABSTRACT_NAME_LEN, EventKind, FIELD_MISSING, RUNTIME_API_PORTS, TcpConnectEvent,
+    UnixConnectEvent, WatchedFile,
+};
 
 use crate::{
     config::offset,
@@ -17,6 +20,9 @@ use crate::{
 };
 
 const AF_UNIX: u16 = 1;
+const AF_INET: u16 = 2;
+const AF_INET6: u16 = 10;
+const TCP_SYN_SENT: i32 = 2;
 
 pub fn on_connect_enter(ctx: &TracePointContext) {
     // connect(fd, addr, addrlen)
@@ -94,5 +100,42 @@ fn report_if_watched(unix_sock: *const u8, actor: &Actor) {
             (*e).abstract_len = 0;
         }
     }
+    entry.submit(0);
+}
+
+/// `inet_sock_set_state(const struct sock *sk, int oldstate, int newstate)`: a TCP socket
+/// entering `SYN_SENT` is a `connect` (or a `sendto` with `MSG_FASTOPEN`, or an io_uring
+/// connect), in the connecting task's context. A state change is rare next to syscalls, so this
+/// costs the host nothing a syscall tracepoint would.
+pub fn on_inet_sock_set_state(ctx: &RawTracePointContext) {
+    let newstate: u64 = ctx.arg(2);
+    if newstate as i32 != TCP_SYN_SENT {
+        return;
+    }
+    let sock: *const u8 = ctx.arg(0);
+    let port = u16::from_be(read_or_zero::<u16>(sock, offset!(sock_dport)));
+    if !RUNTIME_API_PORTS.contains(&port) {
+        return;
+    }
+    let family = read_or_zero::<u16>(sock, offset!(sock_family));
+    let mut addr = [0u8; 16];
+    match family {
+        AF_INET => addr[..4].copy_from_slice(&read_or_zero::<[u8; 4]>(sock, offset!(sock_daddr))),
+        AF_INET6 => addr = read_or_zero(sock, offset!(sock_v6_daddr)),
+        _ => return,
+    }
+    let Some(actor) = identity::current() else {
+        return;
+    };
+    let Some(mut entry) = reserve::<TcpConnectEvent>(EventKind::TcpConnect) else {
+        return;
+    };
+    entry.write(TcpConnectEvent {
+        header: actor.header(EventKind::TcpConnect),
+        net_ns: task::net_ns(task::current()),
+        family,
+        port,
+        addr,
+    });
     entry.submit(0);
 }

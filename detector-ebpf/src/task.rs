@@ -29,6 +29,12 @@ pub fn mnt_ns(task: *const u8) -> u32 {
     ns_inum(nsproxy, offset!(nsproxy_mnt_ns), offset!(mnt_ns_inum))
 }
 
+#[inline(always)]
+pub fn net_ns(task: *const u8) -> u32 {
+    let nsproxy = read_or_zero::<*const u8>(task, offset!(task_nsproxy));
+    ns_inum(nsproxy, offset!(nsproxy_net_ns), offset!(net_ns_inum))
+}
+
 /// All namespaces of `task`; zero where unknown (an exiting task has no nsproxy).
 #[inline(always)]
 pub fn namespaces(task: *const u8) -> Namespaces {

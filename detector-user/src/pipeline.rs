@@ -38,6 +38,8 @@ pub struct PipelineSettings {
     pub hostname: String,
     /// The host's namespaces (the host reference process's), as the kernel programs know them.
     pub host_ns: Namespaces,
+    /// The host reference process.
+    pub host_pid: u32,
     /// The host's root directory.
     pub host_root: FileId,
     pub enforce: bool,
@@ -208,6 +210,7 @@ impl Pipeline {
             | Event::Bpf(_)
             | Event::Ptrace(_)
             | Event::UnixConnect(_)
+            | Event::TcpConnect(_)
             | Event::Signal(_)
             | Event::OpenByHandle(_) => self.judge_act(event, None),
         }
@@ -564,6 +567,7 @@ impl Pipeline {
             filesystems: &self.filesystems,
             runtime_files: &self.runtime_files,
             host_ns: &self.settings.host_ns,
+            host_pid: self.settings.host_pid,
             ns: who.ns,
             origin: self.containers.origin(who.container_id),
             host_root: self.settings.host_root,
@@ -716,6 +720,7 @@ mod tests {
                 PipelineSettings {
                     hostname: "node-1".into(),
                     host_ns: HOST_NS,
+                    host_pid: 1,
                     host_root: FileId::default(),
                     enforce: false,
                     disabled_rules: disabled.iter().map(|r| r.to_string()).collect(),

@@ -370,12 +370,9 @@ pub fn read_process_memory(
     Ok(())
 }
 
-/// Connects to the unix socket at `path`, as the container names it.
-pub fn connect_unix_socket(
-    container: &dyn RunningContainer,
-    by: By,
-    path: &str,
-) -> anyhow::Result<()> {
+/// Connects to the unix socket at `path` as the container names it, to an abstract one
+/// (`@name`), or over TCP (`tcp://ADDRESS:PORT`).
+pub fn connect_socket(container: &dyn RunningContainer, by: By, path: &str) -> anyhow::Result<()> {
     container.run(by, &format!("{ACT} connect {path}"))?;
     Ok(())
 }

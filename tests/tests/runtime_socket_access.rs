@@ -2,6 +2,7 @@
 //! here reached through /proc/PID/root of a host process, a name no path rule would watch.
 
 use std::{
+    net::TcpListener,
     os::{
         linux::net::SocketAddrExt,
         unix::net::{SocketAddr, UnixListener},
@@ -11,7 +12,7 @@ use std::{
 
 use escape_detector_e2e::{
     By, CgroupLayout, Container, Detector, Profile, RunningContainer, alert_matches, exclusive,
-    ids, scenario, technique, temp_dir::TempDir,
+    ids, rootfs::ACT, scenario, technique, temp_dir::TempDir,
 };
 
 /// Binds a listening socket at `dir/name`.
@@ -55,14 +56,14 @@ fn connecting_to_a_watched_socket_under_another_name_is_reported(by: By) -> anyh
             dir.path().display()
         )
     };
-    technique::connect_unix_socket(&container, by, &via_proc("docker.sock"))?;
+    technique::connect_socket(&container, by, &via_proc("docker.sock"))?;
     let alert = scenario::expect_alert(
         &detector,
         "runtime-socket-access",
         &container,
         Some("escape-act"),
         by,
-        || technique::connect_unix_socket(&container, by, &via_proc(&watched_name)),
+        || technique::connect_socket(&container, by, &via_proc(&watched_name)),
     )?;
     assert_eq!(
         alert["details"]["socket"],
@@ -104,18 +105,62 @@ fn connecting_to_a_shims_abstract_socket_is_reported(by: By) -> anyhow::Result<(
     let detector = Detector::start(&[])?;
     let container = Container::start(Profile::HostNet, CgroupLayout::Docker)?;
     // An application's own abstract socket is no runtime's.
-    technique::connect_unix_socket(&container, by, &format!("@{other}"))?;
+    technique::connect_socket(&container, by, &format!("@{other}"))?;
     let alert = scenario::expect_alert(
         &detector,
         "runtime-socket-access",
         &container,
         Some("escape-act"),
         by,
-        || technique::connect_unix_socket(&container, by, &format!("@{name}")),
+        || technique::connect_socket(&container, by, &format!("@{name}")),
     )?;
     assert_eq!(alert["details"]["socket"], format!("@{name}"), "{alert:#}");
     detector.assert_no_alert(
         |a| a["details"]["socket"] == format!("@{other}"),
+        scenario::SETTLE,
+    );
+    Ok(())
+}
+
+#[test]
+fn an_exec_session_connecting_to_the_nodes_docker_tcp_api_is_reported() -> anyhow::Result<()> {
+    connecting_to_the_nodes_tcp_api_is_reported(By::ExecSession, 2375, "docker")
+}
+
+#[test]
+fn the_workload_connecting_to_the_nodes_kubelet_tcp_api_is_reported() -> anyhow::Result<()> {
+    connecting_to_the_nodes_tcp_api_is_reported(By::Workload, 10250, "kubelet")
+}
+
+/// A host-network container (a `hostNetwork` pod) reaches the node's kubelet or a docker daemon
+/// listening on TCP at the host's loopback. A container with a network of its own that
+/// connects to the same port of its own loopback reaches only itself: silent.
+fn connecting_to_the_nodes_tcp_api_is_reported(
+    by: By,
+    port: u16,
+    service: &str,
+) -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let _api = TcpListener::bind(("127.0.0.1", port))
+        .map_err(|e| anyhow::anyhow!("the test listens on 127.0.0.1:{port} as the API: {e}"))?;
+    let detector = Detector::start(&[])?;
+    let own_network = Container::start(Profile::Default, CgroupLayout::Docker)?;
+    // Nothing listens there: refused, yet the connection was attempted (SYN_SENT).
+    own_network.run(by, &format!("{ACT} connect tcp://127.0.0.1:{port} || true"))?;
+    let container = Container::start(Profile::HostNet, CgroupLayout::Docker)?;
+    let endpoint = format!("tcp://127.0.0.1:{port}");
+    let alert = scenario::expect_alert(
+        &detector,
+        "runtime-socket-access",
+        &container,
+        Some("escape-act"),
+        by,
+        || technique::connect_socket(&container, by, &endpoint),
+    )?;
+    assert_eq!(alert["details"]["socket"], endpoint, "{alert:#}");
+    assert_eq!(alert["details"]["service"], service, "{alert:#}");
+    detector.assert_no_alert(
+        |a| alert_matches(a, "runtime-socket-access", own_network.id()),
         scenario::SETTLE,
     );
     Ok(())

@@ -325,6 +325,7 @@ async fn daemon(settings: Settings, outputs: Vec<Output>) -> anyhow::Result<()> 
         PipelineSettings {
             hostname: hostname(&settings),
             host_ns: host.namespaces,
+            host_pid: host.pid,
             host_root: host.root,
             enforce: settings.enforce,
             disabled_rules: settings

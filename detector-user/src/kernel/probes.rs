@@ -332,6 +332,14 @@ pub const SENSORS: &[Sensor] = &[
             ]),
         ],
     },
+    Sensor {
+        name: "tcp connects",
+        needs: Needs::Nothing,
+        feeds: "runtime-socket-access (kubelet and docker TCP APIs)",
+        required: false,
+        // A TCP state change, not a syscall: every backend uses it, at no cost to other calls.
+        implementations: &[tracepoints(&[raw("inet_sock_set_state")])],
+    },
 ];
 
 /// What became of one sensor on this kernel.

@@ -25,7 +25,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::state::{
-    agent_self::AgentSelf, container::Origin, filesystems::Filesystems, runtime_files::RuntimeFiles,
+    agent_self::AgentSelf, container::Origin, filesystems::Filesystems,
+    host_addresses::HostAddresses, runtime_files::RuntimeFiles,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -91,6 +92,8 @@ pub struct Subject<'a> {
     pub runtime_files: &'a RuntimeFiles,
     /// The host's namespaces (the host reference process's).
     pub host_ns: &'a Namespaces,
+    /// The host reference process.
+    pub host_pid: u32,
     /// Its namespaces, as the agent knows them (after the exec, for an exec).
     pub ns: Namespaces,
     /// What its container started as.
@@ -166,6 +169,11 @@ pub fn evaluate(event: &Event, subject: &Subject) -> Vec<Finding> {
             process_access::process_access(e, s),
         ],
         Event::UnixConnect(e) => vec![runtime_socket::runtime_socket_access(e, s)],
+        Event::TcpConnect(e) => vec![runtime_socket::runtime_tcp_api_access(
+            e,
+            s,
+            &HostAddresses::of_process(s.host_pid),
+        )],
         Event::Signal(e) => vec![agent_tamper::signal(e, s)],
         Event::OpenByHandle(e) => vec![open_by_handle::open_by_handle(e, s)],
         Event::Exec(e) => vec![
@@ -226,6 +234,7 @@ pub(crate) mod test_support {
             filesystems,
             runtime_files: NO_FILES.get_or_init(|| RuntimeFiles::with_known(&[])),
             host_ns: &HOST_NS,
+            host_pid: 1,
             ns: HOST_NS,
             origin: None,
             host_root: FileId::default(),

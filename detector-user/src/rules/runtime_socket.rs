@@ -1,12 +1,17 @@
 //! runtime-socket-access: a container process connected to a container runtime's or the
-//! kubelet's API socket, which starts privileged containers on request. The socket is known by
-//! its inode, whatever name the container gives it.
+//! kubelet's API, which starts privileged containers on request. A unix socket is known by its
+//! inode, whatever name the container gives it; a TCP API by its port on one of the node's own
+//! addresses.
 
-use detector_common::{UnixConnectEvent, WatchedFile};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use detector_common::{TcpConnectEvent, UnixConnectEvent, WatchedFile};
 use serde_json::json;
 
 use super::{Finding, Repeat, RuleInfo, Severity, Subject};
-use crate::state::runtime_files;
+use crate::state::{host_addresses::HostAddresses, runtime_files};
+
+const AF_INET: u16 = 2;
 
 pub const RUNTIME_SOCKET_ACCESS: RuleInfo = RuleInfo {
     id: "runtime-socket-access",
@@ -37,6 +42,46 @@ pub fn runtime_socket_access(e: &UnixConnectEvent, subject: &Subject) -> Option<
         details: json!({ "syscall": "connect", "socket": path, "inode": e.socket.ino }),
         // API clients reconnect for every request.
         repeat: Repeat::OncePerProcess(path),
+    })
+}
+
+/// A TCP connection to a watched port counts when it reaches this node: one of the host's
+/// addresses (a bridge's gateway, the node's IP), or loopback from the host's network
+/// namespace (a host-network container). The same port elsewhere is another machine's service,
+/// and a container's own loopback is its own.
+pub fn runtime_tcp_api_access(
+    e: &TcpConnectEvent,
+    subject: &Subject,
+    host: &HostAddresses,
+) -> Option<Finding> {
+    let addr = if e.family == AF_INET {
+        let [a, b, c, d, ..] = e.addr;
+        IpAddr::V4(Ipv4Addr::new(a, b, c, d))
+    } else {
+        IpAddr::V6(Ipv6Addr::from(e.addr))
+    };
+    if addr.to_canonical().is_loopback() && e.net_ns != subject.host_ns.net {
+        return None;
+    }
+    if !host.contains(addr) {
+        return None;
+    }
+    let service = match e.port {
+        10250 | 10255 => "kubelet",
+        _ => "docker",
+    };
+    let endpoint = match addr {
+        IpAddr::V4(a) => format!("tcp://{a}:{}", e.port),
+        IpAddr::V6(a) => format!("tcp://[{a}]:{}", e.port),
+    };
+    Some(Finding {
+        rule: &RUNTIME_SOCKET_ACCESS,
+        message: format!(
+            "{} connected to the {service} API at {endpoint}",
+            subject.describe()
+        ),
+        details: json!({ "syscall": "connect", "socket": endpoint, "service": service }),
+        repeat: Repeat::OncePerProcess(endpoint),
     })
 }
 
@@ -107,5 +152,65 @@ mod tests {
             ..e
         };
         assert!(runtime_socket_access(&other, &s).is_none(), "@/cont");
+    }
+
+    fn tcp(addr: IpAddr, port: u16, net_ns: u32) -> TcpConnectEvent {
+        let (family, bytes) = match addr {
+            IpAddr::V4(a) => {
+                let mut bytes = [0; 16];
+                bytes[..4].copy_from_slice(&a.octets());
+                (2, bytes)
+            }
+            IpAddr::V6(a) => (10, a.octets()),
+        };
+        TcpConnectEvent {
+            header: header(EventKind::TcpConnect),
+            net_ns,
+            family,
+            port,
+            addr: bytes,
+        }
+    }
+
+    fn host() -> HostAddresses {
+        use crate::state::host_addresses::tests::{FIB_TRIE, IF_INET6};
+        HostAddresses::parse(FIB_TRIE, IF_INET6)
+    }
+
+    #[test]
+    fn the_nodes_kubelet_and_docker_ports_are_reported() {
+        let fs = Filesystems::default();
+        let s = subject(&fs);
+        let own_net = s.host_ns.net + 1;
+        let kubelet = tcp("192.0.2.2".parse().unwrap(), 10250, own_net);
+        let finding = runtime_tcp_api_access(&kubelet, &s, &host()).unwrap();
+        assert_eq!(finding.details["socket"], "tcp://192.0.2.2:10250");
+        assert_eq!(finding.details["service"], "kubelet");
+        let docker = tcp("fd00::2".parse().unwrap(), 2375, own_net);
+        let finding = runtime_tcp_api_access(&docker, &s, &host()).unwrap();
+        assert_eq!(finding.details["socket"], "tcp://[fd00::2]:2375");
+        assert_eq!(finding.details["service"], "docker");
+    }
+
+    #[test]
+    fn loopback_is_the_hosts_only_in_the_hosts_network_namespace() {
+        let fs = Filesystems::default();
+        let s = subject(&fs);
+        let lo = "127.0.0.1".parse().unwrap();
+        let host_net = tcp(lo, 2375, s.host_ns.net);
+        assert!(runtime_tcp_api_access(&host_net, &s, &host()).is_some());
+        let own_net = tcp(lo, 2375, s.host_ns.net + 1);
+        assert!(runtime_tcp_api_access(&own_net, &s, &host()).is_none());
+        let mapped = tcp("::ffff:127.0.0.1".parse().unwrap(), 2375, s.host_ns.net + 1);
+        assert!(runtime_tcp_api_access(&mapped, &s, &host()).is_none());
+    }
+
+    #[test]
+    fn another_machines_api_is_not_this_nodes() {
+        let fs = Filesystems::default();
+        let s = subject(&fs);
+        // Docker-in-docker service of a CI job, another node's kubelet.
+        let other = tcp("192.0.2.3".parse().unwrap(), 2375, s.host_ns.net + 1);
+        assert!(runtime_tcp_api_access(&other, &s, &host()).is_none());
     }
 }

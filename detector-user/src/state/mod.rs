@@ -6,6 +6,7 @@ pub mod cgroup_table;
 pub mod container;
 pub mod file_id;
 pub mod filesystems;
+pub mod host_addresses;
 pub mod identity_hierarchy;
 pub mod process;
 pub mod procfs;

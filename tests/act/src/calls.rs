@@ -3,6 +3,7 @@
 use std::{
     ffi::{CString, c_void},
     fs, io, mem,
+    net::TcpStream,
     os::{
         fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd},
         linux::net::SocketAddrExt,
@@ -224,15 +225,19 @@ pub fn first_readable(maps: &str) -> Option<usize> {
     })
 }
 
-/// Connects to the unix socket at `path`, or to the abstract one named `@name`.
+/// Connects to the unix socket at `path`, to the abstract one named `@name`, or over TCP to
+/// `tcp://ADDRESS:PORT`.
 pub fn connect(path: &str) -> Result<String, Failure> {
-    let stream = match path.strip_prefix('@') {
-        Some(name) => SocketAddr::from_abstract_name(name)
-            .and_then(|address| UnixStream::connect_addr(&address)),
-        None => UnixStream::connect(path),
-    }
-    .map_err(|error| Failure::new(format!("connect({path})"), error))?;
-    drop(stream);
+    let connected = if let Some(address) = path.strip_prefix("tcp://") {
+        TcpStream::connect(address).map(drop)
+    } else if let Some(name) = path.strip_prefix('@') {
+        SocketAddr::from_abstract_name(name)
+            .and_then(|address| UnixStream::connect_addr(&address))
+            .map(drop)
+    } else {
+        UnixStream::connect(path).map(drop)
+    };
+    connected.map_err(|error| Failure::new(format!("connect({path})"), error))?;
     Ok(format!(
         "connect: connected to {path} and closed the socket"
     ))

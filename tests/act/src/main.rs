@@ -17,7 +17,7 @@ use libc::pid_t;
 const USAGE: &str = "\
 usage: escape-act ACT
   bpf | bpf-walk | signal PID SIGNAL | ptrace PID | vm-read PID | pidfd-getfd PID FD
-  | connect PATH
+  | connect PATH|@NAME|tcp://ADDRESS:PORT
   | fsmount FSTYPE DIR | bind-tree SOURCE DIR | mount FSTYPE DIR
   | write PATH VALUE | open PATH read|write | open-by-handle PATH | exe-overwrite PID
   | load-module PATH | print-pid | ids
