@@ -186,6 +186,7 @@ pub struct Offsets {
 
     pub file_private_data: u32,
     pub socket_sk: u32,
+    pub vfsmount_sb: u32,
     pub sock_family: u32,
     /// `sock_common.skc_dport`, in network byte order.
     pub sock_dport: u32,
@@ -289,6 +290,7 @@ impl Offsets {
         kernfs_node_id: FIELD_MISSING,
         file_private_data: FIELD_MISSING,
         socket_sk: FIELD_MISSING,
+        vfsmount_sb: FIELD_MISSING,
         sock_family: FIELD_MISSING,
         sock_dport: FIELD_MISSING,
         sock_daddr: FIELD_MISSING,

@@ -265,6 +265,9 @@ pub mod syscall {
     pub const FSCONFIG: u32 = 4;
     /// A bind, seen in the kernel (`__do_loopback`): `mount --bind` or `open_tree(OPEN_TREE_CLONE)`.
     pub const BIND: u32 = 5;
+    /// A remount, seen in the kernel (`path_mount` with `MS_REMOUNT`): the superblock's type,
+    /// the mount point's own name as the target.
+    pub const REMOUNT: u32 = 6;
 
     pub const fn name(nr: u32) -> &'static str {
         match nr {
@@ -273,6 +276,7 @@ pub mod syscall {
             MOUNT_OR_FSCONFIG => "mount/fsconfig",
             FSCONFIG => "fsconfig",
             BIND => "mount --bind/open_tree",
+            REMOUNT => "mount -o remount",
             _ => "unknown",
         }
     }

@@ -183,8 +183,8 @@ mod tests {
         assert_eq!(size_of::<SignalEvent>(), 48);
         assert_eq!(size_of::<OpenByHandleEvent>(), 40 + 8 + 16 + 64);
         assert_eq!(size_of::<TaskMark>(), 24);
-        assert_eq!(size_of::<Offsets>(), 94 * 4);
-        assert_eq!(size_of::<Config>(), 32 + 24 + 94 * 4);
+        assert_eq!(size_of::<Offsets>(), 95 * 4);
+        assert_eq!(size_of::<Config>(), 32 + 24 + 95 * 4);
     }
 
     fn bytes_of<T>(v: &T) -> &[u8] {

@@ -233,6 +233,12 @@ pub fn vfs_get_tree(ctx: FExitContext) -> i32 {
     0
 }
 
+#[fexit(function = "path_mount")]
+pub fn path_mount(ctx: FExitContext) -> i32 {
+    mounts::on_path_mount(&ctx);
+    0
+}
+
 #[fexit(function = "__do_loopback")]
 pub fn do_loopback(ctx: FExitContext) -> i32 {
     mounts::on_do_loopback(&ctx);

@@ -168,9 +168,54 @@ pub fn on_do_loopback(ctx: &FExitContext) {
     entry.submit(0);
 }
 
+/// `path_mount(const char *dev_name, struct path *path, const char *type_page, unsigned long
+/// flags, void *data_page)` returned, for `mount(2)`: only remounts are reported here, which
+/// make no new tree (`vfs_get_tree`) and copy no mount (`__do_loopback`). The path is the mount
+/// remounted; its superblock's type is the kernel's, whatever the caller passed. The agent
+/// judges the flags (a remount without `MS_RDONLY` leaves it writable).
+pub fn on_path_mount(ctx: &FExitContext) {
+    let ret: i32 = ctx.arg(5);
+    let flags: u64 = ctx.arg(3);
+    if ret != 0 || flags & MS_REMOUNT == 0 {
+        return;
+    }
+    let Some(actor) = identity::current() else {
+        return;
+    };
+    let Some(mut entry) = reserve::<MountEvent>(EventKind::Mount) else {
+        return;
+    };
+    let path: *const u8 = ctx.arg(1);
+    let sb = read_or_zero::<*const u8>(
+        read_or_zero::<*const u8>(path, offset!(path_mnt)),
+        offset!(vfsmount_sb),
+    );
+    let fs_type = read_or_zero::<*const u8>(sb, offset!(sb_type));
+    let dentry = read_or_zero::<*const u8>(path, offset!(path_dentry));
+    let e = entry.as_mut_ptr();
+    // SAFETY: `e` points at a reserved, exclusively owned MountEvent; the strings are read
+    // with the kernel-memory helper, which validates them.
+    unsafe {
+        (*e).header = actor.header(EventKind::Mount);
+        (*e).syscall = syscall::REMOUNT;
+        (*e).dev = read_or_zero(sb, offset!(sb_dev));
+        (*e).flags = flags;
+        (*e).source_mnt_ns = 0;
+        (*e).result = 0;
+        kernel_str(
+            read_or_zero(fs_type, offset!(file_system_type_name)),
+            &mut (*e).fstype,
+        );
+        (*e).source[0] = 0;
+        kernel_str(read_or_zero(dentry, offset!(dentry_name)), &mut (*e).target);
+    }
+    entry.submit(0);
+}
+
 const FS_CONTEXT_FOR_MOUNT: u8 = 0;
 const SB_SUBMOUNT: u32 = 1 << 26;
 const MAX_ERRNO: u64 = 4095;
+const MS_REMOUNT: u64 = 0x20;
 const MS_BIND: u64 = 0x1000;
 const MS_REC: u64 = 0x4000;
 

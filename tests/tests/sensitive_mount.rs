@@ -31,6 +31,40 @@ fn a_procfs_mount_is_reported(by: By) -> anyhow::Result<()> {
 }
 
 #[test]
+fn an_exec_session_remounting_procfs_read_write_is_reported() -> anyhow::Result<()> {
+    a_read_write_remount_is_reported(By::ExecSession, "mount -o remount,rw /proc")
+}
+
+#[test]
+fn the_workload_remounting_sysfs_read_write_is_reported() -> anyhow::Result<()> {
+    a_read_write_remount_is_reported(By::Workload, "mount -o remount,bind,rw /sys")
+}
+
+/// A remount makes no new filesystem: the superblock's own remount (`/proc`), and a mount's
+/// flags alone (`bind`: how a read-only /proc/sys or /sys is made writable). A read-only
+/// remount, as runtimes make when they set a container up, is silent.
+fn a_read_write_remount_is_reported(by: By, remount: &str) -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let detector = Detector::start(&[])?;
+    let container = Container::start(Profile::Privileged, CgroupLayout::Docker)?;
+    container.run(by, "mount -o remount,bind,ro /sys/fs/cgroup")?;
+    let alert = scenario::expect_alert(
+        &detector,
+        "sensitive-mount",
+        &container,
+        Some("mount"),
+        by,
+        || container.run(by, remount).map(drop),
+    )?;
+    assert_eq!(alert["details"]["kind"], "remount", "{alert:#}");
+    detector.assert_no_alert(
+        |a| alert_matches(a, "sensitive-mount", container.id()) && a != &alert,
+        scenario::SETTLE,
+    );
+    Ok(())
+}
+
+#[test]
 fn a_procfs_made_with_the_new_mount_api_is_reported() -> anyhow::Result<()> {
     let _machine = exclusive();
     let detector = Detector::start(&[])?;

@@ -135,6 +135,7 @@ const FIELDS: &[Field] = &[
     field!(sb_type, "super_block", ["s_type"]),
 
     field!(path_mnt, "path", ["mnt"]),
+    field!(vfsmount_sb, "vfsmount", ["mnt_sb"]),
     field!(path_dentry, "path", ["dentry"]),
 
     field!(inode_mode, "inode", ["i_mode"]),

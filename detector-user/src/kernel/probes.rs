@@ -266,6 +266,8 @@ pub const SENSORS: &[Sensor] = &[
                         hook: Hook::FExit("__do_loopback"),
                         ..fexit("do_loopback")
                     },
+                    // 5.9+: remounts.
+                    optional(fexit("path_mount")),
                 ],
             },
             tracepoints(&[

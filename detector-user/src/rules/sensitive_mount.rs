@@ -46,6 +46,9 @@ const NOT_A_NEW_MOUNT: u64 = libc::MS_REMOUNT
     | libc::MS_UNBINDABLE;
 
 pub fn sensitive_mount(e: &MountEvent, subject: &Subject) -> Option<Finding> {
+    if e.syscall == syscall::REMOUNT || e.flags & libc::MS_REMOUNT != 0 {
+        return writable_remount(e, subject);
+    }
     if e.syscall == syscall::BIND {
         return host_bind(e, subject);
     }
@@ -88,6 +91,52 @@ pub fn sensitive_mount(e: &MountEvent, subject: &Subject) -> Option<Finding> {
             "flags": e.flags,
         }),
         repeat: Repeat::EveryAct,
+    })
+}
+
+/// A remount that leaves host or kernel state writable: how a container undoes the read-only
+/// /proc/sys or /sys its runtime gave it, before it writes a kernel setting. The kernel's view
+/// names the superblock's type whatever the caller passed; on tracepoints `mount`'s type
+/// argument may be empty (busybox passes none), and the mount point stands in: /proc, /sys and
+/// below, as the container names them.
+fn writable_remount(e: &MountEvent, subject: &Subject) -> Option<Finding> {
+    if e.flags & libc::MS_RDONLY != 0 {
+        return None;
+    }
+    let (fstype, target) = (text(&e.fstype), text(&e.target));
+    let by_type = SENSITIVE_PSEUDO.contains(&fstype.as_str());
+    let by_path = e.syscall == syscall::MOUNT && under_kernel_state(&target);
+    if !by_type && !by_path {
+        return None;
+    }
+    let what = if by_type {
+        format!("the {fstype} filesystem")
+    } else {
+        "the mount".to_owned()
+    };
+    Some(Finding {
+        rule: &SENSITIVE_MOUNT,
+        message: format!(
+            "{} remounted {what} at {target} read-write",
+            subject.describe()
+        ),
+        details: json!({
+            "syscall": syscall::name(e.syscall),
+            "kind": "remount",
+            "fstype": fstype,
+            "target": target,
+            "device": (e.dev != 0).then(|| super::device_name(e.dev)),
+            "flags": e.flags,
+        }),
+        repeat: Repeat::EveryAct,
+    })
+}
+
+fn under_kernel_state(path: &str) -> bool {
+    let path = path.trim_end_matches('/');
+    ["/proc", "/sys"].iter().any(|root| {
+        path.strip_prefix(root)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
     })
 }
 
@@ -246,8 +295,42 @@ mod tests {
         let fs = Filesystems::parse("nodev\tproc\n\text4\nnodev\ttmpfs\n");
         let s = subject(&fs);
         assert!(sensitive_mount(&mount("tmpfs", "tmpfs", 0), &s).is_none());
-        assert!(sensitive_mount(&mount("proc", "proc", libc::MS_REMOUNT), &s).is_none());
+        let read_only = libc::MS_REMOUNT | libc::MS_RDONLY;
+        assert!(sensitive_mount(&mount("proc", "proc", read_only), &s).is_none());
         assert!(sensitive_mount(&mount("ext4", "/data", libc::MS_BIND), &s).is_none());
+    }
+
+    #[test]
+    fn remounts_that_leave_kernel_state_writable_fire() {
+        let fs = Filesystems::parse("nodev\tproc\n\text4\nnodev\ttmpfs\n");
+        let s = subject(&fs);
+        // The kernel's view: the superblock's type, the mount point's own name.
+        let kernel = MountEvent {
+            syscall: syscall::REMOUNT,
+            target: buf("sys"),
+            ..mount("proc", "", libc::MS_REMOUNT | libc::MS_BIND)
+        };
+        let finding = sensitive_mount(&kernel, &s).unwrap();
+        assert_eq!(finding.details["kind"], "remount");
+        assert!(
+            finding
+                .message
+                .ends_with("remounted the proc filesystem at sys read-write")
+        );
+        let tmpfs = MountEvent {
+            fstype: buf("tmpfs"),
+            ..kernel
+        };
+        assert!(sensitive_mount(&tmpfs, &s).is_none());
+        // Tracepoints: no type from busybox, the path as the container names it.
+        let untyped = |target| MountEvent {
+            target: buf(target),
+            ..mount("", "", libc::MS_REMOUNT)
+        };
+        assert!(sensitive_mount(&untyped("/proc/sys"), &s).is_some());
+        assert!(sensitive_mount(&untyped("/sys/"), &s).is_some());
+        assert!(sensitive_mount(&untyped("/system"), &s).is_none());
+        assert!(sensitive_mount(&untyped("/data"), &s).is_none());
     }
 
     fn sharing_host_pids(fs: &Filesystems) -> Subject<'_> {
