@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::rules::Severity;
+use crate::{incidents::IncidentRef, rules::Severity};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Alert {
@@ -17,6 +17,9 @@ pub struct Alert {
     pub container: Option<ContainerInfo>,
     pub process: ProcessInfo,
     pub details: Value,
+    /// The attack this act belongs to, when it is one of a container's (or the kernel's
+    /// helper a container armed).
+    pub incident: Option<IncidentRef>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -108,6 +111,7 @@ mod tests {
                 ancestors: vec![],
             },
             details: serde_json::json!({}),
+            incident: None,
         };
         let v: Value = serde_json::from_str(alert.to_json_line().trim_end()).unwrap();
         assert_eq!(v["time"], "1970-01-01T00:00:00.000000000Z");

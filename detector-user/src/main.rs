@@ -7,6 +7,7 @@ mod config;
 mod enforce;
 mod health;
 mod http;
+mod incidents;
 mod ingest;
 mod kernel;
 mod metrics;

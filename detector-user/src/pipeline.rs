@@ -15,6 +15,7 @@ use detector_common::{
 use crate::{
     alert::{Action, Alert, ContainerInfo, ProcessInfo, timestamp},
     enforce,
+    incidents::{Incidents, Raised},
     kernel::watched_files::WatchFiles,
     metrics::Metrics,
     outputs::Outputs,
@@ -98,6 +99,7 @@ pub struct Pipeline {
     held: Vec<HeldNamespaceChange>,
     /// Per process: (rule, key) of acts already reported under [`Repeat::OncePerProcess`].
     spoken: HashMap<u32, HashSet<(&'static str, String)>>,
+    incidents: Incidents,
     agent: AgentSelf,
 }
 
@@ -129,6 +131,7 @@ impl Pipeline {
             settings,
             held: Vec::new(),
             spoken: HashMap::new(),
+            incidents: Incidents::default(),
             agent: AgentSelf::this_process(),
         };
         pipeline.runtime_files.refresh(pipeline.file_watch.as_mut());
@@ -595,8 +598,16 @@ impl Pipeline {
     }
 
     fn raise(&mut self, finding: Finding, actor: Actor, action: Action) {
+        let time = timestamp(SystemTime::now());
+        let incident = self.incidents.link(&Raised {
+            container_id: Some(actor.container_id.as_str()),
+            rule: finding.rule.id,
+            pid: actor.process.pid,
+            seen_ns: actor.seen_ns,
+            time: &time,
+        });
         let alert = Alert {
-            time: timestamp(SystemTime::now()),
+            time,
             rule: finding.rule.id,
             severity: finding.rule.severity,
             mitre: finding.rule.mitre,
@@ -606,6 +617,7 @@ impl Pipeline {
             container: actor.container,
             process: actor.process,
             details: finding.details,
+            incident,
         };
         self.metrics
             .alerts_total

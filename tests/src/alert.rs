@@ -4,7 +4,7 @@ use anyhow::{Context, ensure};
 use serde_json::Value;
 
 /// Fields every alert carries, `null` where unknown.
-const FIELDS: [&str; 10] = [
+const FIELDS: [&str; 11] = [
     "time",
     "rule",
     "severity",
@@ -15,6 +15,7 @@ const FIELDS: [&str; 10] = [
     "container",
     "process",
     "details",
+    "incident",
 ];
 
 /// The contract's rule catalogue: id and severity.

@@ -5,7 +5,7 @@
 
 use std::{fs, os::unix::fs::PermissionsExt};
 
-use anyhow::ensure;
+use anyhow::{Context as _, ensure};
 use escape_detector_e2e::{
     By, CgroupLayout, Container, Detector, HostProcess, Profile, RunningContainer, alert,
     alert_matches, exclusive, ids,
@@ -153,5 +153,26 @@ fn a_release_agent_run_by_the_kernel_is_reported() -> anyhow::Result<()> {
     alert::check_contract(&helper)?;
     assert!(helper["container"].is_null(), "{helper:#}");
     assert_eq!(helper["process"]["uid"], 0, "{helper:#}");
+    // The helper pays off the container's release_agent write: one incident, which the
+    // helper's alert lists whole.
+    let armed = detector
+        .alerts()
+        .into_iter()
+        .find(|a| alert_matches(a, "cgroup-release-agent", container.id()))
+        .context("no cgroup-release-agent alert for the container")?;
+    assert_eq!(
+        helper["incident"]["id"], armed["incident"]["id"],
+        "{helper:#}"
+    );
+    let chain: Vec<&str> = helper["incident"]["chain"]
+        .as_array()
+        .context("no incident chain")?
+        .iter()
+        .filter_map(|link| link["rule"].as_str())
+        .collect();
+    assert!(
+        chain.ends_with(&["cgroup-release-agent", "usermode-helper-exec"]),
+        "{helper:#}"
+    );
     Ok(())
 }
