@@ -20,6 +20,8 @@ pub struct Alert {
     /// The attack this act belongs to, when it is one of a container's (or the kernel's
     /// helper a container armed).
     pub incident: Option<IncidentRef>,
+    /// How many acts the alert stands for: 1, or the repeats folded into it.
+    pub count: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -112,6 +114,7 @@ mod tests {
             },
             details: serde_json::json!({}),
             incident: None,
+            count: 1,
         };
         let v: Value = serde_json::from_str(alert.to_json_line().trim_end()).unwrap();
         assert_eq!(v["time"], "1970-01-01T00:00:00.000000000Z");

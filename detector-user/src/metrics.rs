@@ -13,6 +13,7 @@ use crate::rules::CATALOGUE;
 pub struct Metrics {
     registry: Registry,
     pub alerts_total: IntCounterVec,
+    pub alerts_folded_total: IntCounterVec,
     pub alert_latency_seconds: HistogramVec,
     pub events_total: IntCounterVec,
     pub events_lost_total: IntCounterVec,
@@ -41,6 +42,13 @@ impl Metrics {
             alerts_total: IntCounterVec::new(
                 opts("alerts_total", "Alerts raised, by rule and severity."),
                 &["rule", "severity"],
+            )?,
+            alerts_folded_total: IntCounterVec::new(
+                opts(
+                    "alerts_folded_total",
+                    "Acts folded into an earlier alert of the same process and act, by rule.",
+                ),
+                &["rule"],
             )?,
             alert_latency_seconds: HistogramVec::new(
                 HistogramOpts::new(
@@ -123,6 +131,7 @@ impl Metrics {
     fn register_all(&self) -> prometheus::Result<()> {
         let r = &self.registry;
         r.register(Box::new(self.alerts_total.clone()))?;
+        r.register(Box::new(self.alerts_folded_total.clone()))?;
         r.register(Box::new(self.alert_latency_seconds.clone()))?;
         r.register(Box::new(self.events_total.clone()))?;
         r.register(Box::new(self.events_lost_total.clone()))?;
@@ -147,6 +156,7 @@ impl Metrics {
             self.alerts_total
                 .with_label_values(&[rule.id, rule.severity.as_str()]);
             self.alert_latency_seconds.with_label_values(&[rule.id]);
+            self.alerts_folded_total.with_label_values(&[rule.id]);
         }
     }
 

@@ -2,7 +2,7 @@
 //! about each security event, and raises what they find.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashSet,
     sync::Arc,
     time::{Duration, Instant, SystemTime},
 };
@@ -15,6 +15,7 @@ use detector_common::{
 use crate::{
     alert::{Action, Alert, ContainerInfo, ProcessInfo, timestamp},
     enforce,
+    folds::{self, Folds},
     incidents::{Incidents, Raised},
     kernel::watched_files::WatchFiles,
     metrics::Metrics,
@@ -97,8 +98,7 @@ pub struct Pipeline {
     outputs: Outputs,
     settings: PipelineSettings,
     held: Vec<HeldNamespaceChange>,
-    /// Per process: (rule, key) of acts already reported under [`Repeat::OncePerProcess`].
-    spoken: HashMap<u32, HashSet<(&'static str, String)>>,
+    folds: Folds,
     incidents: Incidents,
     agent: AgentSelf,
 }
@@ -130,7 +130,7 @@ impl Pipeline {
             outputs,
             settings,
             held: Vec::new(),
-            spoken: HashMap::new(),
+            folds: Folds::default(),
             incidents: Incidents::default(),
             agent: AgentSelf::this_process(),
         };
@@ -234,7 +234,7 @@ impl Pipeline {
         else {
             return;
         };
-        if !self.first_time(&finding, header.tgid) {
+        if self.folded(&finding, &header) {
             return;
         }
         let Some(actor) = self.actor(&header) else {
@@ -319,7 +319,7 @@ impl Pipeline {
         }) else {
             return;
         };
-        if !self.first_time(&finding, mover.tgid) {
+        if self.folded(&finding, &mover) {
             return;
         }
         if let Some(actor) = self.actor(&mover) {
@@ -338,6 +338,8 @@ impl Pipeline {
                 self.raise(finding, held.actor, held.action);
             }
         }
+        let folded = self.folds.due(boottime_ns());
+        self.emit_folded(folded);
     }
 
     pub fn sweep(&mut self, now: Instant) {
@@ -350,6 +352,8 @@ impl Pipeline {
     pub fn flush(&mut self) {
         let far = Instant::now() + NAMESPACE_MERGE_WINDOW * 2;
         self.tick(far);
+        let folded = self.folds.drain();
+        self.emit_folded(folded);
     }
 
     fn hold_namespace_change(&mut self, e: &NamespaceEvent, now: Instant) {
@@ -525,21 +529,32 @@ impl Pipeline {
         })
     }
 
-    /// False when the same process already made the same act under a once-per-process rule.
-    fn first_time(&mut self, finding: &Finding, tgid: u32) -> bool {
-        match &finding.repeat {
-            Repeat::EveryAct => true,
-            Repeat::OncePerProcess(key) => self
-                .spoken
-                .entry(tgid)
-                .or_default()
-                .insert((finding.rule.id, key.clone())),
+    /// True, and counted, when the act repeats one of the same process alerted lately.
+    fn folded(&mut self, finding: &Finding, header: &Header) -> bool {
+        let repeat = self
+            .folds
+            .repeat(&fold_act(finding, header.tgid), header.ktime_ns);
+        if repeat {
+            self.metrics
+                .alerts_folded_total
+                .with_label_values(&[finding.rule.id])
+                .inc();
         }
+        repeat
     }
 
-    /// A new program image, or none: its acts are news again.
+    /// A new program image, or none: its acts are news again, and the repeats of its old
+    /// ones are told.
     fn forget_spoken(&mut self, tgid: u32) {
-        self.spoken.remove(&tgid);
+        let folded = self.folds.end_process(tgid);
+        self.emit_folded(folded);
+    }
+
+    fn emit_folded(&mut self, alerts: Vec<Alert>) {
+        for mut alert in alerts {
+            alert.time = timestamp(SystemTime::now());
+            self.emit(&alert);
+        }
     }
 
     /// The finding of an enabled rule for the act, if any.
@@ -598,6 +613,7 @@ impl Pipeline {
     }
 
     fn raise(&mut self, finding: Finding, actor: Actor, action: Action) {
+        let act = fold_act(&finding, actor.process.pid);
         let time = timestamp(SystemTime::now());
         let incident = self.incidents.link(&Raised {
             container_id: Some(actor.container_id.as_str()),
@@ -618,18 +634,25 @@ impl Pipeline {
             process: actor.process,
             details: finding.details,
             incident,
+            count: 1,
         };
-        self.metrics
-            .alerts_total
-            .with_label_values(&[alert.rule, alert.severity.as_str()])
-            .inc();
-        self.outputs.emit(&alert.to_json_line(), &self.metrics);
+        self.emit(&alert);
         if let Some(since_act) = boottime_ns().checked_sub(actor.seen_ns) {
             self.metrics
                 .alert_latency_seconds
                 .with_label_values(&[alert.rule])
                 .observe(since_act as f64 / 1e9);
         }
+        let replaced = self.folds.open(act, alert, actor.seen_ns);
+        self.emit_folded(replaced.into_iter().collect());
+    }
+
+    fn emit(&mut self, alert: &Alert) {
+        self.metrics
+            .alerts_total
+            .with_label_values(&[alert.rule, alert.severity.as_str()])
+            .inc();
+        self.outputs.emit(&alert.to_json_line(), &self.metrics);
     }
 
     fn update_gauges(&mut self) {
@@ -646,6 +669,19 @@ impl Pipeline {
         self.metrics
             .tracked_containers
             .set(self.containers.len() as i64);
+    }
+}
+
+/// What makes an act the same as an earlier one: the rule's key where it has one (the socket
+/// connected to), else everything the alert says.
+fn fold_act(finding: &Finding, tgid: u32) -> folds::Act {
+    folds::Act {
+        tgid,
+        rule: finding.rule.id,
+        key: match &finding.repeat {
+            Repeat::OncePerProcess(key) => key.clone(),
+            Repeat::EveryAct => finding.message.clone(),
+        },
     }
 }
 
@@ -889,7 +925,7 @@ mod tests {
     }
 
     #[test]
-    fn a_once_per_process_rule_speaks_again_after_exec() {
+    fn a_once_per_process_rule_folds_repeats_and_speaks_again_after_exec() {
         let mut h = Harness::new("once", &[]);
         let t0 = Instant::now();
         for event in [bpf(SH, 0), bpf(SH, 5), bpf(SH, 28)] {
@@ -897,10 +933,15 @@ mod tests {
         }
         assert_eq!(h.alerts().len(), 1, "one alert for the first call");
         assert_eq!(h.alerts()[0]["details"]["command"], "BPF_MAP_CREATE");
+        assert_eq!(h.alerts()[0]["count"], 1);
         h.pipeline.handle(&exec(SH, "bpftool"), t0);
         h.pipeline.handle(&bpf(SH, 5), t0);
         let alerts = h.alerts();
-        assert_eq!(alerts.len(), 2, "{alerts:?}");
-        assert_eq!(alerts[1]["process"]["comm"], "bpftool");
+        assert_eq!(alerts.len(), 3, "{alerts:?}");
+        // The old image's repeats, told when it was replaced.
+        assert_eq!(alerts[1]["count"], 2, "{alerts:?}");
+        assert_eq!(alerts[1]["process"]["comm"], "sh");
+        assert_eq!(alerts[2]["process"]["comm"], "bpftool");
+        assert_eq!(alerts[2]["count"], 1);
     }
 }

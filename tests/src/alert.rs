@@ -4,7 +4,7 @@ use anyhow::{Context, ensure};
 use serde_json::Value;
 
 /// Fields every alert carries, `null` where unknown.
-const FIELDS: [&str; 11] = [
+const FIELDS: [&str; 12] = [
     "time",
     "rule",
     "severity",
@@ -16,6 +16,7 @@ const FIELDS: [&str; 11] = [
     "process",
     "details",
     "incident",
+    "count",
 ];
 
 /// The contract's rule catalogue: id and severity.

@@ -1,8 +1,10 @@
 //! `bpf-from-container`: a container process uses the bpf() system call.
 
 use escape_detector_e2e::{
-    By, CgroupLayout, Container, Detector, Profile, RunningContainer, exclusive, rootfs::ACT,
-    scenario, technique,
+    By, CgroupLayout, Container, Detector, Profile, RunningContainer, alert_matches, exclusive,
+    rootfs::ACT,
+    scenario::{self, ALERT_TIMEOUT, SETTLE},
+    technique,
 };
 
 #[test]
@@ -41,4 +43,47 @@ fn containers_that_do_not_call_bpf_are_silent() -> anyhow::Result<()> {
     container.exec_ok(&format!("ls /sys/fs; test -x {ACT}"))?;
     scenario::expect_no_alert_for(&detector, container.id());
     scenario::expect_detector_alerts(&detector)
+}
+
+/// One process calling bpf() fifty times makes one alert at once and, when it exits, one more
+/// that counts the other 49: never fifty alerts.
+#[test]
+fn repeats_of_one_process_are_folded_into_a_count() -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let detector = Detector::start(&[])?;
+    let container = Container::start(Profile::Privileged, CgroupLayout::Docker)?;
+    let first = scenario::expect_alert(
+        &detector,
+        "bpf-from-container",
+        &container,
+        Some("escape-act"),
+        By::Workload,
+        || {
+            container
+                .run(By::Workload, &format!("{ACT} repeat 50 bpf"))
+                .map(drop)
+        },
+    )?;
+    let folded = detector.wait_for_alert(
+        "the alert that counts the repeats",
+        |a| alert_matches(a, "bpf-from-container", container.id()) && a["count"] != 1,
+        ALERT_TIMEOUT,
+    )?;
+    assert_eq!(first["count"], 1, "{first:#}");
+    assert_eq!(folded["count"], 49, "{folded:#}");
+    assert_eq!(
+        folded["process"]["pid"], first["process"]["pid"],
+        "{folded:#}"
+    );
+    detector.assert_no_alert(
+        |a| alert_matches(a, "bpf-from-container", container.id()) && a != &first && a != &folded,
+        SETTLE,
+    );
+    let metrics = detector.metrics()?;
+    let sample = "escape_detector_alerts_folded_total{rule=\"bpf-from-container\"} 49";
+    assert!(
+        metrics.lines().any(|l| l == sample),
+        "no `{sample}` in\n{metrics}"
+    );
+    Ok(())
 }

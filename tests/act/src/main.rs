@@ -21,11 +21,12 @@ usage: escape-act ACT
   | fsmount FSTYPE DIR | bind-tree SOURCE DIR | mount FSTYPE DIR
   | write PATH VALUE | open PATH read|write | open-by-handle PATH | exe-overwrite PID
   | load-module PATH | print-pid | ids
-  | orphan-thread ACT | fork-storm N ACT
+  | orphan-thread ACT | fork-storm N ACT | repeat N ACT
   | thread-exec PROGRAM [ARG...] | setns-exec PID PROGRAM [ARG...]
   | private-mounts PROGRAM [ARG...] | spawn-with-pid PID PROGRAM [ARG...]
   | enter-cgroup DIR... -- PROGRAM [ARG...]";
 
+#[derive(Clone)]
 pub enum Act {
     Bpf,
     /// Takes a descriptor of every loaded program, map and link by id, as `bpftool` does.
@@ -77,6 +78,11 @@ pub enum Act {
     Ids,
     /// The leader exits with exit(2); a surviving thread does the act.
     OrphanThread(Box<Act>),
+    /// The same process does the act N times.
+    Repeat {
+        times: u32,
+        act: Box<Act>,
+    },
     /// N children forked at once; the last does the act.
     ForkStorm {
         children: u32,
@@ -158,6 +164,12 @@ pub fn run(act: Act) -> Result<String, Failure> {
         )),
         Act::OrphanThread(act) => processes::orphan_thread(*act),
         Act::ForkStorm { children, act } => processes::fork_storm(children, *act),
+        Act::Repeat { times, act } => {
+            for _ in 1..times {
+                run((*act).clone())?;
+            }
+            run(*act).map(|done| format!("repeat: {times} times, the last: {done}"))
+        }
         Act::ThreadExec(command) => processes::thread_exec(command),
         Act::SetnsExec { pid, command } => never(processes::setns_exec(pid, &command)),
         Act::PrivateMounts(command) => never(processes::private_mounts(&command)),
@@ -221,6 +233,10 @@ fn parse_words(args: &[&str]) -> Option<Act> {
         ["print-pid"] => Some(Act::PrintPid),
         ["ids"] => Some(Act::Ids),
         ["orphan-thread", act @ ..] => parse_words(act).map(|a| Act::OrphanThread(Box::new(a))),
+        ["repeat", n, act @ ..] => Some(Act::Repeat {
+            times: n.parse().ok().filter(|&n: &u32| n > 0)?,
+            act: Box::new(parse_words(act)?),
+        }),
         ["fork-storm", n, act @ ..] => Some(Act::ForkStorm {
             children: n.parse().ok().filter(|&n: &u32| n > 0)?,
             act: Box::new(parse_words(act)?),
@@ -297,6 +313,8 @@ mod tests {
             &["mount"],
             &["orphan-thread"],
             &["fork-storm", "0", "bpf"],
+            &["repeat", "0", "bpf"],
+            &["repeat", "2"],
             &["fork-storm", "3"],
             &["thread-exec"],
             &["enter-cgroup", "/a", "/bin/true"],
