@@ -132,7 +132,8 @@ mod tests {
             "time": "2026-11-28T09:30:00.123456789Z", "rule": "host-namespace-entry",
             "severity": "critical", "mitre": ["T1611"], "message": "m", "hostname": "node-1",
             "action": "alert", "container": {"id": "3f2a"},
-            "process": {"pid": 4242, "comm": "nsenter"}, "details": {}
+            "process": {"pid": 4242, "comm": "nsenter"}, "details": {}, "incident": null,
+            "count": 1
         });
         check_contract(&alert).unwrap();
         assert!(alert_matches(&alert, "host-namespace-entry", "3f2a"));

@@ -63,6 +63,10 @@ pub struct Options {
     /// building them: for a machine without cargo, such as a VM guest
     #[arg(long, value_name = "DIR")]
     bin_dir: Option<PathBuf>,
+    /// Run the bench in the VM lane's guest (Debian's 6.1 kernel under TCG, BPF LSM and fentry)
+    /// instead of on this machine: throughput ratios only, quick counts, no bpftrace
+    #[arg(long, conflicts_with_all = ["profile", "bin_dir"])]
+    vm: bool,
 }
 
 /// How much work each measurement does: enough for a second or more per workload in a full run,
@@ -105,6 +109,9 @@ pub fn run(options: &Options) -> Result<()> {
         "the bench loads eBPF programs, changes audit rules and starts runc containers: run it \
          as root"
     );
+    if options.vm {
+        return in_vm(options);
+    }
     let binaries = Binaries::obtain(options.bin_dir.as_deref())?;
     // Other e2e runs on this machine would add their detectors to the baseline, and see our
     // containers: one at a time.
@@ -155,6 +162,62 @@ pub fn run(options: &Options) -> Result<()> {
     let path = report.write_json()?;
     println!("\nwritten: {}", path.display());
     report.check_sane()
+}
+
+/// Files of Debian's packages the guest's bench runs, at the same paths: redis, and auditd
+/// with the user and group names its config names. bpftrace stays out: its LLVM libraries
+/// would add 200 MB to the initramfs.
+const VM_FILES: [&str; 6] = [
+    "/usr/bin/redis-server",
+    "/usr/bin/redis-benchmark",
+    "/usr/sbin/auditd",
+    "/usr/sbin/auditctl",
+    "/etc/passwd",
+    "/etc/group",
+];
+
+/// Under TCG every instruction is emulated: the quick counts take minutes there already.
+const VM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// `--vm`: this xtask binary and the bench's programs, booted in the VM lane's guest, which runs
+/// the bench with `--bin-dir`.
+fn in_vm(options: &Options) -> Result<()> {
+    let binaries = Binaries::obtain(None)?;
+    let xtask = std::env::current_exe()?;
+    let mut extra: Vec<(&str, &std::path::Path)> = vec![
+        ("/bin/xtask", &xtask),
+        ("/bin/escape-detector", &binaries.detector),
+        ("/bin/bench-load", &binaries.load),
+        ("/bin/escape-act", &binaries.act),
+    ];
+    extra.extend(VM_FILES.iter().map(|p| (*p, std::path::Path::new(p))));
+    ensure!(
+        !options.systems.contains(&SystemKind::Bpftrace),
+        "bpftrace is not in the VM's bench (its libraries would add 200 MB to the initramfs)"
+    );
+    let systems = if options.systems.is_empty() {
+        vec![SystemKind::EscapeDetector, SystemKind::Auditd]
+    } else {
+        options.systems.clone()
+    };
+    let systems: Vec<String> = systems
+        .iter()
+        .map(|kind| clap::ValueEnum::to_possible_value(kind).map(|v| v.get_name().to_owned()))
+        .collect::<Option<_>>()
+        .unwrap_or_default();
+    let mut args: Vec<String> = ["--bin-dir", "/bin", "--ratios-only", "--quick"]
+        .map(str::to_owned)
+        .to_vec();
+    args.extend([
+        "--rounds".to_owned(),
+        options.rounds.unwrap_or(5).to_string(),
+        "--systems".to_owned(),
+        systems.join(","),
+    ]);
+    if options.keep_idle_states {
+        args.push("--keep-idle-states".to_owned());
+    }
+    crate::vmtest::bench(&extra, &args, VM_TIMEOUT)
 }
 
 /// The stage `cargo xtask test` runs: every system and workload once, with small counts.

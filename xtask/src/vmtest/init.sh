@@ -4,7 +4,8 @@
 # /vmtest/tests, and powers the machine off. Lines starting with "VMTEST " are for the host
 # (xtask/src/vmtest/report.rs); the last one is the verdict. Arguments (the kernel command line
 # after "--") go to every test binary, e.g. the name of one test. The kernel passes
-# vmtest_cgroups=hybrid|unified (the cgroup layout to mount) in the environment.
+# vmtest_cgroups=hybrid|unified (the cgroup layout to mount) in the environment, and
+# vmtest_mode=bench to run `xtask bench` (with those arguments) instead of the tests.
 
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 
@@ -84,6 +85,20 @@ echo "VMTEST LSM: $(cat /sys/kernel/security/lsm)"
 
 escape-detector probe
 echo "VMTEST PROBE: exit $?"
+
+if [ "${vmtest_mode:-tests}" = bench ]; then
+    echo "VMTEST RUNNING: bench"
+    started=$(date +%s)
+    /bin/xtask bench "$@" </dev/null
+    status=$?
+    echo "VMTEST BINARY: bench exit $status after $(($(date +%s) - started)) s"
+    if [ "$status" = 0 ]; then
+        echo "VMTEST RESULT: 1 passed, 0 failed"
+    else
+        echo "VMTEST RESULT: 0 passed, 1 failed"
+    fi
+    power_off
+fi
 
 passed=0
 failed=0

@@ -50,10 +50,19 @@ const TESTS_DIR: &str = "/vmtest/tests";
 /// Modules to load, one path a line, relative to /lib/modules/RELEASE.
 const MODULE_LIST: &str = "/vmtest/modules";
 
-/// Builds (or reuses) both parts in `dir` and returns the initramfs to boot.
-pub fn build(dir: &Path, kernel: &Kernel, artifacts: &Artifacts) -> Result<PathBuf> {
+/// Builds (or reuses) both parts in `dir` and returns the initramfs to boot. `extra` host files
+/// (guest path, host path) join the project part, their shared libraries the system part.
+pub fn build(
+    dir: &Path,
+    kernel: &Kernel,
+    artifacts: &Artifacts,
+    extra: &[(&str, &Path)],
+) -> Result<PathBuf> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let project = project_tree(artifacts)?;
+    let mut project = project_tree(artifacts)?;
+    for (guest, host) in extra {
+        project.host_file(guest, host)?;
+    }
     let system = system_tree(kernel, &project)?;
     let system_changed = write_part(dir, "system", &system)?;
     let project_changed = write_part(dir, "project", &project)?;

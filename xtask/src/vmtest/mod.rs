@@ -64,33 +64,72 @@ pub fn run(options: &Options) -> Result<()> {
 
 /// The VM lane on a machine that is set up (`cargo xtask test` has run setup already).
 pub fn lane(options: &Options) -> Result<()> {
-    let started = Instant::now();
-    let kernel = kernel::ensure_installed()?;
     let artifacts = artifacts::build()?;
-    let dir = build::target_dir().join("xtask/vmtest");
-    let initramfs = initramfs::build(&dir, &kernel, &artifacts)?;
-    let log = dir.join("console.log");
-    let guest = qemu::Guest {
-        kernel: &kernel.image,
-        initramfs: &initramfs,
-        init_env: &[("vmtest_cgroups", options.cgroups.name())],
-        init_args: &options.test_args,
+    let boot = Boot {
+        dir: "vmtest",
+        mode: "tests",
+        extra: &[],
+        args: &options.test_args,
+        cgroups: options.cgroups,
+        timeout: Duration::from_secs(options.timeout),
     };
-    let console = qemu::run(
-        &guest,
-        &log,
-        Duration::from_secs(options.timeout),
-        report::BOOTED,
-    )?;
-    let report = report::parse(&console.text);
-    print_summary(&report, options.cgroups, &console, started.elapsed(), &log);
-    if console.timed_out {
-        bail!(
-            "the guest did not finish within {} s (raise it with --timeout)",
-            options.timeout
-        );
-    }
+    let report = boot.run(&artifacts)?;
     report.verdict(artifacts.tests.len())
+}
+
+/// `cargo xtask bench` in the guest, with `args`, on the detector and programs `extra` puts at
+/// their guest paths (the xtask binary at /bin/xtask among them).
+pub fn bench(extra: &[(&str, &Path)], args: &[String], timeout: Duration) -> Result<()> {
+    let boot = Boot {
+        dir: "vmbench",
+        mode: "bench",
+        extra,
+        args,
+        cgroups: Cgroups::Hybrid,
+        timeout,
+    };
+    boot.run(&artifacts::build()?)?.verdict(1)
+}
+
+/// One boot of the guest, which runs the tests or the bench and powers off.
+struct Boot<'a> {
+    /// Under target/xtask/: the initramfs cache and the console log.
+    dir: &'a str,
+    /// `vmtest_mode` for init.sh.
+    mode: &'a str,
+    extra: &'a [(&'a str, &'a Path)],
+    args: &'a [String],
+    cgroups: Cgroups,
+    timeout: Duration,
+}
+
+impl Boot<'_> {
+    fn run(&self, artifacts: &artifacts::Artifacts) -> Result<report::Report> {
+        let started = Instant::now();
+        let kernel = kernel::ensure_installed()?;
+        let dir = build::target_dir().join("xtask").join(self.dir);
+        let initramfs = initramfs::build(&dir, &kernel, artifacts, self.extra)?;
+        let log = dir.join("console.log");
+        let guest = qemu::Guest {
+            kernel: &kernel.image,
+            initramfs: &initramfs,
+            init_env: &[
+                ("vmtest_cgroups", self.cgroups.name()),
+                ("vmtest_mode", self.mode),
+            ],
+            init_args: self.args,
+        };
+        let console = qemu::run(&guest, &log, self.timeout, report::BOOTED)?;
+        let report = report::parse(&console.text);
+        print_summary(&report, self.cgroups, &console, started.elapsed(), &log);
+        if console.timed_out {
+            bail!(
+                "the guest did not finish within {} s (raise it with --timeout)",
+                self.timeout.as_secs()
+            );
+        }
+        Ok(report)
+    }
 }
 
 fn print_summary(
