@@ -1,5 +1,5 @@
-//! `cargo xtask vmtest`: the e2e tests on a second kernel. Boots Debian's 6.1 cloud kernel under
-//! QEMU from an initramfs holding the release detector, the e2e test binaries and their
+//! `cargo xtask vmtest`: the e2e tests on other kernels than the host's. Boots a Debian cloud
+//! kernel (bookworm's 6.1 or bullseye's 5.10) under QEMU from an initramfs holding the release detector, the e2e test binaries and their
 //! escape-act helper, runc and busybox; the guest's /init (init.sh) runs `escape-detector probe`
 //! and every test binary, and the host reads the outcome from the serial console.
 
@@ -26,6 +26,13 @@ use crate::{
 
 #[derive(clap::Args)]
 pub struct Options {
+    /// The guest's kernel: Debian 12's 6.1 or Debian 11's 5.10 cloud kernel
+    #[arg(long, value_enum, default_value = "6.1")]
+    pub kernel: kernel::Version,
+    /// bpf boots with `lsm=lockdown,capability,bpf` (BPF LSM programs run); stock with the
+    /// kernel's built-in LSM list, which has no BPF LSM on Debian's kernels
+    #[arg(long, value_enum, default_value_t = Lsm::Bpf)]
+    lsm: Lsm,
     /// Stop the guest after this many seconds; TCG emulates every instruction, so the whole
     /// suite takes minutes
     #[arg(long, default_value_t = 1200)]
@@ -44,6 +51,23 @@ pub struct Options {
 enum Cgroups {
     Hybrid,
     Unified,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Lsm {
+    Bpf,
+    Stock,
+}
+
+impl Lsm {
+    /// The kernel's `lsm=` parameter. Only the BPF LSM matters to the detector; lockdown and
+    /// capability are what Debian's kernels keep first anyway.
+    fn parameter(self) -> Option<&'static str> {
+        match self {
+            Lsm::Bpf => Some("lockdown,capability,bpf"),
+            Lsm::Stock => None,
+        }
+    }
 }
 
 impl Cgroups {
@@ -65,14 +89,15 @@ pub fn run(options: &Options) -> Result<()> {
 /// The VM lane on a machine that is set up (`cargo xtask test` has run setup already).
 pub fn lane(options: &Options) -> Result<()> {
     let started = Instant::now();
-    let kernel = kernel::ensure_installed()?;
+    let kernel = kernel::ensure_fetched(options.kernel)?;
     let artifacts = artifacts::build()?;
     let dir = build::target_dir().join("xtask/vmtest");
     let initramfs = initramfs::build(&dir, &kernel, &artifacts)?;
-    let log = dir.join("console.log");
+    let log = dir.join(format!("console-{}.log", options.kernel.name()));
     let guest = qemu::Guest {
         kernel: &kernel.image,
         initramfs: &initramfs,
+        lsm: options.lsm.parameter(),
         init_env: &[("vmtest_cgroups", options.cgroups.name())],
         init_args: &options.test_args,
     };
