@@ -45,7 +45,7 @@ enum Command {
     Test(test::Options),
     /// Measure what the agent costs the host (needs root)
     Bench(bench::Options),
-    /// Run the e2e tests on Debian's 6.1 cloud kernel under QEMU (installing it needs root)
+    /// Run the e2e tests on Debian's 6.1 or 5.10 cloud kernel under QEMU
     Vmtest(vmtest::Options),
     /// Set up, then build the agent's OCI image with podman (static binary, empty base)
     Image,

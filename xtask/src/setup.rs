@@ -7,9 +7,7 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::{build, cmd};
 
-/// Debian packages, one a line so that a new tool is a one-line change. A kernel image for the
-/// VM lane goes in by its exact name (e.g. `linux-image-6.1.0-56-cloud-amd64`): apt-get would
-/// read a `*` as a pattern and install every match.
+/// Debian packages, one a line so that a new tool is a one-line change.
 const APT_PACKAGES: &[&str] = &[
     // bpf-linker links against the LLVM major of the nightly that compiles the kernel crate.
     "llvm-22-dev",
@@ -34,9 +32,10 @@ const APT_PACKAGES: &[&str] = &[
     "python3-venv",
     // systemd-analyze checks the unit under deploy/systemd.
     "systemd",
-    // `cargo xtask vmtest` boots a second kernel (Debian's 6.1 cloud kernel, which it installs
-    // itself by the newest name apt offers) under TCG.
+    // `cargo xtask vmtest` boots other kernels (Debian's 6.1 and 5.10 cloud kernels, which it
+    // fetches and unpacks itself) under TCG, and writes the unpacked modules' index (depmod).
     "qemu-system-x86",
+    "kmod",
     // The machine image's qemu-img is a backport that Debian's qemu-system-x86 conflicts with:
     // apt removes it while installing the VM lane, and this puts Debian's own back.
     "qemu-utils",

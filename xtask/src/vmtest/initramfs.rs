@@ -1,6 +1,7 @@
 //! The guest's root filesystem, an initramfs made of two cpio archives cached under
 //! target/xtask/vmtest/: the system part (busybox, runc and other host programs, every shared
-//! library, kernel modules, /init), which changes when Debian packages do, and the project part
+//! library, kernel modules, /init), one per kernel, which changes when Debian packages do, and
+//! the project part, shared by the kernels
 //! (the detector, the e2e test binaries and the escape-act helper), which changes with every
 //! build. Each part is rewritten only when its manifest (every file's source, size and mtime)
 //! changes; the kernel unpacks the two back to back. Uncompressed: gzip saved no boot time under
@@ -50,8 +51,9 @@ const TESTS_DIR: &str = "/vmtest/tests";
 /// Modules to load, one path a line, relative to /lib/modules/RELEASE.
 const MODULE_LIST: &str = "/vmtest/modules";
 
-/// Builds (or reuses) both parts in `dir` and returns the initramfs to boot. `extra` host files
-/// (guest path, host path) join the project part, their shared libraries the system part.
+/// Builds (or reuses) both parts in `dir` and returns the initramfs to boot `kernel` with.
+/// `extra` host files (guest path, host path) join the project part, their shared libraries
+/// the system part.
 pub fn build(
     dir: &Path,
     kernel: &Kernel,
@@ -64,17 +66,28 @@ pub fn build(
         project.host_file(guest, host)?;
     }
     let system = system_tree(kernel, &project)?;
-    let system_changed = write_part(dir, "system", &system)?;
-    let project_changed = write_part(dir, "project", &project)?;
-    let initramfs = dir.join("initramfs.cpio");
-    if system_changed || project_changed || !initramfs.is_file() {
-        write_whole(&initramfs, |out| {
-            for part in ["system.cpio", "project.cpio"] {
-                io::copy(&mut File::open(dir.join(part))?, out)?;
-            }
-            Ok(())
-        })?;
+    let version = kernel.version.name();
+    let parts = [
+        (format!("system-{version}"), system.manifest()?, system),
+        ("project".to_owned(), project.manifest()?, project),
+    ];
+    for (name, manifest, tree) in &parts {
+        let archive = dir.join(format!("{name}.cpio"));
+        write_cached(&archive, manifest, |out| tree.write_cpio(out))?;
     }
+    // The parts' manifests together: the project part is shared, so another kernel's run may
+    // have rewritten it since this kernel's initramfs was put together.
+    let manifest: String = parts
+        .iter()
+        .map(|(_, manifest, _)| manifest.as_str())
+        .collect();
+    let initramfs = dir.join(format!("initramfs-{version}.cpio"));
+    write_cached(&initramfs, &manifest, |out| {
+        for (name, _, _) in &parts {
+            io::copy(&mut File::open(dir.join(format!("{name}.cpio")))?, out)?;
+        }
+        Ok(())
+    })?;
     Ok(initramfs)
 }
 
@@ -148,25 +161,22 @@ fn busybox_applets() -> Result<Vec<String>> {
         .collect())
 }
 
-/// Writes `<name>.cpio` unless `<name>.manifest` shows it holds `tree` already; says whether it
-/// wrote.
-fn write_part(dir: &Path, name: &str, tree: &Tree) -> Result<bool> {
-    let archive = dir.join(format!("{name}.cpio"));
-    let manifest_path = dir.join(format!("{name}.manifest"));
-    let manifest = tree.manifest()?;
-    if archive.is_file() && fs::read_to_string(&manifest_path).ok().as_ref() == Some(&manifest) {
-        println!("ok: {name} part of the initramfs is up to date");
-        return Ok(false);
+/// Writes `archive` unless the manifest beside it shows it holds what `manifest` describes.
+fn write_cached(
+    archive: &Path,
+    manifest: &str,
+    write: impl FnOnce(&mut BufWriter<File>) -> Result<()>,
+) -> Result<()> {
+    let manifest_path = archive.with_extension("manifest");
+    if archive.is_file() && fs::read_to_string(&manifest_path).ok().as_deref() == Some(manifest) {
+        println!("ok: {} is up to date", archive.display());
+        return Ok(());
     }
-    println!(
-        "building: {name} part of the initramfs ({})",
-        archive.display()
-    );
-    write_whole(&archive, |out| tree.write_cpio(out))?;
+    println!("building: {}", archive.display());
+    write_whole(archive, write)?;
     // Last: a manifest never describes an archive that is not complete.
     fs::write(&manifest_path, manifest)
-        .with_context(|| format!("writing {}", manifest_path.display()))?;
-    Ok(true)
+        .with_context(|| format!("writing {}", manifest_path.display()))
 }
 
 /// Writes `path` through a temporary file renamed into place, so that an interrupted run leaves

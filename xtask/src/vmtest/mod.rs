@@ -1,5 +1,5 @@
-//! `cargo xtask vmtest`: the e2e tests on a second kernel. Boots Debian's 6.1 cloud kernel under
-//! QEMU from an initramfs holding the release detector, the e2e test binaries and their
+//! `cargo xtask vmtest`: the e2e tests on other kernels than the host's. Boots a Debian cloud
+//! kernel (bookworm's 6.1 or bullseye's 5.10) under QEMU from an initramfs holding the release detector, the e2e test binaries and their
 //! escape-act helper, runc and busybox; the guest's /init (init.sh) runs `escape-detector probe`
 //! and every test binary, and the host reads the outcome from the serial console.
 
@@ -26,6 +26,13 @@ use crate::{
 
 #[derive(clap::Args)]
 pub struct Options {
+    /// The guest's kernel: Debian 12's 6.1 or Debian 11's 5.10 cloud kernel
+    #[arg(long, value_enum, default_value = "6.1")]
+    pub kernel: kernel::Version,
+    /// bpf boots with `lsm=lockdown,capability,bpf` (BPF LSM programs run); stock with the
+    /// kernel's built-in LSM list, which has no BPF LSM on Debian's kernels
+    #[arg(long, value_enum, default_value_t = Lsm::Bpf)]
+    lsm: Lsm,
     /// Stop the guest after this many seconds; TCG emulates every instruction, so the whole
     /// suite takes minutes
     #[arg(long, default_value_t = 1200)]
@@ -44,6 +51,23 @@ pub struct Options {
 enum Cgroups {
     Hybrid,
     Unified,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Lsm {
+    Bpf,
+    Stock,
+}
+
+impl Lsm {
+    /// The kernel's `lsm=` parameter. Only the BPF LSM matters to the detector; lockdown and
+    /// capability are what Debian's kernels keep first anyway.
+    fn parameter(self) -> Option<&'static str> {
+        match self {
+            Lsm::Bpf => Some("lockdown,capability,bpf"),
+            Lsm::Stock => None,
+        }
+    }
 }
 
 impl Cgroups {
@@ -68,6 +92,8 @@ pub fn lane(options: &Options) -> Result<()> {
     let boot = Boot {
         dir: "vmtest",
         mode: "tests",
+        kernel: options.kernel,
+        lsm: options.lsm,
         extra: &[],
         args: &options.test_args,
         cgroups: options.cgroups,
@@ -83,6 +109,8 @@ pub fn bench(extra: &[(&str, &Path)], args: &[String], timeout: Duration) -> Res
     let boot = Boot {
         dir: "vmbench",
         mode: "bench",
+        kernel: kernel::Version::V6_1,
+        lsm: Lsm::Bpf,
         extra,
         args,
         cgroups: Cgroups::Hybrid,
@@ -97,6 +125,8 @@ struct Boot<'a> {
     dir: &'a str,
     /// `vmtest_mode` for init.sh.
     mode: &'a str,
+    kernel: kernel::Version,
+    lsm: Lsm,
     extra: &'a [(&'a str, &'a Path)],
     args: &'a [String],
     cgroups: Cgroups,
@@ -106,13 +136,14 @@ struct Boot<'a> {
 impl Boot<'_> {
     fn run(&self, artifacts: &artifacts::Artifacts) -> Result<report::Report> {
         let started = Instant::now();
-        let kernel = kernel::ensure_installed()?;
+        let kernel = kernel::ensure_fetched(self.kernel)?;
         let dir = build::target_dir().join("xtask").join(self.dir);
         let initramfs = initramfs::build(&dir, &kernel, artifacts, self.extra)?;
-        let log = dir.join("console.log");
+        let log = dir.join(format!("console-{}.log", self.kernel.name()));
         let guest = qemu::Guest {
             kernel: &kernel.image,
             initramfs: &initramfs,
+            lsm: self.lsm.parameter(),
             init_env: &[
                 ("vmtest_cgroups", self.cgroups.name()),
                 ("vmtest_mode", self.mode),

@@ -16,17 +16,17 @@ use crate::cmd;
 
 const MEMORY_MIB: &str = "2048";
 const CPUS: &str = "2";
-/// Only the BPF LSM matters to the detector; lockdown and capability are what Debian's kernel
-/// keeps first anyway. panic=-1 turns a panic into a reboot, which -no-reboot turns into an exit,
+/// panic=-1 turns a panic into a reboot, which -no-reboot turns into an exit,
 /// and softlockup_panic=1 turns a stuck CPU into a panic: a hung guest fails at once, with the
 /// stack on the console, instead of at the timeout. loglevel=5 shows warnings (stack dumps among
 /// them) but not the routine boot messages.
-const KERNEL_ARGS: &str =
-    "console=ttyS0 lsm=lockdown,capability,bpf panic=-1 softlockup_panic=1 loglevel=5";
+const KERNEL_ARGS: &str = "console=ttyS0 panic=-1 softlockup_panic=1 loglevel=5";
 
 pub struct Guest<'a> {
     pub kernel: &'a Path,
     pub initramfs: &'a Path,
+    /// The kernel's `lsm=` list; `None` keeps the one it was built with.
+    pub lsm: Option<&'a str>,
     /// For the environment of the guest's /init: the kernel passes it parameters it does not
     /// know (names without a dot).
     pub init_env: &'a [(&'a str, &'a str)],
@@ -63,7 +63,7 @@ pub fn run(guest: &Guest, log: &Path, timeout: Duration, boot_marker: &str) -> R
         .arg("-initrd")
         .arg(guest.initramfs)
         .arg("-append")
-        .arg(kernel_command_line(guest.init_env, guest.init_args)?)
+        .arg(kernel_command_line(guest)?)
         // Keys typed in the terminal must not reach the guest's console.
         .stdin(Stdio::null())
         .stdout(Stdio::piped());
@@ -104,15 +104,18 @@ pub fn run(guest: &Guest, log: &Path, timeout: Duration, boot_marker: &str) -> R
     })
 }
 
-fn kernel_command_line(init_env: &[(&str, &str)], init_args: &[String]) -> Result<String> {
+fn kernel_command_line(guest: &Guest) -> Result<String> {
     let mut line = KERNEL_ARGS.to_owned();
-    for (name, value) in init_env {
+    if let Some(lsm) = guest.lsm {
+        line.push_str(&format!(" lsm={lsm}"));
+    }
+    for (name, value) in guest.init_env {
         line.push_str(&format!(" {name}={value}"));
     }
-    if !init_args.is_empty() {
+    if !guest.init_args.is_empty() {
         line.push_str(" --");
     }
-    for arg in init_args {
+    for arg in guest.init_args {
         // The kernel splits its command line at spaces and gives quotes a meaning.
         if arg.is_empty() || arg.contains(|c: char| c.is_whitespace() || c == '"') {
             bail!("{arg:?} cannot be passed on the kernel command line");
@@ -170,23 +173,42 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    fn guest<'a>(
+        lsm: Option<&'a str>,
+        init_env: &'a [(&'a str, &'a str)],
+        init_args: &'a [String],
+    ) -> Guest<'a> {
+        Guest {
+            kernel: Path::new("/k"),
+            initramfs: Path::new("/i"),
+            lsm,
+            init_env,
+            init_args,
+        }
+    }
+
     #[test]
-    fn passes_init_environment_then_arguments_after_a_double_dash() {
-        assert_eq!(kernel_command_line(&[], &[]).unwrap(), KERNEL_ARGS);
+    fn passes_the_lsm_list_init_environment_then_arguments_after_a_double_dash() {
         assert_eq!(
-            kernel_command_line(
+            kernel_command_line(&guest(None, &[], &[])).unwrap(),
+            KERNEL_ARGS
+        );
+        assert_eq!(
+            kernel_command_line(&guest(
+                Some("lockdown,bpf"),
                 &[("vmtest_cgroups", "hybrid")],
                 &["--exact".into(), "a_test".into()]
-            )
+            ))
             .unwrap(),
-            format!("{KERNEL_ARGS} vmtest_cgroups=hybrid -- --exact a_test")
+            format!("{KERNEL_ARGS} lsm=lockdown,bpf vmtest_cgroups=hybrid -- --exact a_test")
         );
     }
 
     #[test]
     fn refuses_arguments_the_kernel_would_split() {
-        assert!(kernel_command_line(&[], &["two words".into()]).is_err());
-        assert!(kernel_command_line(&[], &["\"quoted\"".into()]).is_err());
-        assert!(kernel_command_line(&[], &[String::new()]).is_err());
+        for arg in ["two words", "\"quoted\"", ""] {
+            let args = [arg.to_owned()];
+            assert!(kernel_command_line(&guest(None, &[], &args)).is_err());
+        }
     }
 }
