@@ -24,7 +24,7 @@ usage: escape-act ACT
   | write PATH VALUE | open PATH read|write
   | write-via openat|openat2|open|creat write|pwrite|writev opener|setuid|socket PATH VALUE | open-by-handle PATH | exe-overwrite PID
   | load-module PATH | print-pid | ids
-  | userns unshare|clone|clone3
+  | userns unshare|clone|clone3 [PROGRAM [ARG...]]
   | orphan-thread ACT | fork-storm N ACT
   | exec PROGRAM [ARG...] | thread-exec PROGRAM [ARG...] | setns-exec PID PROGRAM [ARG...]
   | setns-files PID PROGRAM [ARG...] | chroot-exec DIR PROGRAM [ARG...]
@@ -75,8 +75,11 @@ pub enum Act {
     OpenByHandle(String),
     /// One write by the open call, write call and holder of the descriptor it names.
     WriteVia(writes::WriteVia),
-    /// A user namespace made by unshare, clone or clone3.
-    Userns(namespaces::UsernsCall),
+    /// A user namespace made by unshare, clone or clone3, where `command` runs when given.
+    Userns {
+        call: namespaces::UsernsCall,
+        command: Vec<String>,
+    },
     /// runc CVE-2019-5736's move: keeps `/proc/PID/exe` open (O_PATH), then opens that
     /// descriptor for writing as soon as the process has exited and the kernel allows it.
     ExeOverwrite(pid_t),
@@ -166,7 +169,7 @@ pub fn run(act: Act) -> Result<String, Failure> {
         Act::Write { path, value } => calls::write(&path, &value),
         Act::Open { path, write } => calls::open(&path, write),
         Act::WriteVia(how) => writes::write_via(&how),
-        Act::Userns(call) => namespaces::userns(call),
+        Act::Userns { call, command } => namespaces::userns(call, &command),
         Act::ExeOverwrite(pid) => calls::exe_overwrite(pid),
         Act::OpenByHandle(path) => calls::open_by_handle(&path),
         Act::LoadModule(path) => calls::load_module(&path),
@@ -240,7 +243,10 @@ fn parse_words(args: &[&str]) -> Option<Act> {
             write: true,
         }),
         ["write-via", rest @ ..] => writes::WriteVia::parse(rest).map(Act::WriteVia),
-        ["userns", call] => namespaces::UsernsCall::parse(call).map(Act::Userns),
+        ["userns", call, rest @ ..] => Some(Act::Userns {
+            call: namespaces::UsernsCall::parse(call)?,
+            command: rest.iter().map(|s| owned(s)).collect(),
+        }),
         ["open-by-handle", path] => Some(Act::OpenByHandle(owned(path))),
         ["exe-overwrite", pid] => parse_pid(pid).map(Act::ExeOverwrite),
         ["load-module", path] => Some(Act::LoadModule(owned(path))),
@@ -348,7 +354,10 @@ mod tests {
         assert!(parse([Some("connect".to_owned()), None].into_iter()).is_none());
         assert!(matches!(
             args(&["userns", "clone3"]),
-            Some(Act::Userns(namespaces::UsernsCall::Clone3))
+            Some(Act::Userns {
+                call: namespaces::UsernsCall::Clone3,
+                command
+            }) if command.is_empty()
         ));
         assert!(matches!(
             args(&["orphan-thread", "write-via", "creat", "writev", "socket", "/f", "v"]),

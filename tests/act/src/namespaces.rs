@@ -42,8 +42,9 @@ fn user_ns() -> Result<String, Failure> {
 }
 
 /// Makes a user namespace by `call`: this process moves into it (unshare), or a child starts in
-/// it (clone, clone3) and exits 0 when it sees a namespace other than its parent's.
-pub fn userns(call: UsernsCall) -> Result<String, Failure> {
+/// it (clone, clone3) and exits 0 when it sees a namespace other than its parent's. With a
+/// `command`, the process in the new namespace execs it, and the child's status is its.
+pub fn userns(call: UsernsCall, command: &[String]) -> Result<String, Failure> {
     let before = user_ns()?;
     let flags = libc::CLONE_NEWUSER as u64;
     let child = match call {
@@ -53,6 +54,9 @@ pub fn userns(call: UsernsCall) -> Result<String, Failure> {
                 return Err(Failure::os("unshare(CLONE_NEWUSER)"));
             }
             let after = user_ns()?;
+            if !command.is_empty() && after != before {
+                return exec(command).map(|never| match never {});
+            }
             return if after == before {
                 Err(Failure::new(
                     "unshare(CLONE_NEWUSER)",
@@ -85,7 +89,12 @@ pub fn userns(call: UsernsCall) -> Result<String, Failure> {
     };
     match child {
         0 => {
-            let code = i32::from(user_ns().map_or(true, |inside| inside == before));
+            let moved = user_ns().is_ok_and(|inside| inside != before);
+            if moved && !command.is_empty() {
+                let Err(Failure(failure)) = exec(command);
+                eprintln!("escape-act: in the child: {failure}");
+            }
+            let code = i32::from(!moved || !command.is_empty());
             // SAFETY: ends the child without the parent's exit handlers.
             unsafe { libc::_exit(code) }
         }
