@@ -105,6 +105,14 @@ pub fn sys_exit_open(ctx: TracePointContext) -> u32 {
     0
 }
 
+/// creat(2) is open(O_CREAT | O_WRONLY | O_TRUNC) under its own syscall number, with its own
+/// tracepoint: without it a write-open by creat goes unseen on this backend.
+#[tracepoint(category = "syscalls", name = "sys_exit_creat")]
+pub fn sys_exit_creat(ctx: TracePointContext) -> u32 {
+    files::on_open_exit(&ctx);
+    0
+}
+
 #[lsm(hook = "file_open")]
 pub fn file_open(ctx: LsmContext) -> i32 {
     files::on_file_open(&ctx)

@@ -53,6 +53,17 @@ impl Container {
     /// Creates and starts a container whose init runs the test workload, which waits for jobs
     /// ([`Container::run`] with [`By::Workload`]).
     pub fn start(profile: Profile, layout: CgroupLayout) -> anyhow::Result<Container> {
+        Self::start_with_binds(profile, layout, &[])
+    }
+
+    /// Like [`Container::start`], with host paths bind-mounted into the container as
+    /// (host path, path in the container), the way `docker run -v` and a pod's hostPath
+    /// volumes give them.
+    pub fn start_with_binds(
+        profile: Profile,
+        layout: CgroupLayout,
+        binds: &[(&Path, &str)],
+    ) -> anyhow::Result<Container> {
         let id = ids::container_id();
         let cgroup_path = layout.cgroups_path(&id);
         let bundle = TempDir::new("bundle")?;
@@ -66,6 +77,7 @@ impl Container {
             )?;
         }
         spec::write_config(bundle.path(), profile, &cgroup_path)?;
+        spec::add_binds(bundle.path(), binds)?;
         let mut container = Container {
             cgroups: CgroupDirs::prepare(&cgroup_path),
             id,

@@ -15,6 +15,7 @@ pub mod capability;
 pub mod cgroup;
 pub mod container;
 pub mod detector;
+pub mod evasion;
 pub mod host_disk;
 pub mod host_process;
 pub mod http;

@@ -31,17 +31,36 @@ pub fn expect_alert(
     by: By,
     technique: impl FnOnce() -> anyhow::Result<()>,
 ) -> anyhow::Result<Value> {
-    let started = Instant::now();
-    technique()?;
     let raised_by = program
         .map(|p| format!(" raised by {p}"))
         .unwrap_or_default();
+    expect_alert_where(
+        detector,
+        rule,
+        container,
+        by,
+        &raised_by,
+        |a| program.is_none_or(|p| alert::process_named(a, p)),
+        technique,
+    )
+}
+
+/// Like [`expect_alert`], for the alert that also satisfies `which`, described in errors by
+/// `described` (" raised by ..."): several acts of one container, told apart by their process.
+pub fn expect_alert_where(
+    detector: &Detector,
+    rule: &str,
+    container: &dyn RunningContainer,
+    by: By,
+    described: &str,
+    which: impl Fn(&Value) -> bool,
+    technique: impl FnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<Value> {
+    let started = Instant::now();
+    technique()?;
     let alert = detector.wait_for_alert(
-        &format!("{rule} alert for container {}{raised_by}", container.id()),
-        |a| {
-            alert_matches(a, rule, container.id())
-                && program.is_none_or(|p| alert::process_named(a, p))
-        },
+        &format!("{rule} alert for container {}{described}", container.id()),
+        |a| alert_matches(a, rule, container.id()) && which(a),
         ALERT_TIMEOUT,
     )?;
     eprintln!(

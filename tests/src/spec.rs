@@ -89,6 +89,29 @@ pub fn write_config(bundle: &Path, profile: Profile, cgroups_path: &str) -> anyh
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// Adds bind mounts of host paths to `<bundle>/config.json`, as (host path, path in the
+/// container); runc creates the mount points.
+pub fn add_binds(bundle: &Path, binds: &[(&Path, &str)]) -> anyhow::Result<()> {
+    if binds.is_empty() {
+        return Ok(());
+    }
+    let path = bundle.join("config.json");
+    let mut spec: Value = serde_json::from_slice(&fs::read(&path)?)?;
+    let mounts = field(&mut spec, "/mounts")?
+        .as_array_mut()
+        .context("spec mounts is not an array")?;
+    for (source, destination) in binds {
+        mounts.push(json!({
+            "destination": destination,
+            "type": "bind",
+            "source": source,
+            "options": ["rbind", "rw"],
+        }));
+    }
+    fs::write(&path, serde_json::to_vec_pretty(&spec)?)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
 /// A long-running init without a terminal (so `runc run -d` works from a test), a writable root
 /// like Docker's, and the cgroup a real runtime would choose.
 fn detach(spec: &mut Value, cgroups_path: &str) -> anyhow::Result<()> {

@@ -86,17 +86,18 @@ pub fn abuse_release_agent(container: &dyn RunningContainer, by: By) -> anyhow::
 }
 
 /// Mounts a private named cgroup v1 hierarchy at [`CGROUP_MOUNT`] in the container, runs `act`
-/// with its path, then unmounts it (it has no child cgroup, so the kernel destroys it).
+/// with its path and the hierarchy's name (which mounts it again elsewhere), then unmounts it
+/// (it has no child cgroup, so the kernel destroys it).
 pub fn with_private_hierarchy<T>(
     container: &dyn RunningContainer,
     by: By,
-    act: impl FnOnce(&str) -> T,
+    act: impl FnOnce(&str, &str) -> T,
 ) -> anyhow::Result<T> {
     let hierarchy = format!("escdet{}", ids::random_hex(4));
     container.run(by, &format!(
         "mkdir -p {CGROUP_MOUNT} && mount -t cgroup -o none,name={hierarchy} cgroup {CGROUP_MOUNT}"
     ))?;
-    let result = act(CGROUP_MOUNT);
+    let result = act(CGROUP_MOUNT, &hierarchy);
     container.run(by, &format!("umount {CGROUP_MOUNT}"))?;
     ensure!(
         eventually(Duration::from_secs(5), || !cgroup::hierarchy_exists(

@@ -72,7 +72,7 @@ fn a_core_pattern_write_is_stopped() -> anyhow::Result<()> {
 fn a_release_agent_write_is_stopped() -> anyhow::Result<()> {
     let _machine = exclusive();
     let (detector, container, action) = enforcing()?;
-    let act = technique::with_private_hierarchy(&container, By::ExecSession, |cg| {
+    let act = technique::with_private_hierarchy(&container, By::ExecSession, |cg, _| {
         container.exec(&format!(
             "echo /escdet-agent > {cg}/release_agent && sleep 5"
         ))

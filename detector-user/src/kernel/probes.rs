@@ -213,6 +213,7 @@ pub const SENSORS: &[Sensor] = &[
                 syscall("sys_exit_openat", false),
                 syscall("sys_exit_openat2", true),
                 syscall("sys_exit_open", true),
+                syscall("sys_exit_creat", true),
                 syscall("sys_enter_mknodat", false),
                 syscall("sys_exit_mknodat", false),
                 syscall("sys_enter_mknod", true),

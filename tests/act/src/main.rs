@@ -8,7 +8,9 @@
 //! `cargo xtask test` links it statically (crt-static): the containers have no libc.
 
 mod calls;
+mod namespaces;
 mod processes;
+mod writes;
 
 use std::{convert::Infallible, env, fmt::Display, io, process::ExitCode};
 
@@ -19,10 +21,13 @@ usage: escape-act ACT
   bpf | bpf-walk | signal PID SIGNAL | ptrace PID | vm-read PID | pidfd-getfd PID FD
   | connect PATH|@NAME|tcp://ADDRESS:PORT
   | fsmount FSTYPE DIR | bind-tree SOURCE DIR | mount FSTYPE DIR
-  | write PATH VALUE | open PATH read|write | open-by-handle PATH | exe-overwrite PID
+  | write PATH VALUE | open PATH read|write
+  | write-via openat|openat2|open|creat write|pwrite|writev opener|setuid|socket PATH VALUE | open-by-handle PATH | exe-overwrite PID
   | load-module PATH | print-pid | ids
+  | userns unshare|clone|clone3 [PROGRAM [ARG...]]
   | orphan-thread ACT | fork-storm N ACT | repeat N ACT
-  | thread-exec PROGRAM [ARG...] | setns-exec PID PROGRAM [ARG...]
+  | exec PROGRAM [ARG...] | thread-exec PROGRAM [ARG...] | setns-exec PID PROGRAM [ARG...]
+  | setns-files PID PROGRAM [ARG...] | chroot-exec DIR PROGRAM [ARG...]
   | private-mounts PROGRAM [ARG...] | spawn-with-pid PID PROGRAM [ARG...]
   | enter-cgroup DIR... -- PROGRAM [ARG...]";
 
@@ -69,6 +74,13 @@ pub enum Act {
     /// The "shocker" move: the file's handle (name_to_handle_at), then open_by_handle_at with
     /// a descriptor of the filesystem's root.
     OpenByHandle(String),
+    /// One write by the open call, write call and holder of the descriptor it names.
+    WriteVia(writes::WriteVia),
+    /// A user namespace made by unshare, clone or clone3, where `command` runs when given.
+    Userns {
+        call: namespaces::UsernsCall,
+        command: Vec<String>,
+    },
     /// runc CVE-2019-5736's move: keeps `/proc/PID/exe` open (O_PATH), then opens that
     /// descriptor for writing as soon as the process has exited and the kernel allows it.
     ExeOverwrite(pid_t),
@@ -89,9 +101,19 @@ pub enum Act {
         act: Box<Act>,
     },
     // Acts that end in exec.
+    Exec(Vec<String>),
     ThreadExec(Vec<String>),
     SetnsExec {
         pid: pid_t,
+        command: Vec<String>,
+    },
+    /// Joins another process's namespaces through its /proc/PID/ns files.
+    SetnsFiles {
+        pid: pid_t,
+        command: Vec<String>,
+    },
+    ChrootExec {
+        dir: String,
         command: Vec<String>,
     },
     PrivateMounts(Vec<String>),
@@ -152,6 +174,8 @@ pub fn run(act: Act) -> Result<String, Failure> {
         Act::Mount { fstype, dir } => calls::mount(&fstype, &dir),
         Act::Write { path, value } => calls::write(&path, &value),
         Act::Open { path, write } => calls::open(&path, write),
+        Act::WriteVia(how) => writes::write_via(&how),
+        Act::Userns { call, command } => namespaces::userns(call, &command),
         Act::ExeOverwrite(pid) => calls::exe_overwrite(pid),
         Act::OpenByHandle(path) => calls::open_by_handle(&path),
         Act::LoadModule(path) => calls::load_module(&path),
@@ -170,7 +194,10 @@ pub fn run(act: Act) -> Result<String, Failure> {
             }
             run(*act).map(|done| format!("repeat: {times} times, the last: {done}"))
         }
+        Act::Exec(command) => never(processes::exec(&command)),
         Act::ThreadExec(command) => processes::thread_exec(command),
+        Act::SetnsFiles { pid, command } => never(namespaces::setns_files(pid, &command)),
+        Act::ChrootExec { dir, command } => never(namespaces::chroot_exec(&dir, &command)),
         Act::SetnsExec { pid, command } => never(processes::setns_exec(pid, &command)),
         Act::PrivateMounts(command) => never(processes::private_mounts(&command)),
         Act::SpawnWithPid { pid, command } => processes::spawn_with_pid(pid, &command),
@@ -227,6 +254,11 @@ fn parse_words(args: &[&str]) -> Option<Act> {
             path: owned(path),
             write: true,
         }),
+        ["write-via", rest @ ..] => writes::WriteVia::parse(rest).map(Act::WriteVia),
+        ["userns", call, rest @ ..] => Some(Act::Userns {
+            call: namespaces::UsernsCall::parse(call)?,
+            command: rest.iter().map(|s| owned(s)).collect(),
+        }),
         ["open-by-handle", path] => Some(Act::OpenByHandle(owned(path))),
         ["exe-overwrite", pid] => parse_pid(pid).map(Act::ExeOverwrite),
         ["load-module", path] => Some(Act::LoadModule(owned(path))),
@@ -241,7 +273,16 @@ fn parse_words(args: &[&str]) -> Option<Act> {
             children: n.parse().ok().filter(|&n: &u32| n > 0)?,
             act: Box::new(parse_words(act)?),
         }),
+        ["exec", rest @ ..] => command(rest).map(Act::Exec),
         ["thread-exec", rest @ ..] => command(rest).map(Act::ThreadExec),
+        ["setns-files", pid, rest @ ..] => Some(Act::SetnsFiles {
+            pid: parse_pid(pid)?,
+            command: command(rest)?,
+        }),
+        ["chroot-exec", dir, rest @ ..] => Some(Act::ChrootExec {
+            dir: owned(dir),
+            command: command(rest)?,
+        }),
         ["setns-exec", pid, rest @ ..] => Some(Act::SetnsExec {
             pid: parse_pid(pid)?,
             command: command(rest)?,
@@ -320,10 +361,26 @@ mod tests {
             &["enter-cgroup", "/a", "/bin/true"],
             &["enter-cgroup", "--", "/bin/true"],
             &["spawn-with-pid", "7"],
+            &["exec"],
+            &["userns", "fork"],
+            &["setns-files", "7"],
+            &["chroot-exec", "/"],
+            &["write-via", "openat", "write", "opener", "/f"],
         ] {
             assert!(args(refused).is_none(), "{refused:?}");
         }
         assert!(parse([Some("connect".to_owned()), None].into_iter()).is_none());
+        assert!(matches!(
+            args(&["userns", "clone3"]),
+            Some(Act::Userns {
+                call: namespaces::UsernsCall::Clone3,
+                command
+            }) if command.is_empty()
+        ));
+        assert!(matches!(
+            args(&["orphan-thread", "write-via", "creat", "writev", "socket", "/f", "v"]),
+            Some(Act::OrphanThread(a)) if matches!(*a, Act::WriteVia(_))
+        ));
         assert!(matches!(
             args(&["orphan-thread", "fork-storm", "2", "write", "/f", "v"]),
             Some(Act::OrphanThread(a)) if matches!(*a, Act::ForkStorm { children: 2, .. })

@@ -113,17 +113,17 @@ pub fn fork_storm(children: u32, act: Act) -> Result<String, Failure> {
 /// `struct clone_args` (include/uapi/linux/sched.h) up to `set_tid_size`.
 #[repr(C)]
 #[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
+pub struct CloneArgs {
+    pub flags: u64,
+    pub pidfd: u64,
+    pub child_tid: u64,
+    pub parent_tid: u64,
+    pub exit_signal: u64,
+    pub stack: u64,
+    pub stack_size: u64,
+    pub tls: u64,
+    pub set_tid: u64,
+    pub set_tid_size: u64,
 }
 
 /// Starts `command` as a child whose pid is `pid` (clone3 with `set_tid`, which needs

@@ -1,0 +1,293 @@
+//! Evasion variants of the rules that are not about one file: each act done by `escape-act`, a
+//! renamed copy of it, and a thread whose leader has exited, from the container's workload;
+//! the namespace rules by `/proc/PID/ns/*` files and pidfds, and by `unshare`, `clone` and
+//! `clone3`; mounts by `mount(2)` and the new mount API. (The file rules' variants are in
+//! evasion_files.rs.)
+
+use std::{
+    fs,
+    os::unix::{fs::PermissionsExt as _, net::UnixListener},
+};
+
+use escape_detector_e2e::{
+    By, CgroupLayout, Container, Detector, HostProcess, Profile, RunningContainer as _, alert,
+    evasion::{self, Act},
+    exclusive, kernel_module,
+    rootfs::ACT,
+    scenario,
+    temp_dir::TempDir,
+};
+
+/// Every act of `acts`, by every actor, in one container of `profile`.
+fn expect_every_act_reported(profile: Profile, acts: &[Act]) -> anyhow::Result<()> {
+    let detector = Detector::start(&[])?;
+    let container = Container::start(profile, CgroupLayout::Docker)?;
+    expect_reported_in(&detector, &container, acts)
+}
+
+fn expect_reported_in(
+    detector: &Detector,
+    container: &Container,
+    acts: &[Act],
+) -> anyhow::Result<()> {
+    let missed: Vec<String> = acts
+        .iter()
+        .filter_map(|act| evasion::expect_reported_by_every_actor(detector, container, act).err())
+        .map(|e| format!("{e:#}"))
+        .collect();
+    anyhow::ensure!(missed.is_empty(), "{}", missed.join("\n\n"));
+    Ok(())
+}
+
+#[test]
+fn joining_the_host_s_namespaces_by_pidfd_and_by_ns_files_is_reported() -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let host = HostProcess::sleep()?;
+    let pid = host.pid();
+    // The host's /bin/true, once in its mount namespace.
+    expect_every_act_reported(
+        Profile::HostPid,
+        &[
+            Act::new(
+                "host-namespace-entry",
+                format!("setns-exec {pid} /bin/true"),
+            ),
+            Act::new(
+                "host-namespace-entry",
+                format!("setns-files {pid} /bin/true"),
+            ),
+        ],
+    )
+}
+
+/// The kernel refuses CLONE_NEWUSER to a process with more than one thread, and a leader that
+/// has exited still counts until the whole process ends.
+const NO_USERNS_FOR_THREADS: &str =
+    "the kernel refuses unshare(CLONE_NEWUSER) to a process of several threads";
+
+/// The user namespaces, each entered by a process that then runs `then` there, if anything.
+fn userns_acts(then: &str) -> Vec<Act> {
+    ["unshare", "clone", "clone3"]
+        .map(|call| {
+            let act = Act::new("userns-creation", format!("userns {call}{then}"));
+            if call == "unshare" {
+                act.closed_to_orphan_threads(NO_USERNS_FOR_THREADS)
+            } else {
+                act
+            }
+        })
+        .into()
+}
+
+/// Reported when the program in the new namespace starts.
+#[test]
+fn user_namespaces_by_unshare_clone_and_clone3_then_an_exec_are_reported() -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let acts: Vec<Act> = userns_acts(" /bin/true")
+        .into_iter()
+        .map(|act| act.reported_as("true"))
+        .collect();
+    expect_every_act_reported(Profile::Privileged, &acts)
+}
+
+#[test]
+#[ignore = "known miss on every backend: userns-creation is judged at exec only, so a process \
+            that makes a user namespace (unshare, clone, clone3) and acts in it without an exec \
+            is not seen; it needs the fork event's namespaces and an unshare hook \
+            (sys_exit_unshare, LSM userns_create)"]
+fn user_namespaces_by_unshare_clone_and_clone3_without_an_exec_are_reported() -> anyhow::Result<()>
+{
+    let _machine = exclusive();
+    expect_every_act_reported(Profile::Privileged, &userns_acts(""))
+}
+
+/// mount(2) and the new mount API (fsopen, fsconfig, fsmount, move_mount).
+#[test]
+fn mounts_by_mount_and_the_new_mount_api_are_reported() -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let mounted = |words: String| {
+        Act::new("sensitive-mount", words).around("mkdir -p /mnt/m && ", "umount /mnt/m;")
+    };
+    expect_every_act_reported(
+        Profile::Privileged,
+        &[
+            mounted("mount proc /mnt/m".into()),
+            mounted("fsmount proc /mnt/m".into()),
+        ],
+    )
+}
+
+/// A bind of a host path by open_tree (refused or not: the attempt is the act).
+#[test]
+#[ignore = "known miss on the tracepoint backend: open_tree has no syscall tracepoint the \
+            detector uses (fexit __do_loopback sees it); run on the fentry/LSM VM"]
+fn a_bind_of_a_host_path_by_open_tree_is_reported() -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let host = HostProcess::sleep()?;
+    expect_every_act_reported(
+        Profile::HostPid,
+        &[Act::new(
+            "sensitive-mount",
+            format!("bind-tree /proc/{}/root/tmp /mnt/m", host.pid()),
+        )
+        .around("mkdir -p /mnt/m && ", "umount /mnt/m 2>/dev/null;")
+        .may_be_refused()],
+    )
+}
+
+/// The acts of the other rules against the host from a host-pid container: a signal and a
+/// ptrace of the detector, a ptrace of a host process, a chroot into the host's root, a move
+/// into the host's root cgroup.
+#[test]
+fn the_other_rules_acts_are_reported_whoever_does_them() -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let host = HostProcess::sleep()?;
+    let detector = Detector::start(&[])?;
+    let container = Container::start(Profile::HostPid, CgroupLayout::Docker)?;
+    let mut acts = vec![
+        Act::new("bpf-from-container", "bpf"),
+        Act::new("open-by-handle", "open-by-handle /etc/hostname"),
+        Act::new("agent-tamper", format!("signal {} 18", detector.pid())),
+        Act::new("ptrace-outside-container", format!("ptrace {}", host.pid())),
+        // Reported when the program it runs there starts.
+        Act::new(
+            "host-root-chroot",
+            format!("chroot-exec /proc/{}/root /bin/true", host.pid()),
+        )
+        .reported_as("true"),
+        move_to_host_root(identity_hierarchy()),
+    ];
+    // Unloaded after each load, by the container, and at the end in any case.
+    let _unload = if kernel_module::supported() {
+        let module = kernel_module::file(kernel_module::DUMMY_FILE)?;
+        std::fs::copy(&module, container.rootfs_on_host().join("module.ko"))?;
+        acts.push(
+            Act::new("kernel-module-load", "load-module /module.ko")
+                .around("", format!("rmmod {};", kernel_module::DUMMY)),
+        );
+        Some(kernel_module::UnloadOnDrop::new(kernel_module::DUMMY)?)
+    } else {
+        eprintln!("no module loads: this kernel has no module support");
+        None
+    };
+    expect_reported_in(&detector, &container, &acts)
+}
+
+/// A setuid-root program run in a container started as a user: under its own name, renamed,
+/// and exec'd by a thread whose leader has exited. The alert names the program run.
+#[test]
+fn a_setuid_program_is_reported_whoever_runs_it() -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let detector = Detector::start(&[])?;
+    let container = Container::start(Profile::User, CgroupLayout::Docker)?;
+    for name in ["suid-act", "kworker"] {
+        let copy = container.rootfs_on_host().join("bin").join(name);
+        fs::copy(
+            container.rootfs_on_host().join(ACT.trim_start_matches('/')),
+            &copy,
+        )?;
+        fs::set_permissions(&copy, fs::Permissions::from_mode(0o4755))?;
+    }
+    for (script, program) in [
+        ("/bin/suid-act ids".to_owned(), "suid-act"),
+        ("/bin/kworker ids".to_owned(), "kworker"),
+        (
+            format!("{ACT} orphan-thread exec /bin/suid-act ids"),
+            "suid-act",
+        ),
+    ] {
+        let seen = detector.alerts();
+        let mut ids = String::new();
+        scenario::expect_alert_where(
+            &detector,
+            "privilege-escalation",
+            &container,
+            By::Workload,
+            &format!(" raised anew by {program}"),
+            |a| !seen.contains(a) && alert::process_named(a, program),
+            || {
+                ids = container.run(By::Workload, &script)?;
+                Ok(())
+            },
+        )?;
+        anyhow::ensure!(
+            ids.trim() == "uid 1000 euid 0",
+            "`{script}` gained nothing: {ids}"
+        );
+    }
+    Ok(())
+}
+
+/// A runtime's socket the container has under other names: bind-mounted as a file (`docker run
+/// -v /run/docker.sock:/tmp/app.sock`) and with its directory, hard-linked to another name
+/// there, and through a symlink.
+#[test]
+fn a_runtime_socket_bind_mounted_or_renamed_is_reported() -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let dir = TempDir::new("runtime-socket")?;
+    let socket = dir.path().join("api.sock");
+    let _api = UnixListener::bind(&socket)?;
+    let detector = Detector::start_with_config(
+        &format!(
+            "extra_runtime_sockets = [{:?}]\n",
+            socket.display().to_string()
+        ),
+        &[],
+    )?;
+    let container = Container::start_with_binds(
+        Profile::Default,
+        CgroupLayout::Docker,
+        &[(&socket, "/tmp/app.sock"), (dir.path(), "/srv")],
+    )?;
+    let rule = "runtime-socket-access";
+    expect_reported_in(
+        &detector,
+        &container,
+        &[
+            Act::new(rule, "connect /tmp/app.sock"),
+            Act::new(rule, "connect /srv/api.sock"),
+            Act::new(rule, "connect /srv/escdet-renamed.sock").around(
+                "ln -f /srv/api.sock /srv/escdet-renamed.sock && ",
+                "rm /srv/escdet-renamed.sock;",
+            ),
+            Act::new(rule, "connect /tmp/escdet-link.sock")
+                .around("ln -sf /tmp/app.sock /tmp/escdet-link.sock && ", ""),
+        ],
+    )
+}
+
+/// The act moves itself (0) into the root cgroup of the hierarchy mounted by `mount_args`.
+/// The kernel's cgroup-move event knows the mover's process, not its thread.
+fn move_to_host_root(mount_args: &str) -> Act {
+    Act::new("cgroup-escape", "write /mnt/cg/cgroup.procs 0")
+        .around(
+            format!("mkdir -p /mnt/cg && mount {mount_args} /mnt/cg && "),
+            "umount /mnt/cg;",
+        )
+        .names_no_thread()
+}
+
+/// The hierarchy containers are known by: cgroup v1's memory controller where it has one,
+/// else the unified one.
+fn identity_hierarchy() -> &'static str {
+    let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    if own.lines().any(|l| l.split(':').nth(1) == Some("memory")) {
+        "-t cgroup -o memory cgroup"
+    } else {
+        "-t cgroup2 none"
+    }
+}
+
+/// A move out of the container's cgroup in a cgroup v1 hierarchy other than the one
+/// containers are known by: out of its pids limit, here.
+#[test]
+#[ignore = "known miss on cgroup v1 hosts: the kernel side reports cgroup moves in the identity \
+            hierarchy only (memory), so a move into the host's root pids (or cpu, ...) cgroup \
+            is not seen"]
+fn a_move_out_of_another_v1_hierarchy_is_reported() -> anyhow::Result<()> {
+    let _machine = exclusive();
+    expect_every_act_reported(
+        Profile::Privileged,
+        &[move_to_host_root("-t cgroup -o pids cgroup")],
+    )
+}
