@@ -39,7 +39,6 @@ use crate::{
     metrics::Metrics,
     outputs::{Output, Outputs},
     pipeline::{KernelFilters, Pipeline, PipelineSettings},
-    rules,
     state::{
         cgroup_table::CgroupTable, container::ContainerTable, filesystems::Filesystems,
         identity_hierarchy::IdentityHierarchy, procfs, runtime_files::RuntimeFiles, runtime_state,
@@ -89,7 +88,7 @@ pub fn run(args: &RunArgs) -> u8 {
 /// fallback) on top.
 fn settings(args: &RunArgs) -> Result<Settings, config::ConfigError> {
     let mut settings = match &args.config {
-        Some(path) => config::load(path, &rules::rule_ids())?,
+        Some(path) => config::load(path)?,
         None => Settings::default(),
     };
     if let Some(file) = &args.alerts_file {

@@ -79,10 +79,6 @@ pub const CATALOGUE: &[&RuleInfo] = &[
     &namespace_invariant::USERNS_CREATION,
 ];
 
-pub fn rule_ids() -> Vec<&'static str> {
-    CATALOGUE.iter().map(|r| r.id).collect()
-}
-
 /// What a rule needs to know of the acting process besides the event.
 pub struct Subject<'a> {
     pub pid: u32,
