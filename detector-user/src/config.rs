@@ -48,8 +48,11 @@ pub struct Settings {
     #[serde(deserialize_with = "ring_buffer_bytes")]
     pub ring_buffer_bytes: u32,
     /// Socket paths watched by runtime-socket-access besides the well-known ones.
-    #[serde(deserialize_with = "socket_paths")]
+    #[serde(deserialize_with = "absolute_paths")]
     pub extra_runtime_sockets: Vec<PathBuf>,
+    /// Programs usermode-helper-exec allows the kernel to run besides the distributions' own.
+    #[serde(deserialize_with = "absolute_paths")]
+    pub extra_usermode_helpers: Vec<PathBuf>,
     /// `[rules] disabled` in the file.
     #[serde(rename = "rules", deserialize_with = "disabled_rules")]
     pub disabled_rules: Vec<String>,
@@ -67,6 +70,7 @@ impl Default for Settings {
             hostname: None,
             ring_buffer_bytes: DEFAULT_RING_BUFFER_BYTES,
             extra_runtime_sockets: Vec::new(),
+            extra_usermode_helpers: Vec::new(),
             disabled_rules: Vec::new(),
         }
     }
@@ -345,15 +349,16 @@ fn ring_buffer_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     })
 }
 
-/// An absolute path; a socket need not exist yet (a runtime may start after the agent).
-struct SocketPath(PathBuf);
+/// An absolute path, which need not exist yet (a runtime may start after the agent, a helper
+/// be installed later).
+struct AbsolutePath(PathBuf);
 
-impl<'de> Deserialize<'de> for SocketPath {
+impl<'de> Deserialize<'de> for AbsolutePath {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         checked_string(d, |text| {
             let path = PathBuf::from(text);
             if path.is_absolute() {
-                Ok(SocketPath(path))
+                Ok(AbsolutePath(path))
             } else {
                 Err(format!("{path:?} is not an absolute path"))
             }
@@ -361,8 +366,8 @@ impl<'de> Deserialize<'de> for SocketPath {
     }
 }
 
-fn socket_paths<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
-    let paths = Vec::<SocketPath>::deserialize(d)?;
+fn absolute_paths<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
+    let paths = Vec::<AbsolutePath>::deserialize(d)?;
     Ok(paths.into_iter().map(|path| path.0).collect())
 }
 
@@ -434,6 +439,7 @@ cgroup_identity = "pids"
 hostname = "node-7"
 ring_buffer_bytes = 4096
 extra_runtime_sockets = ["/run/user/1000/docker.sock"]
+extra_usermode_helpers = ["/usr/local/bin/crash-collector"]
 
 [rules]
 disabled = ["sensitive-mount", "userns-creation"]
@@ -450,6 +456,7 @@ disabled = ["sensitive-mount", "userns-creation"]
             hostname: Some("node-7".to_owned()),
             ring_buffer_bytes: 4096,
             extra_runtime_sockets: vec![PathBuf::from("/run/user/1000/docker.sock")],
+            extra_usermode_helpers: vec![PathBuf::from("/usr/local/bin/crash-collector")],
             disabled_rules: vec!["sensitive-mount".to_owned(), "userns-creation".to_owned()],
         };
         assert_eq!(parse_text(&text).unwrap(), expected);

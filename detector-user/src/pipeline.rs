@@ -3,6 +3,7 @@
 
 use std::{
     collections::HashSet,
+    path::PathBuf,
     sync::Arc,
     time::{Duration, Instant, SystemTime},
 };
@@ -46,6 +47,8 @@ pub struct PipelineSettings {
     pub host_root: FileId,
     pub enforce: bool,
     pub disabled_rules: HashSet<String>,
+    /// usermode-helper-exec's allowlist beyond the distributions' helpers.
+    pub extra_usermode_helpers: Vec<PathBuf>,
 }
 
 /// Namespace changes of one thread being merged into one act, with the process as it was at
@@ -251,8 +254,8 @@ impl Pipeline {
 
     /// A usermode helper the kernel started: a host process, judged on its program alone.
     fn judge_helper(&mut self, e: &ExecEvent) {
-        let allowlist = rules::usermode_helper::DEFAULT_ALLOWLIST;
-        let Some(finding) = rules::usermode_helper::usermode_helper_exec(e, allowlist) else {
+        let extra = &self.settings.extra_usermode_helpers;
+        let Some(finding) = rules::usermode_helper::usermode_helper_exec(e, extra) else {
             return;
         };
         if self.settings.disabled_rules.contains(finding.rule.id) {
@@ -772,6 +775,7 @@ mod tests {
                     host_root: FileId::default(),
                     enforce: false,
                     disabled_rules: disabled.iter().map(|r| r.to_string()).collect(),
+                    extra_usermode_helpers: Vec::new(),
                 },
             );
             let process = |pid, comm: &str, cgroup_id| Process {

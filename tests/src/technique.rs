@@ -59,6 +59,11 @@ const CGROUP_MOUNT: &str = "/tmp/cg";
 const RELEASE_AGENT: &str = "escdet-release-agent";
 const RELEASE_AGENT_MARKER: &str = "escdet-release-agent-ran";
 
+/// The release agent [`abuse_release_agent`] writes, as the kernel runs it: by its host path.
+pub fn release_agent_path(container: &dyn RunningContainer) -> std::path::PathBuf {
+    container.rootfs_on_host().join(RELEASE_AGENT)
+}
+
 /// The cgroup v1 release_agent escape: mount a cgroup v1 hierarchy, set `notify_on_release` on
 /// a child cgroup and point `release_agent` at a script of the container (by its host path),
 /// then empty the child so that the kernel runs the script on the host as root. Returns once the

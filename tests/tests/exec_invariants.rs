@@ -132,6 +132,32 @@ fn a_setuid_program_in_a_root_container_is_silent() -> anyhow::Result<()> {
     scenario::expect_detector_alerts(&detector)
 }
 
+/// A helper the host's configuration names (`extra_usermode_helpers`) is the host's own: its
+/// run is silent, while the container's write that armed it is still reported.
+#[test]
+fn a_helper_the_configuration_allows_is_silent() -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let container = Container::start(Profile::Privileged, CgroupLayout::Docker)?;
+    let helper = technique::release_agent_path(&container);
+    let detector = Detector::start_with_config(
+        &format!(
+            "extra_usermode_helpers = [{:?}]\n",
+            helper.display().to_string()
+        ),
+        &[],
+    )?;
+    scenario::expect_alert(
+        &detector,
+        "cgroup-release-agent",
+        &container,
+        Some("sh"),
+        By::Workload,
+        || technique::abuse_release_agent(&container, By::Workload),
+    )?;
+    detector.assert_no_alert(|a| a["rule"] == "usermode-helper-exec", SETTLE);
+    Ok(())
+}
+
 /// The release-agent escape pays off when the kernel runs the agent, a script in the
 /// container's files, as a usermode helper: that moment is reported on its own.
 #[test]

@@ -332,6 +332,7 @@ async fn daemon(settings: Settings, outputs: Vec<Output>) -> anyhow::Result<()> 
                 .iter()
                 .cloned()
                 .collect::<HashSet<_>>(),
+            extra_usermode_helpers: settings.extra_usermode_helpers.clone(),
         },
     );
     pipeline.load_cgroups();

@@ -3,6 +3,8 @@
 //! that is not one of the helpers a host installs. Several escapes pay off at this moment: the
 //! write that pointed the kernel at the program may have gone unseen, the program never is.
 
+use std::path::PathBuf;
+
 use detector_common::ExecEvent;
 use serde_json::json;
 
@@ -41,9 +43,13 @@ pub const DEFAULT_ALLOWLIST: &[&str] = &[
     "/sbin/hotplug",
 ];
 
-pub fn usermode_helper_exec(e: &ExecEvent, allowlist: &[&str]) -> Option<Finding> {
+/// `extra`: the host's own helpers (`extra_usermode_helpers`), allowed besides
+/// [`DEFAULT_ALLOWLIST`].
+pub fn usermode_helper_exec(e: &ExecEvent, extra: &[PathBuf]) -> Option<Finding> {
     let path = text(&e.filename);
-    if allowlist.contains(&path.as_str()) {
+    if DEFAULT_ALLOWLIST.contains(&path.as_str())
+        || extra.iter().any(|p| p.as_os_str() == path.as_str())
+    {
         return None;
     }
     let args_len = (e.args_len as usize).min(e.args.len());
@@ -76,12 +82,18 @@ mod tests {
 
     #[test]
     fn helpers_outside_the_allowlist_are_reported() {
-        assert!(usermode_helper_exec(&helper("/sbin/modprobe"), DEFAULT_ALLOWLIST).is_none());
-        let f = usermode_helper_exec(
-            &helper("/var/lib/docker/overlay2/x/merged/cmd"),
-            DEFAULT_ALLOWLIST,
-        )
-        .unwrap();
+        assert!(usermode_helper_exec(&helper("/sbin/modprobe"), &[]).is_none());
+        let f =
+            usermode_helper_exec(&helper("/var/lib/docker/overlay2/x/merged/cmd"), &[]).unwrap();
         assert_eq!(f.details["helper"], "/var/lib/docker/overlay2/x/merged/cmd");
+    }
+
+    #[test]
+    fn the_hosts_own_helpers_are_allowed_by_configuration() {
+        let collector = helper("/usr/local/bin/crash-collector");
+        assert!(usermode_helper_exec(&collector, &[]).is_some());
+        let extra = [PathBuf::from("/usr/local/bin/crash-collector")];
+        assert!(usermode_helper_exec(&collector, &extra).is_none());
+        assert!(usermode_helper_exec(&helper("/usr/local/bin/crash"), &extra).is_some());
     }
 }
