@@ -39,7 +39,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub alerts_file: Option<PathBuf>,
     /// Address of /metrics, /healthz and /readyz [default: 127.0.0.1:9560].
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(long, value_name = "HOST:PORT", value_parser = crate::config::parse_metrics_addr)]
     pub metrics_addr: Option<SocketAddr>,
     /// Kill the offending process when a critical rule fires.
     #[arg(long)]

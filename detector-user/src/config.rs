@@ -243,14 +243,36 @@ fn checked_integer<'de, D: Deserializer<'de>, U>(
 }
 
 fn metrics_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
-    checked_string(d, |text: String| {
-        text.parse().map_err(|_| {
-            format!(
-                "{text:?} is not a host:port address (an IP address and a port, e.g. \
-                 127.0.0.1:9560)"
-            )
-        })
-    })
+    checked_string(d, |text: String| parse_metrics_addr(&text))
+}
+
+/// `IP:PORT`, or `HOST:PORT` with a name the resolver knows (`localhost:9560`, the node's own
+/// name), resolved once, at start: an IPv4 address where the name has one.
+pub fn parse_metrics_addr(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let not_an_address = || {
+        format!(
+            "{text:?} is not a host:port address (an IP address or a host name, and a port, \
+             e.g. 127.0.0.1:9560 or localhost:9560)"
+        )
+    };
+    if text
+        .rsplit_once(':')
+        .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+    {
+        return Err(not_an_address());
+    }
+    let addrs: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(text)
+        .map_err(|e| format!("{}: {e}", not_an_address()))?
+        .collect();
+    addrs
+        .iter()
+        .find(|addr| addr.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(not_an_address)
 }
 
 fn alerts_file<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
@@ -788,5 +810,20 @@ disabled = ["sensitive-mount", "userns-creation"]
         let text = include_str!("../../deploy/escape-detector.toml");
         let settings = parse(Path::new("escape-detector.toml"), text).unwrap();
         assert_eq!(settings, Settings::default());
+    }
+
+    #[test]
+    fn metrics_addr_takes_host_names() {
+        assert_eq!(
+            parse_metrics_addr("localhost:9560"),
+            Ok("127.0.0.1:9560".parse().unwrap())
+        );
+        assert_eq!(
+            parse_metrics_addr("[::1]:9560"),
+            Ok("[::1]:9560".parse().unwrap())
+        );
+        for bad in ["localhost", ":9560", "localhost:port", "localhost:70000"] {
+            assert!(parse_metrics_addr(bad).is_err(), "{bad}");
+        }
     }
 }
