@@ -56,6 +56,127 @@ pub struct Settings {
     /// `[rules] disabled` in the file.
     #[serde(rename = "rules", deserialize_with = "disabled_rules")]
     pub disabled_rules: Vec<String>,
+    /// `[[exceptions]]`: acts of the workloads they name that no alert reports.
+    pub exceptions: Vec<ExceptionSpec>,
+}
+
+/// One `[[exceptions]]` table: the acts it covers are those of the `rules` listed (every rule
+/// when none) by a process that matches every scope given. A scope is a list of glob
+/// patterns (`*`, `?`, `[...]`), any of which may match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExceptionSpec {
+    /// Names the exception in `escape_detector_exceptions_suppressed_total`.
+    pub name: String,
+    pub rules: Vec<String>,
+    /// The container's image.
+    pub images: Vec<String>,
+    pub pod_namespaces: Vec<String>,
+    pub pods: Vec<String>,
+    /// The container's name.
+    pub containers: Vec<String>,
+    /// The acting process's executable.
+    pub exes: Vec<String>,
+    /// An executable among the acting process's ancestors.
+    pub ancestor_exes: Vec<String>,
+}
+
+impl ExceptionSpec {
+    /// Scopes by name, as the file spells them.
+    pub fn scopes(&self) -> [(&'static str, &[String]); 6] {
+        [
+            ("images", &self.images),
+            ("pod_namespaces", &self.pod_namespaces),
+            ("pods", &self.pods),
+            ("containers", &self.containers),
+            ("exes", &self.exes),
+            ("ancestor_exes", &self.ancestor_exes),
+        ]
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExceptionTable {
+    name: ExceptionName,
+    #[serde(default)]
+    rules: Vec<RuleId>,
+    #[serde(default)]
+    images: Vec<Pattern>,
+    #[serde(default)]
+    pod_namespaces: Vec<Pattern>,
+    #[serde(default)]
+    pods: Vec<Pattern>,
+    #[serde(default)]
+    containers: Vec<Pattern>,
+    #[serde(default)]
+    exes: Vec<Pattern>,
+    #[serde(default)]
+    ancestor_exes: Vec<Pattern>,
+}
+
+impl<'de> Deserialize<'de> for ExceptionSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let table: ExceptionTable = d.deserialize_map(TableOnly(PhantomData))?;
+        let patterns = |list: Vec<Pattern>| list.into_iter().map(|p| p.0).collect();
+        let spec = ExceptionSpec {
+            name: table.name.0,
+            rules: table.rules.into_iter().map(|id| id.0).collect(),
+            images: patterns(table.images),
+            pod_namespaces: patterns(table.pod_namespaces),
+            pods: patterns(table.pods),
+            containers: patterns(table.containers),
+            exes: patterns(table.exes),
+            ancestor_exes: patterns(table.ancestor_exes),
+        };
+        // An exception without a scope would silence its rules for every container: that is
+        // `[rules] disabled`, which says so.
+        if spec
+            .scopes()
+            .iter()
+            .all(|(_, patterns)| patterns.is_empty())
+        {
+            return Err(de::Error::custom(format!(
+                "exception {:?} has no scope: give images, pod_namespaces, pods, containers, \
+                 exes or ancestor_exes (to silence a rule everywhere, list it in [rules] \
+                 disabled)",
+                spec.name
+            )));
+        }
+        Ok(spec)
+    }
+}
+
+/// A metric label value: letters, digits, `-` and `_`.
+struct ExceptionName(String);
+
+impl<'de> Deserialize<'de> for ExceptionName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked_string(d, |name| {
+            let valid = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if valid {
+                Ok(ExceptionName(name))
+            } else {
+                Err(format!(
+                    "{name:?} is not an exception name (letters, digits, - and _)"
+                ))
+            }
+        })
+    }
+}
+
+/// A glob pattern globset accepts.
+struct Pattern(String);
+
+impl<'de> Deserialize<'de> for Pattern {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked_string(d, |text| match globset::Glob::new(&text) {
+            Ok(_) => Ok(Pattern(text)),
+            Err(e) => Err(format!("{text:?} is not a glob pattern: {}", e.kind())),
+        })
+    }
 }
 
 impl Default for Settings {
@@ -72,6 +193,7 @@ impl Default for Settings {
             extra_runtime_sockets: Vec::new(),
             extra_usermode_helpers: Vec::new(),
             disabled_rules: Vec::new(),
+            exceptions: Vec::new(),
         }
     }
 }
@@ -465,6 +587,12 @@ extra_usermode_helpers = ["/usr/local/bin/crash-collector"]
 
 [rules]
 disabled = ["sensitive-mount", "userns-creation"]
+
+[[exceptions]]
+name = "ci-docker"
+rules = ["runtime-socket-access"]
+images = ["registry.example/ci/*"]
+ancestor_exes = ["/usr/bin/gitlab-runner"]
 "#,
             alerts_file.display()
         );
@@ -480,6 +608,13 @@ disabled = ["sensitive-mount", "userns-creation"]
             extra_runtime_sockets: vec![PathBuf::from("/run/user/1000/docker.sock")],
             extra_usermode_helpers: vec![PathBuf::from("/usr/local/bin/crash-collector")],
             disabled_rules: vec!["sensitive-mount".to_owned(), "userns-creation".to_owned()],
+            exceptions: vec![ExceptionSpec {
+                name: "ci-docker".to_owned(),
+                rules: vec!["runtime-socket-access".to_owned()],
+                images: vec!["registry.example/ci/*".to_owned()],
+                ancestor_exes: vec!["/usr/bin/gitlab-runner".to_owned()],
+                ..ExceptionSpec::default()
+            }],
         };
         assert_eq!(parse_text(&text).unwrap(), expected);
     }
@@ -577,6 +712,30 @@ disabled = ["sensitive-mount", "userns-creation"]
             column: 16,
             field: Some("metrics_addr"),
             message: "\"127.0.0.1:abc\" is not a host:port address",
+        },
+        InvalidCase {
+            name: "exception without a scope",
+            text: "[[exceptions]]\nname = \"all\"\nrules = [\"bpf-from-container\"]\n",
+            line: 1,
+            column: 1,
+            field: Some("exceptions"),
+            message: "exception \"all\" has no scope",
+        },
+        InvalidCase {
+            name: "bad exception pattern",
+            text: "[[exceptions]]\nname = \"x\"\nimages = [\"ci/[a\"]\n",
+            line: 3,
+            column: 11,
+            field: Some("exceptions.images"),
+            message: "\"ci/[a\" is not a glob pattern",
+        },
+        InvalidCase {
+            name: "exception for an unknown rule",
+            text: "[[exceptions]]\nname = \"x\"\nrules = [\"no-such-rule\"]\nexes = [\"/x\"]\n",
+            line: 3,
+            column: 10,
+            field: Some("exceptions.rules"),
+            message: "unknown rule id \"no-such-rule\"",
         },
         InvalidCase {
             name: "unknown cgroup hierarchy",

@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod config;
 mod enforce;
+mod exceptions;
 mod folds;
 mod health;
 mod http;

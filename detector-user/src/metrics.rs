@@ -14,6 +14,7 @@ pub struct Metrics {
     registry: Registry,
     pub alerts_total: IntCounterVec,
     pub alerts_folded_total: IntCounterVec,
+    pub exceptions_suppressed_total: IntCounterVec,
     pub alert_latency_seconds: HistogramVec,
     pub events_total: IntCounterVec,
     pub events_lost_total: IntCounterVec,
@@ -49,6 +50,13 @@ impl Metrics {
                     "Acts folded into an earlier alert of the same process and act, by rule.",
                 ),
                 &["rule"],
+            )?,
+            exceptions_suppressed_total: IntCounterVec::new(
+                opts(
+                    "exceptions_suppressed_total",
+                    "Acts a configured exception kept from being alerted, by exception and rule.",
+                ),
+                &["exception", "rule"],
             )?,
             alert_latency_seconds: HistogramVec::new(
                 HistogramOpts::new(
@@ -132,6 +140,7 @@ impl Metrics {
         let r = &self.registry;
         r.register(Box::new(self.alerts_total.clone()))?;
         r.register(Box::new(self.alerts_folded_total.clone()))?;
+        r.register(Box::new(self.exceptions_suppressed_total.clone()))?;
         r.register(Box::new(self.alert_latency_seconds.clone()))?;
         r.register(Box::new(self.events_total.clone()))?;
         r.register(Box::new(self.events_lost_total.clone()))?;

@@ -16,6 +16,7 @@ use detector_common::{
 use crate::{
     alert::{Action, Alert, ContainerInfo, ProcessInfo, timestamp},
     enforce,
+    exceptions::Exceptions,
     folds::{self, Folds},
     incidents::{Incidents, Raised},
     kernel::watched_files::WatchFiles,
@@ -49,6 +50,7 @@ pub struct PipelineSettings {
     pub disabled_rules: HashSet<String>,
     /// usermode-helper-exec's allowlist beyond the distributions' helpers.
     pub extra_usermode_helpers: Vec<PathBuf>,
+    pub exceptions: Exceptions,
 }
 
 /// Namespace changes of one thread being merged into one act, with the process as it was at
@@ -243,11 +245,8 @@ impl Pipeline {
         let Some(actor) = self.actor(&header) else {
             return;
         };
-        // A refused act left nothing to kill the process for.
-        let action = if event.denied() {
-            Action::Denied
-        } else {
-            self.enforce(&finding, &header)
+        let Some(action) = self.decide(&finding, &actor, &header, event.denied()) else {
+            return;
         };
         self.raise(finding, actor, action);
     }
@@ -281,7 +280,9 @@ impl Pipeline {
             container_id: String::new(),
             container: None,
         };
-        let action = self.enforce(&finding, &e.header);
+        let Some(action) = self.decide(&finding, &actor, &e.header, false) else {
+            return;
+        };
         self.raise(finding, actor, action);
     }
 
@@ -325,8 +326,9 @@ impl Pipeline {
         if self.folded(&finding, &mover) {
             return;
         }
-        if let Some(actor) = self.actor(&mover) {
-            let action = self.enforce(&finding, &mover);
+        if let Some(actor) = self.actor(&mover)
+            && let Some(action) = self.decide(&finding, &actor, &mover, false)
+        {
             self.raise(finding, actor, action);
         }
     }
@@ -387,7 +389,9 @@ impl Pipeline {
         let Some(actor) = self.actor(&e.header) else {
             return;
         };
-        let action = self.enforce(&finding, &e.header);
+        let Some(action) = self.decide(&finding, &actor, &e.header, false) else {
+            return;
+        };
         self.held.push(HeldNamespaceChange {
             event: *e,
             actor,
@@ -602,6 +606,33 @@ impl Pipeline {
         rules::most_specific(enabled)
     }
 
+    /// What to do about the act: nothing when an exception covers it (counted), else alert,
+    /// and kill where enforcement says so. An act the kernel refused (`denied`, the LSM's
+    /// enforcement, which knows no exceptions) is always told.
+    fn decide(
+        &self,
+        finding: &Finding,
+        actor: &Actor,
+        header: &Header,
+        denied: bool,
+    ) -> Option<Action> {
+        if denied {
+            return Some(Action::Denied);
+        }
+        if let Some(exception) = self.settings.exceptions.covering(
+            finding.rule.id,
+            actor.container.as_ref(),
+            &actor.process,
+        ) {
+            self.metrics
+                .exceptions_suppressed_total
+                .with_label_values(&[exception, finding.rule.id])
+                .inc();
+            return None;
+        }
+        Some(self.enforce(finding, header))
+    }
+
     fn enforce(&self, finding: &Finding, header: &Header) -> Action {
         if !self.settings.enforce || finding.rule.severity != Severity::Critical {
             return Action::Alert;
@@ -776,6 +807,7 @@ mod tests {
                     enforce: false,
                     disabled_rules: disabled.iter().map(|r| r.to_string()).collect(),
                     extra_usermode_helpers: Vec::new(),
+                    exceptions: Exceptions::new(&[]).unwrap(),
                 },
             );
             let process = |pid, comm: &str, cgroup_id| Process {

@@ -87,3 +87,36 @@ fn repeats_of_one_process_are_folded_into_a_count() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// An exception quiets one workload's acts of the rules it names, counted in a metric: the
+/// same container's other acts are still reported.
+#[test]
+fn an_exception_quiets_the_program_it_names_and_nothing_else() -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let detector = Detector::start_with_config(
+        "[[exceptions]]\nname = \"bpf-tool\"\nrules = [\"bpf-from-container\"]\n\
+         exes = [\"*/escape-act\"]\n",
+        &[],
+    )?;
+    let container = Container::start(Profile::Privileged, CgroupLayout::Docker)?;
+    technique::create_bpf_map(&container, By::Workload)?;
+    scenario::expect_alert(
+        &detector,
+        "sensitive-mount",
+        &container,
+        Some("mount"),
+        By::Workload,
+        || technique::mount_procfs(&container, By::Workload),
+    )?;
+    detector.assert_no_alert(
+        |a| alert_matches(a, "bpf-from-container", container.id()),
+        SETTLE,
+    );
+    let metrics = detector.metrics()?;
+    let sample = "escape_detector_exceptions_suppressed_total{exception=\"bpf-tool\",rule=\"bpf-from-container\"} 1";
+    assert!(
+        metrics.lines().any(|l| l == sample),
+        "no `{sample}` in\n{metrics}"
+    );
+    Ok(())
+}

@@ -22,6 +22,7 @@ use super::exit;
 use crate::{
     cli::RunArgs,
     config::{self, Settings},
+    exceptions::Exceptions,
     health::Health,
     http::{self, Endpoints},
     ingest,
@@ -333,6 +334,8 @@ async fn daemon(settings: Settings, outputs: Vec<Output>) -> anyhow::Result<()> 
                 .cloned()
                 .collect::<HashSet<_>>(),
             extra_usermode_helpers: settings.extra_usermode_helpers.clone(),
+            exceptions: Exceptions::new(&settings.exceptions)
+                .context("compiling the exceptions' patterns")?,
         },
     );
     pipeline.load_cgroups();
