@@ -199,11 +199,23 @@ fn write_queued(
     pending: &AtomicUsize,
     failures: &Failures,
 ) {
+    // Only the first of a run of failures is logged: a stdout nobody reads fails every alert.
+    let mut failing = false;
     for line in queued {
-        if let Err(e) = output.write_line(&line) {
-            failures.errors.inc();
-            failures.dropped.inc();
-            log::warn!("alert output {}: {e}", output.name);
+        match output.write_line(&line) {
+            Ok(()) if failing => {
+                log::info!("alert output {}: writing again", output.name);
+                failing = false;
+            }
+            Ok(()) => {}
+            Err(e) => {
+                failures.errors.inc();
+                failures.dropped.inc();
+                if !failing {
+                    log::warn!("alert output {}: {e}; failures are counted", output.name);
+                    failing = true;
+                }
+            }
         }
         pending.fetch_sub(1, Ordering::AcqRel);
     }
