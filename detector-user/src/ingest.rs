@@ -7,7 +7,7 @@ use aya::maps::{MapData, RingBuf};
 use detector_common::user::Event;
 use tokio::{
     io::{Interest, unix::AsyncFd},
-    sync::mpsc,
+    sync::{mpsc, oneshot},
 };
 
 use crate::metrics::Metrics;
@@ -16,10 +16,13 @@ use crate::metrics::Metrics;
 /// waits, the ring buffer fills, and the kernel counts what it cannot queue.
 pub const QUEUE_DEPTH: usize = 16 * 1024;
 
+/// Moves records from the ring buffer to `events` until `stop` fires (or its sender is gone);
+/// then it moves what the ring buffer still holds and returns, which closes `events`.
 pub async fn read_events(
     ring: RingBuf<MapData>,
     events: mpsc::Sender<Event>,
     metrics: Arc<Metrics>,
+    mut stop: oneshot::Receiver<()>,
 ) -> anyhow::Result<()> {
     // SAFETY: the ring buffer owns its map fd, which stays open and the same for as long as
     // the AsyncFd owns the ring buffer.
@@ -27,28 +30,45 @@ pub async fn read_events(
         .map_err(|e| anyhow::anyhow!("registering the ring buffer: {e}"))?;
     let mut batch = Vec::with_capacity(256);
     loop {
-        let mut ready = ring.readable_mut().await?;
-        let buffer = ready.get_inner_mut();
-        while let Some(record) = buffer.next() {
-            match Event::decode(&record) {
-                Ok(event) => {
-                    metrics
-                        .events_total
-                        .with_label_values(&[event.kind().name()])
-                        .inc();
-                    batch.push(event);
-                }
-                Err(e) => {
-                    metrics.decode_errors_total.inc();
-                    log::warn!("dropping a kernel record: {e}");
-                }
-            }
-        }
+        let mut ready = tokio::select! {
+            ready = ring.readable_mut() => ready?,
+            _ = &mut stop => break,
+        };
+        decode_all(ready.get_inner_mut(), &mut batch, &metrics);
         ready.clear_ready();
-        for event in batch.drain(..) {
-            if events.send(event).await.is_err() {
-                return Ok(());
+        if !send_all(&mut batch, &events).await {
+            return Ok(());
+        }
+    }
+    decode_all(ring.get_mut(), &mut batch, &metrics);
+    send_all(&mut batch, &events).await;
+    Ok(())
+}
+
+fn decode_all(ring: &mut RingBuf<MapData>, batch: &mut Vec<Event>, metrics: &Metrics) {
+    while let Some(record) = ring.next() {
+        match Event::decode(&record) {
+            Ok(event) => {
+                metrics
+                    .events_total
+                    .with_label_values(&[event.kind().name()])
+                    .inc();
+                batch.push(event);
+            }
+            Err(e) => {
+                metrics.decode_errors_total.inc();
+                log::warn!("dropping a kernel record: {e}");
             }
         }
     }
+}
+
+/// Whether the pipeline is still there to take them.
+async fn send_all(batch: &mut Vec<Event>, events: &mpsc::Sender<Event>) -> bool {
+    for event in batch.drain(..) {
+        if events.send(event).await.is_err() {
+            return false;
+        }
+    }
+    true
 }

@@ -27,6 +27,7 @@ pub struct Metrics {
     pub tracked_containers: IntGauge,
     pub process_cache_misses_total: IntCounter,
     pub output_errors_total: IntCounterVec,
+    pub alerts_dropped_total: IntCounterVec,
     pub build_info: IntGaugeVec,
 }
 
@@ -126,6 +127,15 @@ impl Metrics {
                 opts("output_errors_total", "Alerts an output failed to write."),
                 &["output"],
             )?,
+            alerts_dropped_total: IntCounterVec::new(
+                opts(
+                    "alerts_dropped_total",
+                    "Alerts an output lost, by output and reason: queue_full (the output had \
+                     fallen behind; the event loop never waits for it) or output_failed (the \
+                     write failed, also counted in output_errors_total).",
+                ),
+                &["output", "reason"],
+            )?,
             build_info: IntGaugeVec::new(
                 opts("build_info", "Version and detection backend; always 1."),
                 &["version", "backend"],
@@ -153,6 +163,7 @@ impl Metrics {
         r.register(Box::new(self.tracked_containers.clone()))?;
         r.register(Box::new(self.process_cache_misses_total.clone()))?;
         r.register(Box::new(self.output_errors_total.clone()))?;
+        r.register(Box::new(self.alerts_dropped_total.clone()))?;
         r.register(Box::new(self.build_info.clone()))
     }
 
@@ -188,6 +199,8 @@ mod tests {
             .with_label_values(&["sched_process_exec"])
             .set(1);
         m.output_errors_total.with_label_values(&["stdout"]);
+        m.alerts_dropped_total
+            .with_label_values(&["stdout", "queue_full"]);
         m.build_info
             .with_label_values(&["0.1.0", "tracepoint"])
             .set(1);
@@ -204,6 +217,7 @@ mod tests {
             "escape_detector_tracked_containers 0",
             "escape_detector_process_cache_misses_total 0",
             "escape_detector_output_errors_total{output=\"stdout\"} 0",
+            "escape_detector_alerts_dropped_total{output=\"stdout\",reason=\"queue_full\"} 0",
             "escape_detector_build_info{backend=\"tracepoint\",version=\"0.1.0\"} 1",
             "escape_detector_alert_latency_seconds_count{rule=\"sensitive-mount\"} 0",
         ] {

@@ -780,7 +780,8 @@ mod tests {
             let alerts_file = dir.join("alerts.jsonl");
             let _ = std::fs::remove_file(&alerts_file);
             let metrics = Arc::new(Metrics::new().unwrap());
-            let outputs = Outputs::new(vec![Output::file(&alerts_file).unwrap()], &metrics);
+            let outputs =
+                Outputs::new(vec![Output::file(&alerts_file).unwrap()], &metrics).unwrap();
             let verdicts = Arc::new(Mutex::new(Vec::new()));
             let hierarchy = IdentityHierarchy {
                 controller: None,
@@ -829,6 +830,7 @@ mod tests {
         }
 
         fn alerts(&self) -> Vec<serde_json::Value> {
+            self.pipeline.outputs.wait_written();
             std::fs::read_to_string(&self.alerts_file)
                 .unwrap_or_default()
                 .lines()

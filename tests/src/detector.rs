@@ -5,7 +5,7 @@ use std::{
     env, fs,
     fs::File,
     net::{SocketAddr, TcpListener},
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
     thread,
     time::{Duration, Instant},
@@ -27,12 +27,38 @@ pub struct Detector {
     child: Child,
     addr: SocketAddr,
     dir: TempDir,
+    alerts_file: PathBuf,
 }
 
 impl Detector {
     /// Starts `escape-detector run` and waits until /readyz answers 200.
     pub fn start(extra_args: &[&str]) -> anyhow::Result<Detector> {
-        Self::start_in(TempDir::new("detector")?, command()?, extra_args)
+        let mut detector = Self::launch(extra_args)?;
+        detector.wait_ready()?;
+        Ok(detector)
+    }
+
+    /// Starts `escape-detector run` and returns at once, ready or not.
+    pub fn launch(extra_args: &[&str]) -> anyhow::Result<Detector> {
+        let dir = TempDir::new("detector")?;
+        let alerts_file = dir.path().join("alerts.jsonl");
+        Self::spawn_in(dir, command()?, &alerts_file, extra_args)
+    }
+
+    /// Like [`Detector::start`], appending alerts to `alerts_file` (on a filesystem of the
+    /// test's choosing) rather than to a file in the detector's own directory.
+    pub fn start_with_alerts_file(
+        alerts_file: &Path,
+        extra_args: &[&str],
+    ) -> anyhow::Result<Detector> {
+        let mut detector = Self::spawn_in(
+            TempDir::new("detector")?,
+            command()?,
+            alerts_file,
+            extra_args,
+        )?;
+        detector.wait_ready()?;
+        Ok(detector)
     }
 
     /// Like [`Detector::start`], run as `identity` (a systemd unit's user and capabilities).
@@ -59,9 +85,17 @@ impl Detector {
         Self::start_in(dir, command()?, &args)
     }
 
-    fn start_in(
+    fn start_in(dir: TempDir, command: Command, extra_args: &[&str]) -> anyhow::Result<Detector> {
+        let alerts_file = dir.path().join("alerts.jsonl");
+        let mut detector = Self::spawn_in(dir, command, &alerts_file, extra_args)?;
+        detector.wait_ready()?;
+        Ok(detector)
+    }
+
+    fn spawn_in(
         dir: TempDir,
         mut command: Command,
+        alerts_file: &Path,
         extra_args: &[&str],
     ) -> anyhow::Result<Detector> {
         let addr = free_loopback_addr()?;
@@ -70,16 +104,19 @@ impl Detector {
             .arg("--metrics-addr")
             .arg(addr.to_string())
             .arg("--alerts-file")
-            .arg(dir.path().join("alerts.jsonl"))
+            .arg(alerts_file)
             .args(extra_args)
             .stdin(Stdio::null())
             .stdout(File::create(dir.path().join("stdout.jsonl"))?)
             .stderr(File::create(dir.path().join("detector.log"))?)
             .spawn()
             .context("spawning the detector")?;
-        let mut detector = Detector { child, addr, dir };
-        detector.wait_ready()?;
-        Ok(detector)
+        Ok(Detector {
+            child,
+            addr,
+            dir,
+            alerts_file: alerts_file.to_owned(),
+        })
     }
 
     fn wait_ready(&mut self) -> anyhow::Result<()> {
@@ -115,7 +152,13 @@ impl Detector {
     /// Every complete line of the alerts file. Panics on a line that is not JSON: that breaks
     /// the contract.
     pub fn alerts(&self) -> Vec<Value> {
-        let text = fs::read_to_string(self.dir.path().join("alerts.jsonl")).unwrap_or_default();
+        let text = fs::read_to_string(&self.alerts_file).unwrap_or_default();
+        alert::parse_lines(&text)
+    }
+
+    /// Every complete line the detector wrote to its stdout, the other alert output.
+    pub fn stdout_alerts(&self) -> Vec<Value> {
+        let text = fs::read_to_string(self.dir.path().join("stdout.jsonl")).unwrap_or_default();
         alert::parse_lines(&text)
     }
 
@@ -182,7 +225,17 @@ impl Detector {
 
     /// SIGTERM, then waits for a clean exit (code 0).
     pub fn stop(mut self) -> anyhow::Result<ExitStatus> {
+        self.terminate()
+    }
+
+    /// Sends SIGTERM and returns at once.
+    pub fn request_stop(&self) {
         self.signal(libc::SIGTERM);
+    }
+
+    /// SIGTERM, then waits for a clean exit (code 0); what the detector wrote stays readable.
+    pub fn terminate(&mut self) -> anyhow::Result<ExitStatus> {
+        self.request_stop();
         let status = self.wait_exit(STOP_TIMEOUT).with_context(|| {
             format!(
                 "the detector did not exit within {STOP_TIMEOUT:?} of SIGTERM\n{}",
@@ -200,6 +253,17 @@ impl Detector {
     /// The detector's whole stderr log so far.
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("detector.log")).unwrap_or_default()
+    }
+
+    /// The value of the sample `name` (with its labels as /metrics writes them, e.g.
+    /// `escape_detector_output_errors_total{output="file"}`).
+    pub fn metric(&self, name: &str) -> anyhow::Result<f64> {
+        let metrics = self.metrics()?;
+        let value = metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .with_context(|| format!("no sample {name} in /metrics"))?;
+        Ok(value.trim().parse()?)
     }
 
     /// The `backend` label of `escape_detector_build_info`: which hooks this kernel gave it.
@@ -233,7 +297,7 @@ impl Detector {
     /// The alerts file as it is, one alert a line (raw, so that it cannot fail while a test
     /// is already failing).
     fn render_alerts(&self) -> String {
-        let text = fs::read_to_string(self.dir.path().join("alerts.jsonl")).unwrap_or_default();
+        let text = fs::read_to_string(&self.alerts_file).unwrap_or_default();
         if text.is_empty() {
             return "  (none)".to_owned();
         }

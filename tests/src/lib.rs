@@ -36,6 +36,7 @@ pub mod scenario;
 pub mod spec;
 pub mod technique;
 pub mod temp_dir;
+pub mod tmpfs;
 pub mod workload;
 
 pub use alert::alert_matches;
@@ -46,3 +47,4 @@ pub use host_process::HostProcess;
 pub use kernel_setting::KernelSetting;
 pub use machine::{exclusive, require_root};
 pub use spec::{CgroupLayout, Profile};
+pub use tmpfs::Tmpfs;

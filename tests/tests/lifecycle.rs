@@ -122,6 +122,8 @@ fn one_shot_commands_end_quietly_when_their_reader_has_gone() -> anyhow::Result<
         vec!["rules"],
         vec!["probe"],
         vec!["check-config", "--config", &file],
+        vec!["--help"],
+        vec!["--version"],
     ] {
         let expected = detector::command()?.args(&args).output()?.status.code();
         let (reader, writer) = std::io::pipe()?;
@@ -133,6 +135,37 @@ fn one_shot_commands_end_quietly_when_their_reader_has_gone() -> anyhow::Result<
             "escape-detector {args:?} said: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+    Ok(())
+}
+
+/// The pipelines, 20 times each: a reader that stops after one line (`head -1`) or at
+/// the first match (`grep -q`) may close the pipe at any moment of the output, and the command
+/// still exits 0 without a word on stderr (never 101, a panic).
+#[test]
+fn one_shot_commands_piped_into_head_or_grep_exit_0_every_time() -> anyhow::Result<()> {
+    let binary = std::env::var(detector::BIN_ENV)?;
+    let pipelines = [
+        "rules | head -1",
+        "rules | grep -q cgroup-release",
+        "probe | head -1",
+        "--help | head -1",
+        "--version | head -c 1",
+    ];
+    for pipeline in pipelines {
+        for run in 1..=20 {
+            // pipefail: the pipeline's status is the detector's unless the reader failed.
+            let script = format!("set -o pipefail; \"$0\" {pipeline} >/dev/null");
+            let out = std::process::Command::new("bash")
+                .args(["-c", &script, &binary])
+                .output()?;
+            assert!(
+                out.status.success() && out.stderr.is_empty(),
+                "run {run} of `escape-detector {pipeline}`: {}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
     Ok(())
 }

@@ -13,9 +13,10 @@ use aya::{
     maps::{HashMap, PerCpuArray, RingBuf},
 };
 use detector_common::{Config, FIELD_MISSING, user::Event};
+use nix::sys::signal::{self, SigHandler, SigSet, Signal};
 use tokio::{
     signal::unix::{SignalKind, signal},
-    sync::mpsc,
+    sync::{mpsc, oneshot},
 };
 
 use super::exit;
@@ -50,6 +51,10 @@ const TICK: Duration = Duration::from_millis(20);
 const SWEEP: Duration = Duration::from_secs(1);
 
 pub fn run(args: &RunArgs) -> u8 {
+    if let Err(e) = hold_stop_signals() {
+        eprintln!("cannot hold SIGTERM and SIGINT: {e}");
+        return exit::PROBES_FAILED;
+    }
     let settings = match settings(args) {
         Ok(s) => s,
         Err(e) => {
@@ -83,6 +88,20 @@ pub fn run(args: &RunArgs) -> u8 {
             exit::PROBES_FAILED
         }
     }
+}
+
+/// SIGTERM and SIGINT wait, blocked, until the daemon's handlers are in place (every thread
+/// started before inherits the mask), so that a stop at any moment is a clean exit, never the
+/// default action's kill. A file-size limit makes writes fail (EFBIG, counted by the output)
+/// instead of killing the agent with SIGXFSZ.
+fn hold_stop_signals() -> nix::Result<()> {
+    stop_signals().thread_block()?;
+    // SAFETY: ignoring a signal installs no handler code.
+    unsafe { signal::signal(Signal::SIGXFSZ, SigHandler::SigIgn) }.map(drop)
+}
+
+fn stop_signals() -> SigSet {
+    [Signal::SIGTERM, Signal::SIGINT].into_iter().collect()
 }
 
 /// The config file (or defaults) with the flags (and NODE_NAME, the `--hostname` flag's
@@ -263,6 +282,10 @@ fn attach_sensors(
 }
 
 async fn daemon(settings: Settings, outputs: Vec<Output>) -> anyhow::Result<()> {
+    // A stop held since the start is delivered now; it ends the loop below as soon as it runs.
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    stop_signals().thread_unblock()?;
     let metrics = Arc::new(Metrics::new()?);
     let health = Arc::new(Health::default());
     let listener = http::bind(settings.metrics_addr)
@@ -306,7 +329,13 @@ async fn daemon(settings: Settings, outputs: Vec<Output>) -> anyhow::Result<()> 
     health.beat();
 
     let (events_tx, mut events) = mpsc::channel::<Event>(ingest::QUEUE_DEPTH);
-    let mut reader = tokio::spawn(ingest::read_events(ring, events_tx, metrics.clone()));
+    let (stop_reader, reader_stop) = oneshot::channel();
+    let mut reader = tokio::spawn(ingest::read_events(
+        ring,
+        events_tx,
+        metrics.clone(),
+        reader_stop,
+    ));
     let btf = aya::Btf::from_sys_fs()
         .map_err(|e| log::warn!("kernel BTF unusable for LSM and fentry programs: {e}"))
         .ok();
@@ -321,7 +350,7 @@ async fn daemon(settings: Settings, outputs: Vec<Output>) -> anyhow::Result<()> 
         Filesystems::read().context("reading /proc/filesystems")?,
         kernel_filters,
         metrics.clone(),
-        Outputs::new(outputs, &metrics),
+        Outputs::new(outputs, &metrics).context("starting the alert outputs")?,
         PipelineSettings {
             hostname: hostname(&settings),
             host_ns: host.namespaces,
@@ -354,8 +383,6 @@ async fn daemon(settings: Settings, outputs: Vec<Output>) -> anyhow::Result<()> 
         settings.enforce
     );
 
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
     let mut tick = tokio::time::interval(TICK);
     let mut sweep = tokio::time::interval(SWEEP);
     loop {
@@ -374,9 +401,23 @@ async fn daemon(settings: Settings, outputs: Vec<Output>) -> anyhow::Result<()> 
             ended = &mut reader => bail!("the ring-buffer reader stopped: {ended:?}"),
         }
     }
-    log::info!("signal received: detaching");
-    pipeline.flush();
+    // Detached first, so that what is queued is all there is; every event the kernel queued is
+    // judged, and every alert written, before the exit.
+    log::info!("signal received: detaching, then draining the queued events");
     drop(ebpf);
+    let _ = stop_reader.send(());
+    while let Some(event) = events.recv().await {
+        pipeline.handle(&event, Instant::now());
+    }
+    match reader.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => log::warn!("the ring-buffer reader failed while draining: {e:#}"),
+        Err(e) => log::warn!("the ring-buffer reader failed while draining: {e}"),
+    }
+    pipeline.flush();
+    // The outputs write what is queued when dropped.
+    drop(pipeline);
+    log::info!("drained: exiting");
     Ok(())
 }
 
