@@ -17,6 +17,8 @@ pub struct Alert {
     pub container: Option<ContainerInfo>,
     pub process: ProcessInfo,
     pub details: Value,
+    /// The values the kernel cut at its buffers' sizes (`truncation`); empty when none was.
+    pub truncated: Vec<&'static str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -108,6 +110,7 @@ mod tests {
                 ancestors: vec![],
             },
             details: serde_json::json!({}),
+            truncated: vec![crate::truncation::ARGS],
         };
         let v: Value = serde_json::from_str(alert.to_json_line().trim_end()).unwrap();
         assert_eq!(v["time"], "1970-01-01T00:00:00.000000000Z");
@@ -115,6 +118,7 @@ mod tests {
         assert_eq!(v["action"], "alert");
         assert!(v["container"].is_null());
         assert!(v["process"]["euid"].is_null());
+        assert_eq!(v["truncated"], serde_json::json!(["process.args"]));
         for key in [
             "pid",
             "tid",

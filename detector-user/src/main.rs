@@ -14,6 +14,7 @@ mod outputs;
 mod pipeline;
 mod rules;
 mod state;
+mod truncation;
 
 use std::process::ExitCode;
 

@@ -16,7 +16,7 @@ use crate::{
     alert::{Action, Alert, ContainerInfo, ProcessInfo, timestamp},
     enforce,
     kernel::watched_files::WatchFiles,
-    metrics::Metrics,
+    metrics::{ActDropped, Metrics},
     outputs::Outputs,
     rules::{self, Finding, Repeat, Severity, Subject, Target},
     state::{
@@ -28,6 +28,7 @@ use crate::{
         procfs,
         runtime_files::RuntimeFiles,
     },
+    truncation,
 };
 
 /// One `nsenter` makes one `setns` call per namespace within microseconds: the calls of one
@@ -70,6 +71,8 @@ struct Actor {
     ns: Namespaces,
     container_id: String,
     container: Option<ContainerInfo>,
+    /// Values of the alert the kernel cut.
+    truncated: Vec<&'static str>,
 }
 
 impl Actor {
@@ -222,6 +225,15 @@ impl Pipeline {
             return;
         }
         let target = self.target(event);
+        if target.is_none() && matches!(event, Event::Ptrace(_)) {
+            self.metrics
+                .act_dropped(EventKind::Ptrace, ActDropped::TargetUnknown);
+            log::warn!(
+                "ptrace act of pid {}: the process it was aimed at was not found",
+                header.tgid
+            );
+            return;
+        }
         let Some(finding) = self
             .who(header.tgid)
             .and_then(|who| self.judge(event, who, target, ns_before))
@@ -231,9 +243,12 @@ impl Pipeline {
         if !self.first_time(&finding, header.tgid) {
             return;
         }
-        let Some(actor) = self.actor(&header) else {
+        let Some(mut actor) = self.actor(&header) else {
             return;
         };
+        if truncation::act_cut(event) {
+            actor.truncated.push(truncation::DETAILS);
+        }
         // A refused act left nothing to kill the process for.
         let action = if event.denied() {
             Action::Denied
@@ -252,7 +267,6 @@ impl Pipeline {
         if self.settings.disabled_rules.contains(finding.rule.id) {
             return;
         }
-        let args_len = (e.args_len as usize).min(e.args.len());
         let process = ProcessInfo {
             pid: e.header.tgid,
             tid: e.header.tid,
@@ -261,7 +275,7 @@ impl Pipeline {
             euid: Some(e.euid),
             comm: rules::text(&e.comm),
             exe: Some(rules::text(&e.filename)),
-            args: procfs::split_args(&e.args[..args_len]),
+            args: procfs::split_args(e.argv()),
             cgroup: None,
             ancestors: self.processes.ancestors_from(e.ppid),
         };
@@ -271,6 +285,7 @@ impl Pipeline {
             process,
             container_id: String::new(),
             container: None,
+            truncated: truncation::of_exec(e),
         };
         let action = self.enforce(&finding, &e.header);
         self.raise(finding, actor, action);
@@ -316,7 +331,10 @@ impl Pipeline {
         if !self.first_time(&finding, mover.tgid) {
             return;
         }
-        if let Some(actor) = self.actor(&mover) {
+        if let Some(mut actor) = self.actor(&mover) {
+            if truncation::act_cut(&Event::CgroupAttach(*e)) {
+                actor.truncated.push(truncation::DETAILS);
+            }
             let action = self.enforce(&finding, &mover);
             self.raise(finding, actor, action);
         }
@@ -428,7 +446,8 @@ impl Pipeline {
 
     /// Whether the process an act is about belongs to a container. The kernel sends acts of
     /// container processes and of processes in cgroups it had not heard the agent's verdict on
-    /// yet; those the agent decides now, and counts when they were a container's.
+    /// yet; those the agent decides now, and counts when they were a container's. An act the
+    /// kernel sent as a container's that the agent cannot attribute is counted and logged.
     fn is_container_actor(&mut self, header: &Header) -> bool {
         self.look_up(header.tgid);
         if let Some(process) = self.processes.get_mut(header.tgid)
@@ -439,6 +458,16 @@ impl Pipeline {
         let is_container = self.attribute(header.tgid).is_some();
         if is_container && header.identity.is_unclassified() {
             self.metrics.unclassified_acts_total.inc();
+        }
+        if !is_container && header.identity.is_container() {
+            let kind = EventKind::from_u32(header.kind).unwrap_or(EventKind::Exec);
+            self.metrics.act_dropped(kind, ActDropped::ActorUnknown);
+            log::warn!(
+                "{} act of pid {}: no container found for cgroup {}",
+                kind.name(),
+                header.tgid,
+                header.identity.cgroup_id
+            );
         }
         is_container
     }
@@ -476,6 +505,7 @@ impl Pipeline {
             process: info,
             container: self.containers.info(&container_id),
             container_id,
+            truncated: process.cut.clone(),
         })
     }
 
@@ -602,6 +632,7 @@ impl Pipeline {
             container: actor.container,
             process: actor.process,
             details: finding.details,
+            truncated: actor.truncated,
         };
         self.metrics
             .alerts_total

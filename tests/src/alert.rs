@@ -4,7 +4,7 @@ use anyhow::{Context, ensure};
 use serde_json::Value;
 
 /// Fields every alert carries, `null` where unknown.
-const FIELDS: [&str; 10] = [
+const FIELDS: [&str; 11] = [
     "time",
     "rule",
     "severity",
@@ -15,6 +15,7 @@ const FIELDS: [&str; 10] = [
     "container",
     "process",
     "details",
+    "truncated",
 ];
 
 /// The contract's rule catalogue: id and severity.
@@ -114,6 +115,10 @@ pub fn check_contract(alert: &Value) -> anyhow::Result<()> {
         "bad action: {alert}"
     );
     ensure!(alert["mitre"].is_array(), "`mitre` is not a list: {alert}");
+    ensure!(
+        alert["truncated"].is_array(),
+        "`truncated` is not a list: {alert}"
+    );
     ensure!(alert["process"]["pid"].is_u64(), "no process.pid: {alert}");
     Ok(())
 }
@@ -130,7 +135,7 @@ mod tests {
             "time": "2026-11-28T09:30:00.123456789Z", "rule": "host-namespace-entry",
             "severity": "critical", "mitre": ["T1611"], "message": "m", "hostname": "node-1",
             "action": "alert", "container": {"id": "3f2a"},
-            "process": {"pid": 4242, "comm": "nsenter"}, "details": {}
+            "process": {"pid": 4242, "comm": "nsenter"}, "details": {}, "truncated": []
         });
         check_contract(&alert).unwrap();
         assert!(alert_matches(&alert, "host-namespace-entry", "3f2a"));

@@ -46,7 +46,6 @@ pub fn usermode_helper_exec(e: &ExecEvent, allowlist: &[&str]) -> Option<Finding
     if allowlist.contains(&path.as_str()) {
         return None;
     }
-    let args_len = (e.args_len as usize).min(e.args.len());
     Some(Finding {
         rule: &USERMODE_HELPER_EXEC,
         message: format!(
@@ -56,7 +55,7 @@ pub fn usermode_helper_exec(e: &ExecEvent, allowlist: &[&str]) -> Option<Finding
         ),
         details: json!({
             "helper": path,
-            "args": procfs::split_args(&e.args[..args_len]),
+            "args": procfs::split_args(e.argv()),
         }),
         repeat: Repeat::EveryAct,
     })

@@ -21,11 +21,12 @@ usage: escape-act ACT
   | fsmount FSTYPE DIR | bind-tree SOURCE DIR | mount FSTYPE DIR
   | write PATH VALUE | open PATH read|write | open-by-handle PATH | exe-overwrite PID
   | load-module PATH | print-pid | ids
-  | orphan-thread ACT | fork-storm N ACT
+  | orphan-thread ACT | fork-storm N ACT | repeat N ACT
   | thread-exec PROGRAM [ARG...] | setns-exec PID PROGRAM [ARG...]
   | private-mounts PROGRAM [ARG...] | spawn-with-pid PID PROGRAM [ARG...]
   | enter-cgroup DIR... -- PROGRAM [ARG...]";
 
+#[derive(Clone)]
 pub enum Act {
     Bpf,
     /// Takes a descriptor of every loaded program, map and link by id, as `bpftool` does.
@@ -82,6 +83,11 @@ pub enum Act {
         children: u32,
         act: Box<Act>,
     },
+    /// The act N times over, by this process: a known number of events at once.
+    Repeat {
+        times: u32,
+        act: Box<Act>,
+    },
     // Acts that end in exec.
     ThreadExec(Vec<String>),
     SetnsExec {
@@ -131,6 +137,14 @@ fn main() -> ExitCode {
 }
 
 /// Does the act; acts that end in exec return only when they failed.
+/// Does `act` `times` times, stopping at the first failure.
+fn repeat(times: u32, act: &Act) -> Result<String, Failure> {
+    for _ in 0..times {
+        run(act.clone())?;
+    }
+    Ok(format!("repeat: acted {times} times"))
+}
+
 pub fn run(act: Act) -> Result<String, Failure> {
     let never = |r: Result<Infallible, Failure>| r.map(|never| match never {});
     match act {
@@ -158,6 +172,7 @@ pub fn run(act: Act) -> Result<String, Failure> {
         )),
         Act::OrphanThread(act) => processes::orphan_thread(*act),
         Act::ForkStorm { children, act } => processes::fork_storm(children, *act),
+        Act::Repeat { times, act } => repeat(times, &act),
         Act::ThreadExec(command) => processes::thread_exec(command),
         Act::SetnsExec { pid, command } => never(processes::setns_exec(pid, &command)),
         Act::PrivateMounts(command) => never(processes::private_mounts(&command)),
@@ -223,6 +238,10 @@ fn parse_words(args: &[&str]) -> Option<Act> {
         ["orphan-thread", act @ ..] => parse_words(act).map(|a| Act::OrphanThread(Box::new(a))),
         ["fork-storm", n, act @ ..] => Some(Act::ForkStorm {
             children: n.parse().ok().filter(|&n: &u32| n > 0)?,
+            act: Box::new(parse_words(act)?),
+        }),
+        ["repeat", n, act @ ..] => Some(Act::Repeat {
+            times: n.parse().ok().filter(|&n: &u32| n > 0)?,
             act: Box::new(parse_words(act)?),
         }),
         ["thread-exec", rest @ ..] => command(rest).map(Act::ThreadExec),
@@ -298,6 +317,8 @@ mod tests {
             &["orphan-thread"],
             &["fork-storm", "0", "bpf"],
             &["fork-storm", "3"],
+            &["repeat", "0", "bpf"],
+            &["repeat", "2"],
             &["thread-exec"],
             &["enter-cgroup", "/a", "/bin/true"],
             &["enter-cgroup", "--", "/bin/true"],
@@ -309,6 +330,10 @@ mod tests {
         assert!(matches!(
             args(&["orphan-thread", "fork-storm", "2", "write", "/f", "v"]),
             Some(Act::OrphanThread(a)) if matches!(*a, Act::ForkStorm { children: 2, .. })
+        ));
+        assert!(matches!(
+            args(&["repeat", "500", "bpf"]),
+            Some(Act::Repeat { times: 500, act }) if matches!(*act, Act::Bpf)
         ));
         assert!(matches!(
             args(&["enter-cgroup", "/a", "/b", "--", "/bin/escape-act", "bpf"]),
