@@ -25,11 +25,7 @@ pub enum EventKind {
     TcpConnect = 16,
 }
 
-/// Size of the loss counter array: a slot per event kind (at the kind's value) for failed
-/// ring-buffer reservations, plus [`MARK_FAILED_SLOT`] and [`CGROUP_FAILED_SLOT`].
-pub const KIND_SLOTS: u32 = CGROUP_FAILED_SLOT + 1;
-
-// The kinds are numbered 1..=N, so that each has its slot below KIND_SLOTS.
+// The kinds are numbered 1..=N, so that each has its column in the loss counters.
 const _: () = {
     let mut i = 0;
     while i < EventKind::ALL.len() {
@@ -38,15 +34,52 @@ const _: () = {
     }
 };
 
-/// Slot of the loss counters that counts container processes the kernel could not mark in its
-/// container-task map (full): should such a process leave its container's cgroup, its acts
-/// would be filtered out in the kernel.
-pub const MARK_FAILED_SLOT: u32 = 0;
+/// Why the kernel lost an event, or the state that lets it see one: the row of the loss
+/// counters, whose columns are the event kinds.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LossReason {
+    /// The ring buffer had no room (the agent reads too slowly, or it is too small).
+    RingFull = 0,
+    /// A syscall's arguments could not be kept from its entry to its exit (the hand-over map
+    /// was full), so its exit had nothing to report.
+    HandoverLost = 1,
+    /// A kernel read the act needed failed, and the act was not reported.
+    ReadFailed = 2,
+    /// A container process or cgroup could not be recorded (its map was full): its later acts
+    /// may be taken for the host's.
+    MapFull = 3,
+}
 
-/// Slot of the loss counters that counts new cgroups the kernel could not record as pending in
-/// its container-cgroup map (full): until the agent classifies them, acts in them are taken
-/// for the host's.
-pub const CGROUP_FAILED_SLOT: u32 = EventKind::ALL.len() as u32 + 1;
+impl LossReason {
+    pub const ALL: [LossReason; 4] = [
+        LossReason::RingFull,
+        LossReason::HandoverLost,
+        LossReason::ReadFailed,
+        LossReason::MapFull,
+    ];
+
+    /// The `reason` label value in metrics.
+    pub const fn name(self) -> &'static str {
+        match self {
+            LossReason::RingFull => "ring_full",
+            LossReason::HandoverLost => "handover_lost",
+            LossReason::ReadFailed => "read_failed",
+            LossReason::MapFull => "map_full",
+        }
+    }
+}
+
+/// Columns of one row of the loss counters: a slot per kind at the kind's value (0 is unused).
+const LOSS_COLUMNS: u32 = EventKind::ALL.len() as u32 + 1;
+
+/// Size of the kernel's per-CPU loss counter array.
+pub const LOSS_SLOTS: u32 = LossReason::ALL.len() as u32 * LOSS_COLUMNS;
+
+/// The slot of the loss counters that counts `kind` events lost for `reason`.
+pub const fn loss_slot(kind: EventKind, reason: LossReason) -> u32 {
+    reason as u32 * LOSS_COLUMNS + kind as u32
+}
 
 impl EventKind {
     pub const ALL: [EventKind; 16] = [
@@ -179,7 +212,8 @@ pub struct ExecEvent {
     pub ppid: u32,
     pub uid: u32,
     pub euid: u32,
-    /// Bytes of `args` filled in.
+    /// Length of the process's argv block: `args` holds its first `ARGS_LEN` bytes, so a
+    /// longer one was cut. 0 when it could not be read.
     pub args_len: u32,
     /// `start_time` of the thread-group leader: with the tgid, names the process uniquely
     /// (an exec from another thread keeps it).

@@ -41,6 +41,16 @@ pub enum DecodeError {
     UnknownKind(u32),
 }
 
+impl DecodeError {
+    /// The kind the record's header named, when it is one.
+    pub fn kind(&self) -> Option<EventKind> {
+        match self {
+            DecodeError::Short { kind, .. } => EventKind::from_u32(*kind),
+            DecodeError::UnknownKind(_) => None,
+        }
+    }
+}
+
 impl core::fmt::Display for DecodeError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
@@ -147,6 +157,24 @@ impl Event {
 pub fn c_bytes(buf: &[u8]) -> &[u8] {
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     &buf[..end]
+}
+
+/// Whether a string the kernel copied into `buf` filled it: the kernel's string reads stop
+/// one byte short of the end, for the NUL, so a full buffer may hold a cut string.
+pub fn c_full(buf: &[u8]) -> bool {
+    c_bytes(buf).len() + 1 >= buf.len()
+}
+
+impl ExecEvent {
+    /// The NUL-separated argv the kernel copied.
+    pub fn argv(&self) -> &[u8] {
+        &self.args[..(self.args_len as usize).min(self.args.len())]
+    }
+
+    /// Whether argv was longer than the event holds.
+    pub fn argv_cut(&self) -> bool {
+        self.args_len as usize > self.args.len()
+    }
 }
 
 #[cfg(test)]
@@ -267,5 +295,12 @@ mod tests {
     fn c_bytes_stops_at_nul() {
         assert_eq!(c_bytes(b"abc\0def"), b"abc");
         assert_eq!(c_bytes(b"abc"), b"abc");
+    }
+
+    #[test]
+    fn a_full_string_buffer_may_be_cut() {
+        assert!(!c_full(b"ab\0\0"));
+        assert!(c_full(b"abc\0"));
+        assert!(c_full(b"abcd"));
     }
 }

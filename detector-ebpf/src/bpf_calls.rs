@@ -31,7 +31,7 @@ fn report(cmd: u32, object_id: impl FnOnce() -> u32) {
     if bpf_cmd::ELEMENT_COMMANDS.contains(&cmd) {
         return;
     }
-    let Some(actor) = identity::current() else {
+    let Some(actor) = identity::current(EventKind::Bpf) else {
         return;
     };
     let object_id = if bpf_cmd::BY_ID_COMMANDS.contains(&cmd) {

@@ -4,7 +4,7 @@
 //! never by the node's name, which a container chooses at `mknod`.
 
 use aya_ebpf::programs::{FEntryContext, TracePointContext};
-use detector_common::{MEMORY_DEVICES, file_open_reason, file_type, kdev, magic};
+use detector_common::{EventKind, MEMORY_DEVICES, file_open_reason, file_type, kdev, magic};
 
 use crate::{
     config::offset,
@@ -28,7 +28,7 @@ pub struct PendingMknod {
 /// `blkdev_open(struct inode *inode, struct file *filp)`: every open of a block device.
 pub fn on_blkdev_open(ctx: &FEntryContext) {
     let inode: *const u8 = ctx.arg(0);
-    if let Some(actor) = identity::current() {
+    if let Some(actor) = identity::current(EventKind::FileOpen) {
         report_open(ctx.arg(1), inode, &actor, file_open_reason::DEVICE);
     }
 }
@@ -40,14 +40,14 @@ pub fn on_chrdev_open(ctx: &FEntryContext) {
     if !MEMORY_DEVICES.contains(&read_or_zero(inode, offset!(inode_rdev))) {
         return;
     }
-    if let Some(actor) = identity::current() {
+    if let Some(actor) = identity::current(EventKind::FileOpen) {
         report_open(ctx.arg(1), inode, &actor, file_open_reason::DEVICE);
     }
 }
 
 /// `open_kcore(struct inode *inode, struct file *filp)`.
 pub fn on_open_kcore(ctx: &FEntryContext) {
-    if let Some(actor) = identity::current() {
+    if let Some(actor) = identity::current(EventKind::FileOpen) {
         report_open(ctx.arg(1), ctx.arg(0), &actor, file_open_reason::KCORE);
     }
 }
@@ -98,7 +98,7 @@ pub fn on_inode_mknod(ctx: &FEntryContext) {
     if mode & file_type::MASK != file_type::BLOCK {
         return;
     }
-    let Some(actor) = identity::current() else {
+    let Some(actor) = identity::current(EventKind::FileOpen) else {
         return;
     };
     let mut opened = Opened::of_dentry(ctx.arg(1), -1);
@@ -129,7 +129,7 @@ fn keep_mknod(ctx: &TracePointContext, path_arg: usize) {
     if mode & file_type::MASK != file_type::BLOCK {
         return;
     }
-    syscall_record::keep(&MKNOD_PENDING, || PendingMknod {
+    syscall_record::keep(&MKNOD_PENDING, EventKind::FileOpen, || PendingMknod {
         path: arg(path_arg),
         mode,
         rdev: kdev::from_user(arg(path_arg + 2) as u32),
@@ -138,7 +138,7 @@ fn keep_mknod(ctx: &TracePointContext, path_arg: usize) {
 
 /// A block device node was made: the path as the caller gave it stands for the dentry names.
 pub fn on_mknod_exit(ctx: &TracePointContext) {
-    let Some((pending, actor)) = syscall_record::take(&MKNOD_PENDING) else {
+    let Some((pending, actor)) = syscall_record::take(&MKNOD_PENDING, EventKind::FileOpen) else {
         return;
     };
     if syscall_record::ret(ctx) != 0 {

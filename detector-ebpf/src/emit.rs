@@ -5,7 +5,7 @@ use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, generated::bpf_ktime_get_boot_ns},
     maps::ring_buf::RingBufEntry,
 };
-use detector_common::{EventKind, Header, Identity};
+use detector_common::{EventKind, Header, Identity, LossReason, loss_slot};
 
 use crate::maps::{EVENTS, LOST};
 
@@ -14,17 +14,15 @@ use crate::maps::{EVENTS, LOST};
 pub fn reserve<T: 'static>(kind: EventKind) -> Option<RingBufEntry<T>> {
     let entry = EVENTS.reserve::<T>(0);
     if entry.is_none() {
-        count_loss(kind as u32);
+        count_loss(kind, LossReason::RingFull);
     }
     entry
 }
 
-/// Counts one loss in `slot` of the loss counters: an event kind, or a full map
-/// ([`MARK_FAILED_SLOT`](detector_common::MARK_FAILED_SLOT),
-/// [`CGROUP_FAILED_SLOT`](detector_common::CGROUP_FAILED_SLOT)).
+/// Counts one `kind` event lost for `reason`.
 #[inline(always)]
-pub fn count_loss(slot: u32) {
-    if let Some(counter) = LOST.get_ptr_mut(slot) {
+pub fn count_loss(kind: EventKind, reason: LossReason) {
+    if let Some(counter) = LOST.get_ptr_mut(loss_slot(kind, reason)) {
         // SAFETY: per-CPU slot; nothing else on this CPU runs between the read and the write.
         unsafe { *counter += 1 };
     }

@@ -12,14 +12,14 @@
 
 use aya_ebpf::programs::{FExitContext, LsmContext, TracePointContext};
 use detector_common::{
-    EventKind, FMODE_WRITE, FileOpenEvent, NAME_DEPTH, WatchedFile, file_open_reason, file_type,
-    helper_files::HelperFile, magic::KERNEL_SETTING_FILESYSTEMS,
+    EventKind, FMODE_WRITE, FileOpenEvent, LossReason, NAME_DEPTH, WatchedFile, file_open_reason,
+    file_type, helper_files::HelperFile, magic::KERNEL_SETTING_FILESYSTEMS,
 };
 
 use crate::{
     config::{enforcing, lsm_verdict, offset},
     devices,
-    emit::reserve,
+    emit::{count_loss, reserve},
     identity::{self, Actor},
     kread::{field, kernel_str, pointer, read_or_zero, user_str},
     syscall_record, task,
@@ -31,10 +31,13 @@ pub fn on_open_exit(ctx: &TracePointContext) {
     if fd < 0 {
         return;
     }
-    let Some(actor) = identity::current() else {
+    let Some(actor) = identity::current(EventKind::FileOpen) else {
         return;
     };
+    // The call returned this descriptor: only a failed read (or another thread closing it at
+    // once) leaves no file behind it.
     let Some(file) = fd_file(task::current(), fd as u32) else {
+        count_loss(EventKind::FileOpen, LossReason::ReadFailed);
         return;
     };
     let opened = Opened::of(file, fd as i32);
@@ -58,7 +61,7 @@ pub fn on_file_open(ctx: &LsmContext) -> i32 {
     if !opened_for_writing(file) {
         return 0;
     }
-    let Some(actor) = identity::current() else {
+    let Some(actor) = identity::current(EventKind::FileOpen) else {
         return 0;
     };
     let may_deny = enforcing() && actor.may_be_refused();
@@ -76,7 +79,7 @@ pub fn on_security_file_open(ctx: &FExitContext) {
     if !opened_for_writing(file) {
         return;
     }
-    if let Some(actor) = identity::current() {
+    if let Some(actor) = identity::current(EventKind::FileOpen) {
         inspect_write_open(&Opened::of(file, -1), &actor, false);
     }
 }

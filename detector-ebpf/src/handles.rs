@@ -18,14 +18,14 @@ use crate::{
 /// `do_handle_open(int mountdirfd, struct file_handle __user *ufh, int open_flag)` returned.
 pub fn on_do_handle_open(ctx: &FExitContext) {
     let result: i64 = ctx.arg(3);
-    if let Some(actor) = identity::current() {
+    if let Some(actor) = identity::current(EventKind::OpenByHandle) {
         report(result, &actor);
     }
 }
 
 pub fn on_open_by_handle_exit(ctx: &TracePointContext) {
     let result = syscall_record::ret(ctx);
-    if let Some(actor) = identity::current() {
+    if let Some(actor) = identity::current(EventKind::OpenByHandle) {
         report(result, &actor);
     }
 }

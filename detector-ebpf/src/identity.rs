@@ -17,10 +17,7 @@
 //! are never refused on that ground alone.
 
 use aya_ebpf::helpers::bpf_get_current_cgroup_id;
-use detector_common::{
-    CGROUP_FAILED_SLOT, EventKind, FIELD_MISSING, Header, Identity, MARK_FAILED_SLOT, TaskMark,
-    identity,
-};
+use detector_common::{EventKind, FIELD_MISSING, Header, Identity, LossReason, TaskMark, identity};
 
 use crate::{
     config::{agent_tgid, host_mnt_ns, identity_subsys, offset},
@@ -112,10 +109,11 @@ fn mark_of(task: *const u8, tgid: u32) -> Option<TaskMark> {
     }
 }
 
-/// Marks process `tgid` (started at `start_ns`) with its status. A full map is counted: should
-/// the process leave its container's cgroup, its acts would be filtered out.
+/// Marks process `tgid` (started at `start_ns`) with its status, as it makes a `kind` event. A
+/// full map is counted: should the process leave its container's cgroup, its acts would be
+/// filtered out.
 #[inline(always)]
-pub fn mark(tgid: u32, start_ns: u64, status: Status) {
+pub fn mark(tgid: u32, start_ns: u64, status: Status, kind: EventKind) {
     let (cgroup_id, flags) = match status {
         Status::Watched(who) if who.is_container() => (who.cgroup_id, 0),
         Status::Watched(_) => return,
@@ -128,7 +126,7 @@ pub fn mark(tgid: u32, start_ns: u64, status: Status) {
         _pad: 0,
     };
     if CONTAINER_TASKS.insert(tgid, mark, 0).is_err() {
-        count_loss(MARK_FAILED_SLOT);
+        count_loss(kind, LossReason::MapFull);
     }
 }
 
@@ -152,9 +150,10 @@ fn unmarked(cgroup: u64) -> Option<Identity> {
 }
 
 /// What `task` (of process `tgid`, in `cgroup`) is; `None` for a host process. A container
-/// process found by its cgroup alone (one that ran before the agent started) is marked.
+/// process found by its cgroup alone (one that ran before the agent started) is marked, as
+/// it makes a `kind` event.
 #[inline(always)]
-fn judge(task: *const u8, tgid: u32, cgroup: u64) -> Option<Status> {
+fn judge(task: *const u8, tgid: u32, cgroup: u64, kind: EventKind) -> Option<Status> {
     if let Some(mark) = mark_of(task, tgid) {
         return Some(if mark.flags & identity::SETTING_UP != 0 {
             Status::SettingUp {
@@ -165,7 +164,7 @@ fn judge(task: *const u8, tgid: u32, cgroup: u64) -> Option<Status> {
         });
     }
     let who = unmarked(cgroup)?;
-    mark(tgid, leader_start(task), Status::Watched(who));
+    mark(tgid, leader_start(task), Status::Watched(who), kind);
     Some(Status::Watched(who))
 }
 
@@ -192,23 +191,25 @@ impl Actor {
     }
 }
 
-/// The current task and what the kernel makes of it; `None` for a host process, which costs
-/// two map lookups, and for the agent itself (whose cgroup, in a pod, is a container's).
+/// The current task and what the kernel makes of it as it makes a `kind` event; `None` for a
+/// host process, which costs two map lookups, and for the agent itself (whose cgroup, in a
+/// pod, is a container's).
 #[inline(always)]
-fn current_status() -> Option<(u32, u32, Status)> {
+fn current_status(kind: EventKind) -> Option<(u32, u32, Status)> {
     let (tgid, tid) = current_ids();
     if tgid == agent_tgid() {
         return None;
     }
-    let status = judge(task::current(), tgid, current_cgroup())?;
+    let status = judge(task::current(), tgid, current_cgroup(), kind)?;
     Some((tgid, tid, status))
 }
 
-/// The current task when its acts are watched: a container's, or in a cgroup not classified
-/// yet; not a host process, nor the runtime setting a container up.
+/// The current task, about to make a `kind` event, when its acts are watched: a container's,
+/// or in a cgroup not classified yet; not a host process, nor the runtime setting a container
+/// up.
 #[inline(always)]
-pub fn current() -> Option<Actor> {
-    match current_status()? {
+pub fn current(kind: EventKind) -> Option<Actor> {
+    match current_status(kind)? {
         (tgid, tid, Status::Watched(identity)) => Some(Actor {
             tgid,
             tid,
@@ -223,7 +224,7 @@ pub fn current() -> Option<Actor> {
 /// unclassified one, or the host's, as its cgroup says by now).
 #[inline(always)]
 pub fn current_after_exec() -> Option<Actor> {
-    let (tgid, tid, status) = current_status()?;
+    let (tgid, tid, status) = current_status(EventKind::Exec)?;
     let identity = match status {
         Status::Watched(identity) => identity,
         Status::SettingUp { .. } => {
@@ -234,7 +235,12 @@ pub fn current_after_exec() -> Option<Actor> {
             }
             forget_process(tgid);
             let who = unmarked(current_cgroup())?;
-            mark(tgid, leader_start(current), Status::Watched(who));
+            mark(
+                tgid,
+                leader_start(current),
+                Status::Watched(who),
+                EventKind::Exec,
+            );
             Identity {
                 flags: who.flags | identity::ENTERED,
                 ..who
@@ -252,7 +258,7 @@ pub fn current_after_exec() -> Option<Actor> {
 /// a container's (or a pending) cgroup (`CLONE_INTO_CGROUP`) is a runtime's.
 #[inline(always)]
 pub fn forked(child_cgroup: u64) -> Option<Status> {
-    match current_status() {
+    match current_status(EventKind::Fork) {
         Some((_, _, status)) => Some(status),
         None => match cgroup_class(child_cgroup) {
             HOST => None,
@@ -283,7 +289,7 @@ pub fn moved(moved: *const u8, tgid: u32, dst: u64) -> Option<Status> {
             Some(Status::Watched(made(identity::CONTAINER, cgroup)))
         }
         None if dst_class == HOST => None,
-        None => match current() {
+        None => match current(EventKind::CgroupAttach) {
             Some(mover) if mover.identity.is_container() => Some(Status::Watched(
                 unmarked(dst).unwrap_or(made(identity::UNCLASSIFIED, dst)),
             )),
@@ -313,7 +319,7 @@ pub fn record_new_cgroup(cgroup_id: u64, parent_id: u64) -> u32 {
         identity::CGROUP_PENDING
     };
     if CONTAINER_CGROUPS.insert(cgroup_id, class, 0).is_err() {
-        count_loss(CGROUP_FAILED_SLOT);
+        count_loss(EventKind::CgroupMkdir, LossReason::MapFull);
     }
     class
 }

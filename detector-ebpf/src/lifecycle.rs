@@ -70,6 +70,8 @@ fn usermode_helper(current: *const u8) -> Option<Actor> {
 }
 
 /// Copies the process's argv block (NUL-separated) into `dst`, at most `ARGS_LEN` bytes.
+/// Returns the block's whole length (more than `ARGS_LEN` when it was cut), 0 when it could
+/// not be read.
 #[inline(always)]
 fn read_args(current: *const u8, dst: *mut u8) -> u32 {
     let Some(mm) = pointer(current, offset!(task_mm)) else {
@@ -85,7 +87,10 @@ fn read_args(current: *const u8, dst: *mut u8) -> u32 {
     if len == 0 || len > ARGS_LEN as u32 {
         return 0;
     }
-    user_bytes(start as *const u8, dst, len)
+    match user_bytes(start as *const u8, dst, len) {
+        0 => 0,
+        _ => u32::try_from(end - start).unwrap_or(u32::MAX),
+    }
 }
 
 /// `sched_process_fork(struct task_struct *parent, struct task_struct *child)`; runs in the
@@ -101,7 +106,7 @@ pub fn on_fork(ctx: &RawTracePointContext) {
         return;
     };
     let start_ns = identity::leader_start(child);
-    identity::mark(child_tgid, start_ns, status);
+    identity::mark(child_tgid, start_ns, status, EventKind::Fork);
     let Status::Watched(who) = status else {
         return;
     };
@@ -163,7 +168,7 @@ pub fn on_cgroup_attach(ctx: &RawTracePointContext) {
         return;
     };
     let start_ns = identity::leader_start(moved);
-    identity::mark(tgid, start_ns, status);
+    identity::mark(tgid, start_ns, status, EventKind::CgroupAttach);
     let Status::Watched(who) = status else {
         return;
     };

@@ -17,7 +17,7 @@ use crate::{
 /// for those the agent has yet to classify). `name` is only read for them.
 #[inline(always)]
 fn report(source: u32, name: impl FnOnce() -> *const u8, deny: bool) -> bool {
-    let Some(actor) = identity::current() else {
+    let Some(actor) = identity::current(EventKind::Module) else {
         return false;
     };
     let deny = deny && actor.may_be_refused();

@@ -5,11 +5,11 @@
 //! `mount` and the new mount API alike; syscall tracepoints read `mount`'s arguments.
 
 use aya_ebpf::programs::{FExitContext, TracePointContext};
-use detector_common::{EventKind, MountEvent, syscall};
+use detector_common::{EventKind, LossReason, MountEvent, syscall};
 
 use crate::{
     config::offset,
-    emit::reserve,
+    emit::{count_loss, reserve},
     files::fd_private_data,
     identity::{self, Actor},
     kread::{field, kernel_str, pointer, read_or_zero, user_str},
@@ -30,7 +30,7 @@ pub struct PendingMount {
 pub fn on_mount_enter(ctx: &TracePointContext) {
     // mount(dev_name, dir_name, type, flags, data)
     let arg = |n| syscall_record::arg(ctx, n).unwrap_or(0);
-    syscall_record::keep(&MOUNT_PENDING, || PendingMount {
+    syscall_record::keep(&MOUNT_PENDING, EventKind::Mount, || PendingMount {
         source: arg(0),
         target: arg(1),
         fstype: arg(2),
@@ -39,7 +39,7 @@ pub fn on_mount_enter(ctx: &TracePointContext) {
 }
 
 pub fn on_mount_exit(ctx: &TracePointContext) {
-    let Some((pending, actor)) = syscall_record::take(&MOUNT_PENDING) else {
+    let Some((pending, actor)) = syscall_record::take(&MOUNT_PENDING, EventKind::Mount) else {
         return;
     };
     let result = syscall_record::ret(ctx);
@@ -80,19 +80,20 @@ pub fn on_fsconfig_enter(ctx: &TracePointContext) {
         return;
     }
     let fd = syscall_record::arg(ctx, 0).unwrap_or(u64::MAX);
-    syscall_record::keep(&FSCONFIG_PENDING, || fd as u32);
+    syscall_record::keep(&FSCONFIG_PENDING, EventKind::Mount, || fd as u32);
 }
 
 /// The new mount API made a filesystem instance: the descriptor is a filesystem context.
 pub fn on_fsconfig_exit(ctx: &TracePointContext) {
-    let Some((fd, actor)) = syscall_record::take(&FSCONFIG_PENDING) else {
+    let Some((fd, actor)) = syscall_record::take(&FSCONFIG_PENDING, EventKind::Mount) else {
         return;
     };
     if syscall_record::ret(ctx) != 0 {
         return;
     }
-    if let Some(fc) = fd_private_data(fd) {
-        report_new_tree(fc, syscall::FSCONFIG, &actor);
+    match fd_private_data(fd) {
+        Some(fc) => report_new_tree(fc, syscall::FSCONFIG, &actor),
+        None => count_loss(EventKind::Mount, LossReason::ReadFailed),
     }
 }
 
@@ -114,7 +115,7 @@ pub fn on_vfs_get_tree(ctx: &FExitContext) {
     {
         return;
     }
-    if let Some(actor) = identity::current() {
+    if let Some(actor) = identity::current(EventKind::Mount) {
         report_new_tree(fc, syscall::MOUNT_OR_FSCONFIG, &actor);
     }
 }
@@ -138,7 +139,7 @@ pub fn on_do_loopback(ctx: &FExitContext) {
     if source_ns == 0 || own == 0 || source_ns == own {
         return;
     }
-    let Some(actor) = identity::current() else {
+    let Some(actor) = identity::current(EventKind::Mount) else {
         return;
     };
     let Some(mut entry) = reserve::<MountEvent>(EventKind::Mount) else {
@@ -179,7 +180,7 @@ pub fn on_path_mount(ctx: &FExitContext) {
     if ret != 0 || flags & MS_REMOUNT == 0 {
         return;
     }
-    let Some(actor) = identity::current() else {
+    let Some(actor) = identity::current(EventKind::Mount) else {
         return;
     };
     let Some(mut entry) = reserve::<MountEvent>(EventKind::Mount) else {

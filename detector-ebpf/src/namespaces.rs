@@ -28,7 +28,7 @@ pub struct PendingSetns {
 pub fn on_setns_enter(ctx: &TracePointContext) {
     // setns(fd, nstype)
     let nstype = syscall_record::arg(ctx, 1).unwrap_or(0) as u32;
-    syscall_record::keep(&SETNS_PENDING, || PendingSetns {
+    syscall_record::keep(&SETNS_PENDING, EventKind::Namespace, || PendingSetns {
         before: task::namespaces(task::current()),
         nstype,
         _pad: 0,
@@ -36,7 +36,7 @@ pub fn on_setns_enter(ctx: &TracePointContext) {
 }
 
 pub fn on_setns_exit(ctx: &TracePointContext) {
-    let Some((pending, actor)) = syscall_record::take(&SETNS_PENDING) else {
+    let Some((pending, actor)) = syscall_record::take(&SETNS_PENDING, EventKind::Namespace) else {
         return;
     };
     if syscall_record::ret(ctx) != 0 {
@@ -53,7 +53,7 @@ pub fn on_switch_task_namespaces(ctx: &FEntryContext) {
     if new.is_null() {
         return;
     }
-    let Some(actor) = identity::current() else {
+    let Some(actor) = identity::current(EventKind::Namespace) else {
         return;
     };
     let current = task::current();

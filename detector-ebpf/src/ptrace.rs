@@ -55,14 +55,17 @@ pub fn on_pidfd_getfd_enter(ctx: &TracePointContext) {
 
 #[inline(always)]
 fn remember(access: u32, vpid: u32) {
-    syscall_record::keep(&PTRACE_PENDING, || PendingPtrace { access, vpid });
+    syscall_record::keep(&PTRACE_PENDING, EventKind::Ptrace, || PendingPtrace {
+        access,
+        vpid,
+    });
 }
 
 /// Exit of ptrace or process_vm_*: a call that failed reached nothing. A successful attach or
 /// seize linked the target as the caller's newest tracee, which names it exactly; for
 /// process_vm_* the agent finds the pid the caller named in the caller's pid namespace.
 pub fn on_access_exit(ctx: &TracePointContext) {
-    let Some((pending, actor)) = syscall_record::take(&PTRACE_PENDING) else {
+    let Some((pending, actor)) = syscall_record::take(&PTRACE_PENDING, EventKind::Ptrace) else {
         return;
     };
     if syscall_record::ret(ctx) < 0 {
@@ -93,7 +96,7 @@ pub fn on_ptrace_access_check(ctx: &FExitContext) {
     if ret != 0 || mode & PTRACE_MODE_ATTACH == 0 {
         return;
     }
-    let Some(actor) = identity::current() else {
+    let Some(actor) = identity::current(EventKind::Ptrace) else {
         return;
     };
     let child: *const u8 = ctx.arg(0);
@@ -136,7 +139,7 @@ pub fn on_proc_mem_open(ctx: &FExitContext) {
     if mode & PTRACE_MODE_ATTACH != 0 || mm == 0 || mm >= MAX_ERRNO.wrapping_neg() {
         return;
     }
-    let Some(actor) = identity::current() else {
+    let Some(actor) = identity::current(EventKind::Ptrace) else {
         return;
     };
     let owner = read_or_zero::<*const u8>(mm as *const u8, offset!(mm_owner));

@@ -24,7 +24,7 @@ pub fn on_signal_generate(ctx: &RawTracePointContext) {
     if task::tgid(target) != agent_tgid() || !sent_by_a_process(ctx.arg(1)) {
         return;
     }
-    let Some(actor) = identity::current() else {
+    let Some(actor) = identity::current(EventKind::Signal) else {
         return;
     };
     let Some(mut entry) = reserve::<SignalEvent>(EventKind::Signal) else {

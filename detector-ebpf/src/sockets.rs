@@ -4,13 +4,13 @@
 
 use aya_ebpf::programs::{FExitContext, RawTracePointContext, TracePointContext};
 use detector_common::{
-    ABSTRACT_NAME_LEN, EventKind, FIELD_MISSING, RUNTIME_API_PORTS, TcpConnectEvent,
+    ABSTRACT_NAME_LEN, EventKind, FIELD_MISSING, LossReason, RUNTIME_API_PORTS, TcpConnectEvent,
     UnixConnectEvent, WatchedFile,
 };
 
 use crate::{
     config::offset,
-    emit::reserve,
+    emit::{count_loss, reserve},
     files::fd_private_data,
     identity::{self, Actor},
     kread::{field, pointer, read_or_zero},
@@ -27,20 +27,22 @@ const TCP_SYN_SENT: i32 = 2;
 pub fn on_connect_enter(ctx: &TracePointContext) {
     // connect(fd, addr, addrlen)
     let fd = syscall_record::arg(ctx, 0).unwrap_or(u64::MAX);
-    syscall_record::keep(&CONNECT_PENDING, || fd as u32);
+    syscall_record::keep(&CONNECT_PENDING, EventKind::UnixConnect, || fd as u32);
 }
 
 /// A connected unix socket's peer carries the listening socket's bound path (the kernel copies
 /// it into the socket it creates for the connection), so the connected file is the server's.
 pub fn on_connect_exit(ctx: &TracePointContext) {
-    let Some((fd, actor)) = syscall_record::take(&CONNECT_PENDING) else {
+    let Some((fd, actor)) = syscall_record::take(&CONNECT_PENDING, EventKind::UnixConnect) else {
         return;
     };
     if syscall_record::ret(ctx) != 0 {
         return;
     }
+    // A successful connect was made on a socket: only a failed read finds none.
     let Some(sock) = fd_private_data(fd).and_then(|socket| pointer(socket, offset!(socket_sk)))
     else {
+        count_loss(EventKind::UnixConnect, LossReason::ReadFailed);
         return;
     };
     if field::<u16>(sock, offset!(sock_family)) != Some(AF_UNIX) {
@@ -58,7 +60,7 @@ pub fn on_unix_stream_connect(ctx: &FExitContext) {
     if ret != 0 {
         return;
     }
-    if let Some(actor) = identity::current() {
+    if let Some(actor) = identity::current(EventKind::UnixConnect) {
         report_if_watched(ctx.arg(1), &actor);
     }
 }
@@ -124,7 +126,7 @@ pub fn on_inet_sock_set_state(ctx: &RawTracePointContext) {
         AF_INET6 => addr = read_or_zero(sock, offset!(sock_v6_daddr)),
         _ => return,
     }
-    let Some(actor) = identity::current() else {
+    let Some(actor) = identity::current(EventKind::TcpConnect) else {
         return;
     };
     let Some(mut entry) = reserve::<TcpConnectEvent>(EventKind::TcpConnect) else {

@@ -2,10 +2,11 @@
 //! fields and the syscall number, then the arguments or the return value), and the hand-over
 //! of a thread's arguments from entry to exit.
 
-use aya_ebpf::{maps::LruHashMap, programs::TracePointContext};
+use aya_ebpf::{maps::HashMap, programs::TracePointContext};
+use detector_common::{EventKind, LossReason};
 
 use crate::{
-    emit::current_ids,
+    emit::{count_loss, current_ids},
     identity::{self, Actor},
 };
 
@@ -26,22 +27,25 @@ pub fn ret(ctx: &TracePointContext) -> i64 {
     unsafe { ctx.read_at::<i64>(FIRST_SLOT) }.unwrap_or(-1)
 }
 
-/// At entry: keeps `value()` for the current thread when it belongs to a container process
-/// (`value` is only computed then).
+/// At entry of a call whose exit makes a `kind` event: keeps `value()` for the current thread
+/// when it belongs to a container process (`value` is only computed then). A full map loses
+/// the act, and counts it.
 #[inline(always)]
-pub fn keep<V: 'static>(map: &LruHashMap<u32, V>, value: impl FnOnce() -> V) {
-    if let Some(actor) = identity::current() {
-        let _ = map.insert(actor.tid, value(), 0);
+pub fn keep<V: 'static>(map: &HashMap<u32, V>, kind: EventKind, value: impl FnOnce() -> V) {
+    if let Some(actor) = identity::current(kind)
+        && map.insert(actor.tid, value(), 0).is_err()
+    {
+        count_loss(kind, LossReason::HandoverLost);
     }
 }
 
 /// At exit: what the current thread stored in `map` at entry (the entry is removed), and who
 /// it is.
 #[inline(always)]
-pub fn take<V: Copy + 'static>(map: &LruHashMap<u32, V>) -> Option<(V, Actor)> {
+pub fn take<V: Copy + 'static>(map: &HashMap<u32, V>, kind: EventKind) -> Option<(V, Actor)> {
     let (_, tid) = current_ids();
     // SAFETY: plain-data copy out of the map.
     let value = unsafe { map.get(tid) }.copied()?;
     let _ = map.remove(tid);
-    Some((value, identity::current()?))
+    Some((value, identity::current(kind)?))
 }

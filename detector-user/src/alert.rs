@@ -22,6 +22,8 @@ pub struct Alert {
     pub incident: Option<IncidentRef>,
     /// How many acts the alert stands for: 1, or the repeats folded into it.
     pub count: u64,
+    /// The values the kernel cut at its buffers' sizes (`truncation`); empty when none was.
+    pub truncated: Vec<&'static str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -115,6 +117,7 @@ mod tests {
             details: serde_json::json!({}),
             incident: None,
             count: 1,
+            truncated: vec![crate::truncation::ARGS],
         };
         let v: Value = serde_json::from_str(alert.to_json_line().trim_end()).unwrap();
         assert_eq!(v["time"], "1970-01-01T00:00:00.000000000Z");
@@ -122,6 +125,7 @@ mod tests {
         assert_eq!(v["action"], "alert");
         assert!(v["container"].is_null());
         assert!(v["process"]["euid"].is_null());
+        assert_eq!(v["truncated"], serde_json::json!(["process.args"]));
         for key in [
             "pid",
             "tid",

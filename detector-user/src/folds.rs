@@ -129,6 +129,7 @@ mod tests {
             details: serde_json::json!({}),
             incident: None,
             count: 1,
+            truncated: vec![],
         }
     }
 

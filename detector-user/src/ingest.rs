@@ -4,13 +4,13 @@
 use std::sync::Arc;
 
 use aya::maps::{MapData, RingBuf};
-use detector_common::user::Event;
+use detector_common::{EventKind, user::Event};
 use tokio::{
     io::{Interest, unix::AsyncFd},
     sync::{mpsc, oneshot},
 };
 
-use crate::metrics::Metrics;
+use crate::metrics::{self, Metrics};
 
 /// Events in flight between reader and pipeline. When the pipeline falls behind the reader
 /// waits, the ring buffer fills, and the kernel counts what it cannot queue.
@@ -56,7 +56,8 @@ fn decode_all(ring: &mut RingBuf<MapData>, batch: &mut Vec<Event>, metrics: &Met
                 batch.push(event);
             }
             Err(e) => {
-                metrics.decode_errors_total.inc();
+                let kind = e.kind().map_or(metrics::UNKNOWN_KIND, EventKind::name);
+                metrics.events_lost(kind, metrics::DECODE_ERROR, 1);
                 log::warn!("dropping a kernel record: {e}");
             }
         }

@@ -17,6 +17,7 @@ mod outputs;
 mod pipeline;
 mod rules;
 mod state;
+mod truncation;
 
 use std::process::ExitCode;
 

@@ -2,7 +2,7 @@
 //! up front, so series exist at zero before the first event (alerting on absent series is
 //! error-prone).
 
-use detector_common::EventKind;
+use detector_common::{EventKind, LossReason};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -17,10 +17,8 @@ pub struct Metrics {
     pub exceptions_suppressed_total: IntCounterVec,
     pub alert_latency_seconds: HistogramVec,
     pub events_total: IntCounterVec,
-    pub events_lost_total: IntCounterVec,
-    pub decode_errors_total: IntCounter,
-    pub container_marks_failed_total: IntCounter,
-    pub container_cgroups_failed_total: IntCounter,
+    events_lost_total: IntCounterVec,
+    acts_dropped_total: IntCounterVec,
     pub unclassified_acts_total: IntCounter,
     pub probe_attached: IntGaugeVec,
     pub tracked_processes: IntGauge,
@@ -32,6 +30,33 @@ pub struct Metrics {
 }
 
 const PREFIX: &str = "escape_detector_";
+
+/// The `reason` of a record the agent could not decode, whose kind is its header's when the
+/// header names one.
+pub const DECODE_ERROR: &str = "decode_error";
+/// The `kind` of a record whose header names no kind the agent knows.
+pub const UNKNOWN_KIND: &str = "unknown";
+
+/// Why the agent dropped an act it received, unjudged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActDropped {
+    /// The kernel sent it as a container process's, but the agent found no container for it,
+    /// in its tables or in /proc.
+    ActorUnknown,
+    /// The process it was aimed at could not be found.
+    TargetUnknown,
+}
+
+impl ActDropped {
+    const ALL: [ActDropped; 2] = [ActDropped::ActorUnknown, ActDropped::TargetUnknown];
+
+    fn name(self) -> &'static str {
+        match self {
+            ActDropped::ActorUnknown => "actor_unknown",
+            ActDropped::TargetUnknown => "target_unknown",
+        }
+    }
+}
 
 fn opts(name: &str, help: &str) -> Opts {
     Opts::new(format!("{PREFIX}{name}"), help)
@@ -79,24 +104,24 @@ impl Metrics {
             events_lost_total: IntCounterVec::new(
                 opts(
                     "events_lost_total",
-                    "Events the kernel could not queue because the ring buffer was full, by kind.",
+                    "Events lost before the agent could judge them, by kind and reason: in the \
+                     kernel ring_full (the ring buffer had no room), handover_lost (a syscall's \
+                     arguments found no room from entry to exit), read_failed (a kernel read the \
+                     act needed failed), map_full (a container process or cgroup found no room \
+                     in the kernel's maps, so its later acts may pass for the host's); in the \
+                     agent decode_error.",
                 ),
-                &["kind"],
+                &["kind", "reason"],
             )?,
-            decode_errors_total: IntCounter::with_opts(opts(
-                "decode_errors_total",
-                "Ring-buffer records that could not be decoded.",
-            ))?,
-            container_marks_failed_total: IntCounter::with_opts(opts(
-                "container_marks_failed_total",
-                "Container processes the kernel's container-task map had no room for; should \
-                 they leave their container's cgroup, their acts go unseen.",
-            ))?,
-            container_cgroups_failed_total: IntCounter::with_opts(opts(
-                "container_cgroups_failed_total",
-                "Cgroups the kernel's container-cgroup map had no room for; acts in them are \
-                 taken for the host's.",
-            ))?,
+            acts_dropped_total: IntCounterVec::new(
+                opts(
+                    "acts_dropped_total",
+                    "Acts the agent received but could not judge, by kind and reason: \
+                     actor_unknown (no container found for a process the kernel sent as a \
+                     container's), target_unknown (the process acted on was not found).",
+                ),
+                &["kind", "reason"],
+            )?,
             unclassified_acts_total: IntCounter::with_opts(opts(
                 "unclassified_acts_total",
                 "Acts the kernel forwarded from a cgroup the agent had not classified yet, \
@@ -154,9 +179,7 @@ impl Metrics {
         r.register(Box::new(self.alert_latency_seconds.clone()))?;
         r.register(Box::new(self.events_total.clone()))?;
         r.register(Box::new(self.events_lost_total.clone()))?;
-        r.register(Box::new(self.decode_errors_total.clone()))?;
-        r.register(Box::new(self.container_marks_failed_total.clone()))?;
-        r.register(Box::new(self.container_cgroups_failed_total.clone()))?;
+        r.register(Box::new(self.acts_dropped_total.clone()))?;
         r.register(Box::new(self.unclassified_acts_total.clone()))?;
         r.register(Box::new(self.probe_attached.clone()))?;
         r.register(Box::new(self.tracked_processes.clone()))?;
@@ -170,14 +193,39 @@ impl Metrics {
     fn create_series(&self) {
         for kind in EventKind::ALL {
             self.events_total.with_label_values(&[kind.name()]);
-            self.events_lost_total.with_label_values(&[kind.name()]);
+            for reason in LossReason::ALL {
+                self.events_lost_total
+                    .with_label_values(&[kind.name(), reason.name()]);
+            }
+            self.events_lost_total
+                .with_label_values(&[kind.name(), DECODE_ERROR]);
+            for reason in ActDropped::ALL {
+                self.acts_dropped_total
+                    .with_label_values(&[kind.name(), reason.name()]);
+            }
         }
+        self.events_lost_total
+            .with_label_values(&[UNKNOWN_KIND, DECODE_ERROR]);
         for rule in CATALOGUE {
             self.alerts_total
                 .with_label_values(&[rule.id, rule.severity.as_str()]);
             self.alert_latency_seconds.with_label_values(&[rule.id]);
             self.alerts_folded_total.with_label_values(&[rule.id]);
         }
+    }
+
+    /// `count` events of `kind` lost for `reason` (see `events_lost_total`).
+    pub fn events_lost(&self, kind: &str, reason: &str, count: u64) {
+        self.events_lost_total
+            .with_label_values(&[kind, reason])
+            .inc_by(count);
+    }
+
+    /// An act of `kind` the agent received and dropped unjudged.
+    pub fn act_dropped(&self, kind: EventKind, reason: ActDropped) {
+        self.acts_dropped_total
+            .with_label_values(&[kind.name(), reason.name()])
+            .inc();
     }
 
     pub fn render(&self) -> String {
@@ -208,9 +256,10 @@ mod tests {
         for name in [
             "escape_detector_alerts_total{rule=\"host-namespace-entry\",severity=\"critical\"} 0",
             "escape_detector_events_total{kind=\"exec\"} 0",
-            "escape_detector_events_lost_total{kind=\"mount\"} 0",
-            "escape_detector_container_marks_failed_total 0",
-            "escape_detector_container_cgroups_failed_total 0",
+            "escape_detector_events_lost_total{kind=\"mount\",reason=\"ring_full\"} 0",
+            "escape_detector_events_lost_total{kind=\"exec\",reason=\"map_full\"} 0",
+            "escape_detector_events_lost_total{kind=\"unknown\",reason=\"decode_error\"} 0",
+            "escape_detector_acts_dropped_total{kind=\"ptrace\",reason=\"target_unknown\"} 0",
             "escape_detector_unclassified_acts_total 0",
             "escape_detector_probe_attached{probe=\"sched_process_exec\"} 1",
             "escape_detector_tracked_processes 0",

@@ -20,7 +20,7 @@ use crate::{
     folds::{self, Folds},
     incidents::{Incidents, Raised},
     kernel::watched_files::WatchFiles,
-    metrics::Metrics,
+    metrics::{ActDropped, Metrics},
     outputs::Outputs,
     rules::{self, Finding, Repeat, Severity, Subject, Target},
     state::{
@@ -32,6 +32,7 @@ use crate::{
         procfs,
         runtime_files::RuntimeFiles,
     },
+    truncation,
 };
 
 /// One `nsenter` makes one `setns` call per namespace within microseconds: the calls of one
@@ -79,6 +80,8 @@ struct Actor {
     ns: Namespaces,
     container_id: String,
     container: Option<ContainerInfo>,
+    /// Values of the alert the kernel cut.
+    truncated: Vec<&'static str>,
 }
 
 impl Actor {
@@ -233,6 +236,15 @@ impl Pipeline {
             return;
         }
         let target = self.target(event);
+        if target.is_none() && matches!(event, Event::Ptrace(_)) {
+            self.metrics
+                .act_dropped(EventKind::Ptrace, ActDropped::TargetUnknown);
+            log::warn!(
+                "ptrace act of pid {}: the process it was aimed at was not found",
+                header.tgid
+            );
+            return;
+        }
         let Some(finding) = self
             .who(header.tgid)
             .and_then(|who| self.judge(event, who, target, ns_before))
@@ -242,9 +254,12 @@ impl Pipeline {
         if self.folded(&finding, &header) {
             return;
         }
-        let Some(actor) = self.actor(&header) else {
+        let Some(mut actor) = self.actor(&header) else {
             return;
         };
+        if truncation::act_cut(event) {
+            actor.truncated.push(truncation::DETAILS);
+        }
         let Some(action) = self.decide(&finding, &actor, &header, event.denied()) else {
             return;
         };
@@ -260,7 +275,6 @@ impl Pipeline {
         if self.settings.disabled_rules.contains(finding.rule.id) {
             return;
         }
-        let args_len = (e.args_len as usize).min(e.args.len());
         let process = ProcessInfo {
             pid: e.header.tgid,
             tid: e.header.tid,
@@ -269,7 +283,7 @@ impl Pipeline {
             euid: Some(e.euid),
             comm: rules::text(&e.comm),
             exe: Some(rules::text(&e.filename)),
-            args: procfs::split_args(&e.args[..args_len]),
+            args: procfs::split_args(e.argv()),
             cgroup: None,
             ancestors: self.processes.ancestors_from(e.ppid),
         };
@@ -279,6 +293,7 @@ impl Pipeline {
             process,
             container_id: String::new(),
             container: None,
+            truncated: truncation::of_exec(e),
         };
         let Some(action) = self.decide(&finding, &actor, &e.header, false) else {
             return;
@@ -326,9 +341,13 @@ impl Pipeline {
         if self.folded(&finding, &mover) {
             return;
         }
-        if let Some(actor) = self.actor(&mover)
-            && let Some(action) = self.decide(&finding, &actor, &mover, false)
-        {
+        if let Some(mut actor) = self.actor(&mover) {
+            if truncation::act_cut(&Event::CgroupAttach(*e)) {
+                actor.truncated.push(truncation::DETAILS);
+            }
+            let Some(action) = self.decide(&finding, &actor, &mover, false) else {
+                return;
+            };
             self.raise(finding, actor, action);
         }
     }
@@ -445,7 +464,8 @@ impl Pipeline {
 
     /// Whether the process an act is about belongs to a container. The kernel sends acts of
     /// container processes and of processes in cgroups it had not heard the agent's verdict on
-    /// yet; those the agent decides now, and counts when they were a container's.
+    /// yet; those the agent decides now, and counts when they were a container's. An act the
+    /// kernel sent as a container's that the agent cannot attribute is counted and logged.
     fn is_container_actor(&mut self, header: &Header) -> bool {
         self.look_up(header.tgid);
         if let Some(process) = self.processes.get_mut(header.tgid)
@@ -456,6 +476,16 @@ impl Pipeline {
         let is_container = self.attribute(header.tgid).is_some();
         if is_container && header.identity.is_unclassified() {
             self.metrics.unclassified_acts_total.inc();
+        }
+        if !is_container && header.identity.is_container() {
+            let kind = EventKind::from_u32(header.kind).unwrap_or(EventKind::Exec);
+            self.metrics.act_dropped(kind, ActDropped::ActorUnknown);
+            log::warn!(
+                "{} act of pid {}: no container found for cgroup {}",
+                kind.name(),
+                header.tgid,
+                header.identity.cgroup_id
+            );
         }
         is_container
     }
@@ -493,6 +523,7 @@ impl Pipeline {
             process: info,
             container: self.containers.info(&container_id),
             container_id,
+            truncated: process.cut.clone(),
         })
     }
 
@@ -669,6 +700,7 @@ impl Pipeline {
             details: finding.details,
             incident,
             count: 1,
+            truncated: actor.truncated,
         };
         self.emit(&alert);
         if let Some(since_act) = boottime_ns().checked_sub(actor.seen_ns) {

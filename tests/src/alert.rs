@@ -4,7 +4,7 @@ use anyhow::{Context, ensure};
 use serde_json::Value;
 
 /// Fields every alert carries, `null` where unknown.
-const FIELDS: [&str; 12] = [
+const FIELDS: [&str; 13] = [
     "time",
     "rule",
     "severity",
@@ -17,6 +17,7 @@ const FIELDS: [&str; 12] = [
     "details",
     "incident",
     "count",
+    "truncated",
 ];
 
 /// The contract's rule catalogue: id and severity.
@@ -116,6 +117,10 @@ pub fn check_contract(alert: &Value) -> anyhow::Result<()> {
         "bad action: {alert}"
     );
     ensure!(alert["mitre"].is_array(), "`mitre` is not a list: {alert}");
+    ensure!(
+        alert["truncated"].is_array(),
+        "`truncated` is not a list: {alert}"
+    );
     ensure!(alert["process"]["pid"].is_u64(), "no process.pid: {alert}");
     Ok(())
 }
@@ -133,7 +138,7 @@ mod tests {
             "severity": "critical", "mitre": ["T1611"], "message": "m", "hostname": "node-1",
             "action": "alert", "container": {"id": "3f2a"},
             "process": {"pid": 4242, "comm": "nsenter"}, "details": {}, "incident": null,
-            "count": 1
+            "count": 1, "truncated": []
         });
         check_contract(&alert).unwrap();
         assert!(alert_matches(&alert, "host-namespace-entry", "3f2a"));

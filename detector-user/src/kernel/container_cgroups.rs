@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use aya::maps::{HashMap, MapData};
-use detector_common::identity;
+use detector_common::{EventKind, LossReason, identity};
 
 use crate::metrics::Metrics;
 
@@ -33,7 +33,10 @@ impl ContainerCgroups for KernelContainerCgroups {
             return;
         }
         if let Err(e) = self.map.insert(cgroup_id, identity::CGROUP_CONTAINER, 0) {
-            self.metrics.container_cgroups_failed_total.inc();
+            // Its processes' acts now pass for the host's, as when the kernel's own insert
+            // of a new cgroup fails.
+            self.metrics
+                .events_lost(EventKind::CgroupMkdir.name(), LossReason::MapFull.name(), 1);
             log::warn!("cannot record cgroup {cgroup_id} as a container's in the kernel: {e}");
         }
     }

@@ -52,7 +52,6 @@ pub fn usermode_helper_exec(e: &ExecEvent, extra: &[PathBuf]) -> Option<Finding>
     {
         return None;
     }
-    let args_len = (e.args_len as usize).min(e.args.len());
     Some(Finding {
         rule: &USERMODE_HELPER_EXEC,
         message: format!(
@@ -62,7 +61,7 @@ pub fn usermode_helper_exec(e: &ExecEvent, extra: &[PathBuf]) -> Option<Finding>
         ),
         details: json!({
             "helper": path,
-            "args": procfs::split_args(&e.args[..args_len]),
+            "args": procfs::split_args(e.argv()),
         }),
         repeat: Repeat::EveryAct,
     })

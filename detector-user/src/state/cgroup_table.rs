@@ -76,11 +76,13 @@ impl CgroupTable {
 
     /// The container cgroup `id`, which process `pid` is in. A cgroup the table has no verdict
     /// on (an event about it was lost, or it is a host's) is found through the process's
-    /// /proc entry and classified.
+    /// /proc entry, or, once the process is gone, by walking the hierarchy, and classified.
     pub fn lookup(&mut self, id: u64, pid: u32) -> Option<&ContainerCgroup> {
         if !self.containers.contains_key(&id) {
-            let cgroups = ProcfsProcess::new(pid as i32).ok()?.cgroups().ok()?;
-            let path = self.hierarchy.path_of(&cgroups.0)?.to_owned();
+            let path = match ProcfsProcess::new(pid as i32).and_then(|p| p.cgroups()) {
+                Ok(cgroups) => self.hierarchy.path_of(&cgroups.0)?.to_owned(),
+                Err(_) => self.find(id)?,
+            };
             // The process may have moved since the event: the path must still be that cgroup.
             if self.hierarchy.id_of(&path) != Some(id) {
                 return None;
@@ -88,6 +90,14 @@ impl CgroupTable {
             self.learn(id, &path);
         }
         self.containers.get(&id)
+    }
+
+    /// The path of cgroup `id`, from a walk of the hierarchy.
+    fn find(&self, id: u64) -> Option<String> {
+        self.hierarchy
+            .walk()
+            .into_iter()
+            .find_map(|(found, path)| (found == id).then_some(path))
     }
 }
 
@@ -160,6 +170,14 @@ mod tests {
             "the container and its sub-cgroup, nothing else"
         );
         assert!(table.lookup(id("system.slice"), 0).is_none());
+        // A container cgroup whose mkdir the table never heard of, of a process already gone
+        // (pid 0 has no /proc entry): found by a walk.
+        let late = format!("docker/{}", "ab".repeat(32));
+        std::fs::create_dir_all(root.join(&late)).unwrap();
+        assert_eq!(
+            table.lookup(id(&late), 0).map(|c| c.path.clone()),
+            Some(format!("/{late}"))
+        );
         std::fs::remove_dir_all(root).unwrap();
     }
 }

@@ -12,7 +12,7 @@ use std::{
 use detector_common::{ExecEvent, FileId, ForkEvent, Namespaces, user::c_bytes};
 
 use super::{identity_hierarchy::IdentityHierarchy, procfs};
-use crate::alert::Ancestor;
+use crate::{alert::Ancestor, truncation};
 
 /// How long an exited process is kept for late events and descendants' ancestry.
 const EXITED_GRACE: Duration = Duration::from_secs(5);
@@ -43,6 +43,8 @@ pub struct Process {
     pub root: FileId,
     pub cap_effective: u64,
     pub exited_at: Option<Instant>,
+    /// Which of its values the kernel cut (`truncation::ARGS`, `truncation::EXE`).
+    pub cut: Vec<&'static str>,
 }
 
 #[derive(Default)]
@@ -145,8 +147,8 @@ impl ProcessTable {
         process.euid = Some(e.euid);
         process.comm = text(&e.comm);
         process.exe = Some(text(&e.filename)).filter(|s| !s.is_empty());
-        let args_len = (e.args_len as usize).min(e.args.len());
-        process.args = procfs::split_args(&e.args[..args_len]);
+        process.args = procfs::split_args(e.argv());
+        process.cut = truncation::of_exec(e);
         process.ns = e.ns;
         process.root = e.root;
         process.cap_effective = e.cap_effective;

@@ -112,6 +112,8 @@ pub fn read_process(pid: u32, hierarchy: &IdentityHierarchy) -> Option<Process> 
             .unwrap_or_default(),
         cap_effective: status.as_ref().map_or(0, |s| s.capeff),
         exited_at: None,
+        // /proc tells whole values.
+        cut: Vec::new(),
     })
 }
 

@@ -90,14 +90,14 @@ pub enum Act {
     Ids,
     /// The leader exits with exit(2); a surviving thread does the act.
     OrphanThread(Box<Act>),
-    /// The same process does the act N times.
-    Repeat {
-        times: u32,
-        act: Box<Act>,
-    },
     /// N children forked at once; the last does the act.
     ForkStorm {
         children: u32,
+        act: Box<Act>,
+    },
+    /// The act N times over, by this process: a known number of events at once.
+    Repeat {
+        times: u32,
         act: Box<Act>,
     },
     // Acts that end in exec.
@@ -159,6 +159,14 @@ fn main() -> ExitCode {
 }
 
 /// Does the act; acts that end in exec return only when they failed.
+/// Does `act` `times` times, stopping at the first failure.
+fn repeat(times: u32, act: &Act) -> Result<String, Failure> {
+    for _ in 0..times {
+        run(act.clone())?;
+    }
+    Ok(format!("repeat: acted {times} times"))
+}
+
 pub fn run(act: Act) -> Result<String, Failure> {
     let never = |r: Result<Infallible, Failure>| r.map(|never| match never {});
     match act {
@@ -188,12 +196,7 @@ pub fn run(act: Act) -> Result<String, Failure> {
         )),
         Act::OrphanThread(act) => processes::orphan_thread(*act),
         Act::ForkStorm { children, act } => processes::fork_storm(children, *act),
-        Act::Repeat { times, act } => {
-            for _ in 1..times {
-                run((*act).clone())?;
-            }
-            run(*act).map(|done| format!("repeat: {times} times, the last: {done}"))
-        }
+        Act::Repeat { times, act } => repeat(times, &act),
         Act::Exec(command) => never(processes::exec(&command)),
         Act::ThreadExec(command) => processes::thread_exec(command),
         Act::SetnsFiles { pid, command } => never(namespaces::setns_files(pid, &command)),
@@ -354,9 +357,9 @@ mod tests {
             &["mount"],
             &["orphan-thread"],
             &["fork-storm", "0", "bpf"],
+            &["fork-storm", "3"],
             &["repeat", "0", "bpf"],
             &["repeat", "2"],
-            &["fork-storm", "3"],
             &["thread-exec"],
             &["enter-cgroup", "/a", "/bin/true"],
             &["enter-cgroup", "--", "/bin/true"],
@@ -384,6 +387,10 @@ mod tests {
         assert!(matches!(
             args(&["orphan-thread", "fork-storm", "2", "write", "/f", "v"]),
             Some(Act::OrphanThread(a)) if matches!(*a, Act::ForkStorm { children: 2, .. })
+        ));
+        assert!(matches!(
+            args(&["repeat", "500", "bpf"]),
+            Some(Act::Repeat { times: 500, act }) if matches!(*act, Act::Bpf)
         ));
         assert!(matches!(
             args(&["enter-cgroup", "/a", "/b", "--", "/bin/escape-act", "bpf"]),

@@ -64,7 +64,7 @@ impl DetectorMetrics {
         self.count(EVENTS, &[])
     }
 
-    /// Events the kernel could not queue, all kinds.
+    /// Events lost before the agent judged them, all kinds and reasons.
     pub fn events_lost(&self) -> u64 {
         self.count(EVENTS_LOST, &[])
     }
