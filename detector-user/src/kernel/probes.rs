@@ -7,6 +7,8 @@ use aya::{
     programs::{FEntry, FExit, Lsm, Program, ProgramError, ProgramInfo, RawTracePoint, TracePoint},
 };
 
+use super::lsm;
+
 #[derive(Debug, Clone, Copy)]
 pub enum Hook {
     RawTracepoint(&'static str),
@@ -449,6 +451,7 @@ fn attach(ebpf: &mut Ebpf, btf: Option<&Btf>, probe: &Probe) -> anyhow::Result<(
             p.attach(category, name)?;
         }
         Hook::Lsm(hook) => {
+            lsm::bpf_active().map_err(anyhow::Error::msg)?;
             let p: &mut Lsm = program.try_into()?;
             p.load(hook, need_btf(btf)?)?;
             log_verified(probe, p.info());
