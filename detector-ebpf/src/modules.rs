@@ -61,8 +61,8 @@ pub fn on_module_request(ctx: &RawTracePointContext) {
 /// `security_kernel_read_file(struct file *file, enum kernel_read_file_id id, bool contents)`.
 pub fn on_kernel_read_file(ctx: &LsmContext) -> i32 {
     let previous: i32 = ctx.arg(3);
-    let id: u64 = ctx.arg(1);
-    if previous != 0 || id != u64::from(reading_module_id()) {
+    let id: u32 = ctx.arg(1);
+    if previous != 0 || id != reading_module_id() {
         return previous;
     }
     lsm_verdict(report(
@@ -75,8 +75,10 @@ pub fn on_kernel_read_file(ctx: &LsmContext) -> i32 {
 /// `security_kernel_load_data(enum kernel_load_data_id id, bool contents)`: `init_module`.
 pub fn on_kernel_load_data(ctx: &LsmContext) -> i32 {
     let previous: i32 = ctx.arg(2);
-    let id: u64 = ctx.arg(0);
-    if previous != 0 || id != u64::from(loading_module_id()) {
+    // The enum's 32 bits: the trampoline saves the whole register, whose upper half the
+    // calling convention leaves undefined (5.10's init_module path leaves it non-zero).
+    let id: u32 = ctx.arg(0);
+    if previous != 0 || id != loading_module_id() {
         return previous;
     }
     lsm_verdict(report(module_source::IMAGE, core::ptr::null, enforcing()))

@@ -1,7 +1,10 @@
 //! Liveness and readiness, as /healthz and /readyz report them.
 
 use std::{
-    sync::atomic::{AtomicBool, AtomicU64, Ordering},
+    sync::{
+        OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -10,7 +13,8 @@ const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 pub struct Health {
-    ready: AtomicBool,
+    /// Set once ready: what each sensor runs on this kernel, or why it does not.
+    sensors: OnceLock<String>,
     last_beat_ms: AtomicU64,
 }
 
@@ -26,12 +30,18 @@ impl Health {
         self.last_beat_ms.store(now_ms(), Ordering::Relaxed);
     }
 
-    pub fn set_ready(&self) {
-        self.ready.store(true, Ordering::Release);
+    /// Ready, with every sensor's state (one line each) for /readyz to show.
+    pub fn set_ready(&self, sensors: String) {
+        // Set once: a second call would only repeat the first.
+        let _ = self.sensors.set(sensors);
     }
 
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire) && self.is_alive()
+    /// The sensors' states while ready; `None` before, or while the event loop is stalled.
+    pub fn ready_sensors(&self) -> Option<&str> {
+        self.sensors
+            .get()
+            .filter(|_| self.is_alive())
+            .map(String::as_str)
     }
 
     pub fn is_alive(&self) -> bool {
@@ -47,12 +57,12 @@ mod tests {
     #[test]
     fn ready_only_after_set_and_while_beating() {
         let h = Health::default();
-        assert!(!h.is_alive() && !h.is_ready());
+        assert!(!h.is_alive() && h.ready_sensors().is_none());
         h.beat();
-        assert!(h.is_alive() && !h.is_ready());
-        h.set_ready();
-        assert!(h.is_ready());
+        assert!(h.is_alive() && h.ready_sensors().is_none());
+        h.set_ready("mounts: fentry".to_owned());
+        assert_eq!(h.ready_sensors(), Some("mounts: fentry"));
         h.last_beat_ms.store(1, Ordering::Relaxed);
-        assert!(!h.is_alive() && !h.is_ready());
+        assert!(!h.is_alive() && h.ready_sensors().is_none());
     }
 }

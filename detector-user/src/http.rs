@@ -113,8 +113,10 @@ fn route(request: &str, endpoints: &Endpoints) -> Response {
         }
         "/healthz" if endpoints.health.is_alive() => Response::text(200, "OK", "ok"),
         "/healthz" => Response::text(503, "Service Unavailable", "event loop stalled"),
-        "/readyz" if endpoints.health.is_ready() => Response::text(200, "OK", "ready"),
-        "/readyz" => Response::text(503, "Service Unavailable", "not ready"),
+        "/readyz" => match endpoints.health.ready_sensors() {
+            Some(sensors) => Response::text(200, "OK", &format!("ready\n{sensors}")),
+            None => Response::text(503, "Service Unavailable", "not ready"),
+        },
         _ => Response::text(404, "Not Found", "not found"),
     }
 }
@@ -137,8 +139,11 @@ mod tests {
         assert_eq!(route("GET /readyz HTTP/1.1\r\n\r\n", &e).status, 503);
         assert_eq!(route("GET /healthz HTTP/1.1\r\n\r\n", &e).status, 503);
         e.health.beat();
-        e.health.set_ready();
-        assert_eq!(route("GET /readyz HTTP/1.1\r\n\r\n", &e).status, 200);
+        e.health
+            .set_ready("mounts (sensitive-mount): fentry".to_owned());
+        let ready = route("GET /readyz HTTP/1.1\r\n\r\n", &e);
+        assert_eq!(ready.status, 200);
+        assert_eq!(ready.body, "ready\nmounts (sensitive-mount): fentry\n");
         assert_eq!(route("GET /healthz?x=1 HTTP/1.1\r\n\r\n", &e).status, 200);
         let metrics = route("GET /metrics HTTP/1.1\r\n\r\n", &e);
         assert_eq!(metrics.status, 200);

@@ -33,6 +33,7 @@ pub mod poll;
 pub mod rootfs;
 pub mod runc;
 pub mod scenario;
+pub mod skip;
 pub mod spec;
 pub mod technique;
 pub mod temp_dir;

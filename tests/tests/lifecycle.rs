@@ -21,7 +21,13 @@ fn serves_health_and_contract_metrics_then_exits_0_on_sigterm() -> anyhow::Resul
     let _machine = exclusive();
     let detector = Detector::start(&[])?;
     assert_eq!(detector.http_get("/healthz")?.0, 200);
-    assert_eq!(detector.http_get("/readyz")?.0, 200);
+    let (status, ready) = detector.http_get("/readyz")?;
+    assert_eq!(status, 200);
+    // Every sensor's state, the required one first.
+    assert!(
+        ready.starts_with("ready\nprocess and cgroup lifecycle: tracepoint\n"),
+        "{ready}"
+    );
     let metrics = detector.metrics()?;
     let missing: Vec<&str> = CONTRACT_METRICS
         .into_iter()

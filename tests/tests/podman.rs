@@ -5,7 +5,7 @@
 use escape_detector_e2e::{
     By, Detector, RunningContainer, exclusive,
     podman::{self, PodmanContainer},
-    scenario, technique,
+    scenario, skip, technique,
 };
 
 #[test]
@@ -21,10 +21,9 @@ fn a_podman_exec_session_mounting_procfs_is_reported() -> anyhow::Result<()> {
 fn a_podman_container_mounting_procfs_is_reported(by: By) -> anyhow::Result<()> {
     let _machine = exclusive();
     if !podman::available() {
-        eprintln!(
-            "SKIPPED: podman is not installed here (`cargo xtask setup` installs it on the host)"
+        return skip::skipped(
+            "podman is not installed here (`cargo xtask setup` installs it on the host)",
         );
-        return Ok(());
     }
     let detector = Detector::start(&[])?;
     let container = PodmanContainer::start_privileged()?;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use escape_detector_e2e::{
     By, CgroupLayout, Container, Detector, HostDisk, Profile, RunningContainer, exclusive,
-    scenario, technique,
+    scenario, skip, technique,
 };
 
 #[test]
@@ -69,8 +69,7 @@ fn making_and_opening_a_host_disk_node_is_reported(by: By) -> anyhow::Result<()>
 fn opening_physical_memory_is_reported() -> anyhow::Result<()> {
     let _machine = exclusive();
     if !Path::new("/sys/dev/char/1:1").exists() {
-        eprintln!("skipped (this kernel has no /dev/mem)");
-        return Ok(());
+        return skip::skipped("this kernel has no /dev/mem");
     }
     let detector = Detector::start(&[])?;
     let container = Container::start(Profile::Privileged, CgroupLayout::Docker)?;
@@ -94,8 +93,7 @@ fn opening_physical_memory_is_reported() -> anyhow::Result<()> {
 fn opening_kcore_is_reported() -> anyhow::Result<()> {
     let _machine = exclusive();
     if !Path::new("/proc/kcore").exists() {
-        eprintln!("skipped (this kernel has no /proc/kcore)");
-        return Ok(());
+        return skip::skipped("this kernel has no /proc/kcore");
     }
     let detector = Detector::start(&[])?;
     let container = Container::start(Profile::Privileged, CgroupLayout::Docker)?;

@@ -54,8 +54,10 @@ fn overwriting_a_host_program_through_proc_exe_from_the_workload_is_reported() -
     overwriting_a_host_program_through_proc_exe_is_reported(By::Workload)
 }
 
-/// The host program is a copy of `sleep` that runs for two seconds: the container keeps its
-/// `/proc/PID/exe` and opens it for writing once it has exited.
+/// The host program is a copy of `sleep` that runs for eight seconds: the container keeps its
+/// `/proc/PID/exe` and opens it for writing once it has exited. Eight, as a `runc exec` session
+/// under TCG took more than two to start on 5.10, by when the program and its
+/// `/proc/PID/exe` were gone.
 fn overwriting_a_host_program_through_proc_exe_is_reported(by: By) -> anyhow::Result<()> {
     let _machine = exclusive();
     let dir = TempDir::new("decoy")?;
@@ -64,7 +66,7 @@ fn overwriting_a_host_program_through_proc_exe_is_reported(by: By) -> anyhow::Re
     std::fs::copy(host_process::program_on_path("sleep")?, &decoy)?;
     let detector = Detector::start(&[])?;
     let container = Container::start(Profile::HostPid, CgroupLayout::kubepods())?;
-    let host = HostProcess::run(&decoy, &["2"])?;
+    let host = HostProcess::run(&decoy, &["8"])?;
     let alert = scenario::expect_alert(
         &detector,
         "runtime-binary-overwrite",

@@ -9,8 +9,8 @@ use aya::{
 use super::{exit, stdout};
 use crate::{
     kernel::{
-        btf::Btf,
-        offsets,
+        btf::{Btf, BtfError},
+        lsm, offsets,
         probes::{Backend, Hook, SENSORS},
         tracefs,
     },
@@ -39,24 +39,16 @@ fn program_type(name: &str, t: ProgramType) -> Row {
 }
 
 fn lsm_enabled() -> Row {
-    match std::fs::read_to_string("/sys/kernel/security/lsm") {
-        Ok(list) => row(
-            "BPF LSM in lsm=",
-            list.split(',').any(|l| l.trim() == "bpf"),
-            list.trim().to_string(),
-        ),
-        Err(e) => row(
-            "BPF LSM in lsm=",
-            false,
-            format!("/sys/kernel/security/lsm: {e}"),
-        ),
+    match lsm::bpf_active() {
+        Ok(list) => row("BPF LSM in lsm=", true, list),
+        Err(why) => row("BPF LSM in lsm=", false, why),
     }
 }
 
-fn btf_rows() -> (Row, bool) {
-    match Btf::from_sys_fs() {
+fn btf_rows(btf: Result<&Btf, &BtfError>) -> (Row, bool) {
+    match btf {
         Ok(btf) => {
-            let resolved = offsets::resolve(&btf);
+            let resolved = offsets::resolve(btf);
             let missing: Vec<&str> = resolved.missing.iter().map(|m| m.field).collect();
             let note = if resolved.is_complete() {
                 "all kernel fields located".to_string()
@@ -75,22 +67,25 @@ fn btf_rows() -> (Row, bool) {
     }
 }
 
-/// What the kernel accepts, as far as it can be told without loading anything.
-struct Offers {
+/// What the kernel accepts, as far as it can be told without loading anything: each kind of
+/// hook is there, or why not.
+struct Offers<'a> {
     tracefs: bool,
-    lsm: bool,
-    fentry: bool,
+    lsm: Result<(), String>,
+    fentry: Result<(), String>,
+    /// For the functions fentry, fexit and LSM programs attach to.
+    btf: Option<&'a Btf>,
 }
 
 /// The cgroup hierarchy `run` would know containers by, with the default `cgroup_identity`.
-fn identity_row() -> Row {
+fn identity_row(btf: Option<&Btf>) -> Row {
     const FEATURE: &str = "container identity (cgroup hierarchy)";
     match IdentityHierarchy::of_this_process(&Choice::Auto) {
         Err(e) => row(FEATURE, false, e),
         Ok(hierarchy) => {
-            let known = hierarchy.subsys_enumerator().is_none_or(|name| {
-                Btf::from_sys_fs().is_ok_and(|btf| btf.enumerator(&name).is_some())
-            });
+            let known = hierarchy
+                .subsys_enumerator()
+                .is_none_or(|name| btf.is_some_and(|btf| btf.enumerator(&name).is_some()));
             let note = if known {
                 hierarchy.to_string()
             } else {
@@ -101,20 +96,40 @@ fn identity_row() -> Row {
     }
 }
 
-/// Whether this kernel looks able to attach `hook`.
-fn hook_available(hook: Hook, offers: &Offers) -> bool {
+/// Why this kernel cannot attach `hook`, or `None` when it looks able to.
+fn hook_missing(hook: Hook, offers: &Offers) -> Option<String> {
+    let function_missing = |function: &str| {
+        let described = offers.btf.is_some_and(|btf| btf.has_function(function));
+        (!described).then(|| format!("no function {function} in the kernel's BTF"))
+    };
     match hook {
         // Raw tracepoints are found by name at attach time.
-        Hook::RawTracepoint(_) => true,
+        Hook::RawTracepoint(_) => None,
         Hook::Tracepoint(category, name) => {
-            offers.tracefs && tracefs::has_tracepoint(category, name)
+            if !offers.tracefs {
+                Some("tracefs is not mounted".to_owned())
+            } else if !tracefs::has_tracepoint(category, name) {
+                Some(format!("no tracepoint {category}:{name}"))
+            } else {
+                None
+            }
         }
-        Hook::Lsm(_) => offers.lsm,
-        Hook::FEntry(_) | Hook::FExit(_) => offers.fentry,
+        // Every LSM hook has a BPF stub of its name for the programs to attach to.
+        Hook::Lsm(name) => offers
+            .lsm
+            .clone()
+            .err()
+            .or_else(|| function_missing(&format!("bpf_lsm_{name}"))),
+        Hook::FEntry(function) | Hook::FExit(function) => offers
+            .fentry
+            .clone()
+            .err()
+            .or_else(|| function_missing(function)),
     }
 }
 
-/// One row per sensor implementation; the first usable one of each sensor is marked.
+/// One row per sensor implementation; the first usable one of each sensor is marked, and an
+/// unusable one says which hook this kernel lacks.
 fn sensor_rows(offers: &Offers) -> Vec<Row> {
     let mut rows = Vec::new();
     for sensor in SENSORS {
@@ -128,15 +143,17 @@ fn sensor_rows(offers: &Offers) -> Vec<Row> {
         }
         let mut chosen = false;
         for implementation in sensor.implementations {
-            let usable = implementation
+            let missing = implementation
                 .probes
                 .iter()
-                .all(|p| p.optional || hook_available(p.hook, offers));
+                .filter(|p| !p.optional)
+                .find_map(|p| Some((p.program, hook_missing(p.hook, offers)?)));
+            let usable = missing.is_none();
             let hooks: Vec<&str> = implementation.probes.iter().map(|p| p.program).collect();
-            let mark = if usable && !chosen {
-                "<- will use; "
-            } else {
-                ""
+            let mark = match &missing {
+                None if !chosen => "<- will use; ".to_owned(),
+                None => String::new(),
+                Some((program, why)) => format!("{program}: {why}; "),
             };
             chosen |= usable;
             rows.push(row(
@@ -150,7 +167,8 @@ fn sensor_rows(offers: &Offers) -> Vec<Row> {
 }
 
 pub fn report() -> u8 {
-    let (btf, offsets_complete) = btf_rows();
+    let kernel_btf = Btf::from_sys_fs();
+    let (btf, offsets_complete) = btf_rows(kernel_btf.as_ref());
     let ringbuf = is_map_supported(MapType::RingBuf).unwrap_or(false);
     let tracepoint = is_program_supported(ProgramType::TracePoint).unwrap_or(false);
     let raw_tp = is_program_supported(ProgramType::RawTracePoint).unwrap_or(false);
@@ -164,8 +182,21 @@ pub fn report() -> u8 {
     let lsm_enabled = lsm_enabled();
     let offers = Offers {
         tracefs: tracefs_ok,
-        lsm: lsm_type.available && lsm_enabled.available,
-        fentry: tracing.available && btf.available,
+        lsm: if !lsm_type.available {
+            Err("the kernel has no LSM program type".to_owned())
+        } else if !lsm_enabled.available {
+            Err(lsm_enabled.note.clone())
+        } else {
+            Ok(())
+        },
+        fentry: if !tracing.available {
+            Err("the kernel has no tracing program type".to_owned())
+        } else if !btf.available {
+            Err("the kernel has no BTF".to_owned())
+        } else {
+            Ok(())
+        },
+        btf: kernel_btf.as_ref().ok(),
     };
     let mut rows = vec![
         btf,
@@ -186,7 +217,7 @@ pub fn report() -> u8 {
             },
         ),
     ];
-    let identity = identity_row();
+    let identity = identity_row(offers.btf);
     let identity_ok = identity.available;
     rows.push(identity);
     rows.extend(sensor_rows(&offers));
@@ -199,7 +230,7 @@ pub fn report() -> u8 {
     }
     out.push('\n');
     let code = if usable {
-        let backend = match (offers.lsm, offers.fentry) {
+        let backend = match (offers.lsm.is_ok(), offers.fentry.is_ok()) {
             (true, _) => Backend::Lsm,
             (false, true) => Backend::Fentry,
             (false, false) => Backend::Tracepoint,

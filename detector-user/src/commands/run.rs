@@ -376,7 +376,8 @@ async fn daemon(settings: Settings, outputs: Vec<Output>) -> anyhow::Result<()> 
         .with_label_values(&[env!("CARGO_PKG_VERSION"), backend])
         .set(1);
     pipeline.load_snapshot(procfs::snapshot(&snapshot_hierarchy));
-    health.set_ready();
+    let sensors: Vec<String> = outcomes.iter().map(SensorOutcome::state).collect();
+    health.set_ready(sensors.join("\n"));
     log::info!(
         "ready: backend {backend}, metrics on http://{}, enforce {}",
         settings.metrics_addr,

@@ -157,6 +157,8 @@ enum Shape {
     Alias {
         target: u32,
     },
+    /// A kernel function: what fentry, fexit and LSM programs attach to by name.
+    Function,
     Opaque,
 }
 
@@ -328,6 +330,7 @@ impl Btf {
                 self.parse_enumerators(kind, trailing);
                 Shape::Opaque
             }
+            KIND_FUNC => Shape::Function,
             _ => Shape::Opaque,
         };
         Ok((Type { name_off, shape }, len))
@@ -355,6 +358,14 @@ impl Btf {
             size,
             members: start..self.members.len(),
         }
+    }
+
+    /// Whether the kernel describes a function `name`: an inlined or static-and-unused
+    /// function has no BTF entry, and no fentry, fexit or LSM program attaches to it.
+    pub fn has_function(&self, name: &str) -> bool {
+        self.types.iter().any(|ty| {
+            matches!(ty.shape, Shape::Function) && self.name(ty.name_off).is_ok_and(|n| n == name)
+        })
     }
 
     /// ENUM entries are (name_off, i32 value); ENUM64 entries (name_off, low u32, high u32).
@@ -988,6 +999,20 @@ mod tests {
         assert_eq!(btf.enumerator("MINUS"), Some(-3));
         assert_eq!(btf.enumerator("BIG"), Some((1 << 32) | 7));
         assert_eq!(btf.enumerator("NOPE"), None);
+    }
+
+    #[test]
+    fn finds_functions_by_name_and_nothing_else() {
+        let mut b = BtfBuilder::new();
+        let int = b.int("int", 4);
+        let proto = b.raw(KIND_FUNC_PROTO, "", 0, false, int, &[]);
+        b.raw(KIND_FUNC, "do_handle_open", 0, false, proto, &[]);
+        b.plain_struct("file", 8, &[]);
+        let btf = Btf::parse(&b.build()).unwrap();
+        assert!(btf.has_function("do_handle_open"));
+        assert!(!btf.has_function("file"), "a struct is not a function");
+        assert!(!btf.has_function("int"));
+        assert!(!btf.has_function("vfs_get_tree"));
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod container_cgroups;
 pub mod host;
 pub mod loader;
 pub mod loss;
+pub mod lsm;
 pub mod offsets;
 pub mod own_bpf_objects;
 pub mod probes;

@@ -7,6 +7,8 @@ use aya::{
     programs::{FEntry, FExit, Lsm, Program, ProgramError, ProgramInfo, RawTracePoint, TracePoint},
 };
 
+use super::lsm;
+
 #[derive(Debug, Clone, Copy)]
 pub enum Hook {
     RawTracepoint(&'static str),
@@ -358,6 +360,34 @@ pub struct SensorOutcome {
     pub missing_optional: Vec<(&'static str, String)>,
 }
 
+impl SensorOutcome {
+    /// One line for /readyz: the backend in use, or plainly why there is none.
+    pub fn state(&self) -> String {
+        let sensor = self.sensor;
+        if !self.applies {
+            return format!(
+                "{}: not needed: {}",
+                sensor.name,
+                sensor.needs.unmet_reason()
+            );
+        }
+        let Some(chosen) = self.chosen else {
+            return format!(
+                "{}: not attached, {} blind: {}",
+                sensor.name,
+                sensor.feeds,
+                self.passed_over.join("; ")
+            );
+        };
+        let mut line = format!("{}: {}", sensor.name, chosen.backend.as_str());
+        if !self.missing_optional.is_empty() {
+            let missing: Vec<&str> = self.missing_optional.iter().map(|(p, _)| *p).collect();
+            line.push_str(&format!(" (without {})", missing.join(", ")));
+        }
+        line
+    }
+}
+
 /// Attaches each sensor with the best implementation this kernel accepts.
 pub fn attach_all(
     ebpf: &mut Ebpf,
@@ -460,6 +490,7 @@ fn attach(ebpf: &mut Ebpf, btf: Option<&Btf>, probe: &Probe) -> anyhow::Result<(
             p.attach(category, name)?;
         }
         Hook::Lsm(hook) => {
+            lsm::bpf_active().map_err(anyhow::Error::msg)?;
             let p: &mut Lsm = program.try_into()?;
             p.load(hook, need_btf(btf)?)?;
             log_verified(probe, p.info());
@@ -506,4 +537,49 @@ pub fn backend_label(outcomes: &[SensorOutcome]) -> &'static str {
         .find(|b| uses(*b))
         .unwrap_or(Backend::Tracepoint)
         .as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sensor(name: &str) -> &'static Sensor {
+        SENSORS.iter().find(|s| s.name == name).unwrap()
+    }
+
+    #[test]
+    fn states_say_the_backend_or_why_there_is_none() {
+        let files = sensor("file opens");
+        let attached = SensorOutcome {
+            sensor: files,
+            applies: true,
+            chosen: Some(&files.implementations[1]),
+            passed_over: vec!["lsm: the BPF LSM is not active".to_owned()],
+            missing_optional: vec![("open_kcore", "no such function".to_owned())],
+        };
+        assert_eq!(attached.state(), "file opens: fentry (without open_kcore)");
+        let mounts = sensor("mounts");
+        let blind = SensorOutcome {
+            sensor: mounts,
+            applies: true,
+            chosen: None,
+            passed_over: vec!["fentry: EPERM".to_owned(), "tracepoint: ENOENT".to_owned()],
+            missing_optional: Vec::new(),
+        };
+        assert_eq!(
+            blind.state(),
+            "mounts: not attached, sensitive-mount blind: fentry: EPERM; tracepoint: ENOENT"
+        );
+        let modules = SensorOutcome {
+            sensor: sensor("module loads"),
+            applies: false,
+            chosen: None,
+            passed_over: Vec::new(),
+            missing_optional: Vec::new(),
+        };
+        assert_eq!(
+            modules.state(),
+            "module loads: not needed: the kernel has no module support (no /proc/modules)"
+        );
+    }
 }

@@ -56,6 +56,7 @@ pub fn c_string(s: &str) -> Result<CString, Failure> {
 }
 
 pub fn bpf() -> Result<String, Failure> {
+    raise_memlock_limit();
     let attr = MapCreateAttr {
         map_type: BPF_MAP_TYPE_ARRAY,
         key_size: 4,
@@ -77,6 +78,19 @@ pub fn bpf() -> Result<String, Failure> {
     // SAFETY: the kernel has just handed us this descriptor and nothing else owns it.
     drop(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
     Ok(format!("bpf: created an array map (fd {fd}) and closed it"))
+}
+
+/// What libbpf does before it creates maps. Kernels before 5.11 charge a map to the creating
+/// user's locked memory under RLIMIT_MEMLOCK, 64 KiB by default there; the user is root, whose
+/// account also holds the detector's maps, so the map would be refused with EPERM. Best effort:
+/// without CAP_SYS_RESOURCE the limit stays, and later kernels ignore it anyway.
+fn raise_memlock_limit() {
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: a valid rlimit the call only reads.
+    unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
 }
 
 /// What `bpftool prog|map|link list` does: every object's id, then a descriptor of each.

@@ -196,7 +196,7 @@ fn print_summary(
         None => "did not run".to_owned(),
     };
     println!("escape-detector probe: {probe}");
-    let rows: Vec<Vec<String>> = report
+    let mut rows: Vec<Vec<String>> = report
         .binaries
         .iter()
         .map(|binary| {
@@ -216,8 +216,22 @@ fn print_summary(
             ]
         })
         .collect();
+    let every_test: Vec<(String, String)> = report
+        .binaries
+        .iter()
+        .flat_map(|binary| binary.tests.iter().cloned())
+        .collect();
+    rows.push(vec![
+        "all".to_owned(),
+        String::new(),
+        count_tests(&every_test),
+        String::new(),
+    ]);
     table::print(&["test binary", "result", "tests", "time"], &rows);
     for binary in &report.binaries {
+        for (test, why) in &binary.skips {
+            println!("skipped: {}::{test}: {why}", binary.name);
+        }
         for (test, _) in binary
             .tests
             .iter()
@@ -229,7 +243,7 @@ fn print_summary(
     println!("console log: {}", log.display());
 }
 
-/// "12 ok, 1 FAILED, 2 ignored", leaving out zero counts but for ok.
+/// "12 ok, 1 FAILED, 3 skipped, 2 ignored", leaving out zero counts but for ok.
 fn count_tests(tests: &[(String, String)]) -> String {
     let count = |wanted: &str| {
         tests
@@ -238,7 +252,7 @@ fn count_tests(tests: &[(String, String)]) -> String {
             .count()
     };
     let mut counts = vec![format!("{} ok", count("ok"))];
-    for outcome in ["FAILED", "ignored"] {
+    for outcome in ["FAILED", "skipped", "ignored"] {
         let n = count(outcome);
         if n > 0 {
             counts.push(format!("{n} {outcome}"));
@@ -261,8 +275,14 @@ mod tests {
         };
         assert_eq!(count_tests(&tests(&[])), "0 ok");
         assert_eq!(
-            count_tests(&tests(&["ok", "FAILED", "ok", "ignored, needs a disk"])),
-            "2 ok, 1 FAILED, 1 ignored"
+            count_tests(&tests(&[
+                "ok",
+                "FAILED",
+                "skipped",
+                "ok",
+                "ignored, needs a disk"
+            ])),
+            "2 ok, 1 FAILED, 1 skipped, 1 ignored"
         );
     }
 }

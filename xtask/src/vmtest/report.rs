@@ -1,8 +1,9 @@
-//! What the guest's console says: the `VMTEST ...` lines init.sh prints, and libtest's own
-//! lines for each test. Markers are searched anywhere in a line, since a kernel message can
-//! land in front of one on the shared console.
+//! What the guest's console says: the `VMTEST ...` lines init.sh prints, libtest's own lines
+//! for each test, and the e2e harness's `SKIPPED: ` lines. Markers are searched anywhere in a
+//! line, since a kernel message can land in front of one on the shared console.
 
 use anyhow::{Result, bail};
+use escape_detector_e2e::skip::MARKER as SKIPPED;
 
 pub const BOOTED: &str = "VMTEST BOOTED: ";
 const KERNEL: &str = "VMTEST KERNEL: ";
@@ -37,8 +38,55 @@ pub struct Binary {
     /// None while the binary had not finished when the console ended.
     pub exit: Option<i32>,
     pub seconds: Option<u64>,
-    /// `test NAME ... RESULT` lines: (test, "ok" | "FAILED" | "ignored").
+    /// `test NAME ... RESULT` lines: (test, "ok" | "FAILED" | "ignored" | "skipped"). A test
+    /// that said it skipped and then passed is "skipped".
     pub tests: Vec<(String, String)>,
+    /// (test, why) of each `SKIPPED: TEST: WHY` line.
+    pub skips: Vec<(String, String)>,
+    /// A test whose outcome is still to come on a line of its own: with one test thread,
+    /// libtest writes "test NAME ... " before the test runs, and a skip line lands after it.
+    pending: Option<String>,
+}
+
+impl Binary {
+    fn new(name: &str) -> Binary {
+        Binary {
+            name: name.to_owned(),
+            exit: None,
+            seconds: None,
+            tests: Vec::new(),
+            skips: Vec::new(),
+            pending: None,
+        }
+    }
+
+    /// A line printed while this binary ran.
+    fn read_line(&mut self, line: &str) {
+        if let Some((test, why)) = after(line, SKIPPED).and_then(|skip| skip.split_once(": ")) {
+            self.skips.push((test.to_owned(), why.to_owned()));
+        }
+        if let Some((name, rest)) = test_start(line) {
+            match outcome(rest) {
+                Some(outcome) => self.record(name, outcome),
+                None => self.pending = Some(name.to_owned()),
+            }
+        } else if let Some(outcome) = outcome(line)
+            && let Some(name) = self.pending.take()
+        {
+            self.record(&name, outcome);
+        }
+    }
+
+    fn record(&mut self, name: &str, outcome: &str) {
+        let skipped = self.skips.iter().any(|(test, _)| test == name);
+        let outcome = if skipped && outcome == "ok" {
+            "skipped"
+        } else {
+            outcome
+        };
+        self.tests.push((name.to_owned(), outcome.to_owned()));
+        self.pending = None;
+    }
 }
 
 pub fn parse(console: &str) -> Report {
@@ -51,12 +99,7 @@ pub fn parse(console: &str) -> Report {
         } else if let Some(exit) = after(line, PROBE) {
             report.probe_exit = exit.parse().ok();
         } else if let Some(name) = after(line, RUNNING) {
-            report.binaries.push(Binary {
-                name: name.to_owned(),
-                exit: None,
-                seconds: None,
-                tests: Vec::new(),
-            });
+            report.binaries.push(Binary::new(name));
         } else if let Some(finished) = after(line, BINARY) {
             // "NAME exit STATUS after SECONDS s"
             let words: Vec<&str> = finished.split_whitespace().collect();
@@ -73,8 +116,8 @@ pub fn parse(console: &str) -> Report {
             report.aborted = Some(reason.to_owned());
         } else if let Some(reason) = after(line, PANIC) {
             report.panic.get_or_insert_with(|| reason.to_owned());
-        } else if let (Some(binary), Some(test)) = (report.binaries.last_mut(), test_line(line)) {
-            binary.tests.push(test);
+        } else if let Some(binary) = report.binaries.last_mut() {
+            binary.read_line(line);
         }
     }
     report
@@ -135,12 +178,16 @@ fn parse_tally(tally: &str) -> Option<(usize, usize)> {
     ))
 }
 
-/// libtest's "test NAME ... ok" (also FAILED and ignored).
-fn test_line(line: &str) -> Option<(String, String)> {
-    let (name, outcome) = line.strip_prefix("test ")?.split_once(" ... ")?;
-    let outcome = outcome.trim_end();
-    let known = ["ok", "FAILED", "ignored"].contains(&outcome) || outcome.starts_with("ignored,");
-    known.then(|| (name.to_owned(), outcome.to_owned()))
+/// libtest's "test NAME ... " and what follows it on the line.
+fn test_start(line: &str) -> Option<(&str, &str)> {
+    line.strip_prefix("test ")?.split_once(" ... ")
+}
+
+/// libtest's outcome of a test: ok, FAILED, ignored (or "ignored, WHY").
+fn outcome(text: &str) -> Option<&str> {
+    let text = text.trim();
+    let known = ["ok", "FAILED", "ignored"].contains(&text) || text.starts_with("ignored,");
+    known.then_some(text)
 }
 
 #[cfg(test)]
@@ -163,12 +210,23 @@ test nsenter_from_the_host_into_a_container_is_silent ... FAILED
 test result: FAILED. 1 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 9.1s
 
 VMTEST BINARY: benign exit 101 after 12 s
+VMTEST RUNNING: enforce
+
+running 2 tests
+test a_module_load_is_stopped ... SKIPPED: a_module_load_is_stopped: no module support
+ok
+test a_core_pattern_write_is_stopped ... [   33.1] a kernel message
+ok
+
+test result: ok. 2 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 9.1s
+
+VMTEST BINARY: enforce exit 0 after 10 s
 VMTEST RUNNING: lifecycle
 
 running 1 test
 test test_result_line_is_not_a_test ... ignored
 [   40.1] loop: module loaded VMTEST BINARY: lifecycle exit 0 after 3 s
-VMTEST RESULT: 1 passed, 1 failed
+VMTEST RESULT: 2 passed, 1 failed
 ";
 
     #[test]
@@ -177,7 +235,7 @@ VMTEST RESULT: 1 passed, 1 failed
         assert_eq!(report.kernel.as_deref(), Some("6.1.0-56-cloud-amd64"));
         assert_eq!(report.lsm.as_deref(), Some("lockdown,capability,bpf"));
         assert_eq!(report.probe_exit, Some(0));
-        assert_eq!(report.result, Some((1, 1)));
+        assert_eq!(report.result, Some((2, 1)));
         assert_eq!(report.aborted, None);
         assert_eq!(
             report.binaries,
@@ -193,12 +251,30 @@ VMTEST RESULT: 1 passed, 1 failed
                             "FAILED".into()
                         ),
                     ],
+                    skips: Vec::new(),
+                    pending: None,
+                },
+                Binary {
+                    name: "enforce".into(),
+                    exit: Some(0),
+                    seconds: Some(10),
+                    tests: vec![
+                        ("a_module_load_is_stopped".into(), "skipped".into()),
+                        ("a_core_pattern_write_is_stopped".into(), "ok".into()),
+                    ],
+                    skips: vec![(
+                        "a_module_load_is_stopped".into(),
+                        "no module support".into()
+                    )],
+                    pending: None,
                 },
                 Binary {
                     name: "lifecycle".into(),
                     exit: Some(0),
                     seconds: Some(3),
                     tests: vec![("test_result_line_is_not_a_test".into(), "ignored".into())],
+                    skips: Vec::new(),
+                    pending: None,
                 },
             ]
         );
@@ -213,7 +289,7 @@ VMTEST RESULT: 1 passed, 1 failed
         };
         assert!(all_passed(6).verdict(6).is_ok());
         assert!(all_passed(5).verdict(6).is_err(), "a binary did not run");
-        assert!(parse(CONSOLE).verdict(2).is_err(), "a binary failed");
+        assert!(parse(CONSOLE).verdict(3).is_err(), "a binary failed");
         let probe_failed = Report {
             probe_exit: Some(1),
             ..all_passed(6)
