@@ -229,18 +229,19 @@ fn su_and_setuid_programs_on_the_host_are_silent() -> anyhow::Result<()> {
     fs::copy(rootfs::host_act()?, &suid)?;
     fs::set_permissions(&suid, fs::Permissions::from_mode(0o4755))?;
     let detector = Detector::start(&[])?;
-    // su to nobody where the host names it, else to root: su runs setuid either way.
+    // su to nobody where the host names it, else to root: su runs setuid either way. A host
+    // without a user database (the VM lane's guest) has nothing su could switch to.
     let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let (user, uid) = if passwd.lines().any(|l| l.starts_with("nobody:")) {
-        ("nobody", NOBODY)
-    } else {
-        ("root", 0)
-    };
-    let su = on_host("su", &["-s", "/bin/sh", user, "-c", "id -u"])?;
-    ensure!(
-        su.trim() == uid.to_string(),
-        "su did not become {user}: {su}"
-    );
+    let user = ["nobody", "root"]
+        .into_iter()
+        .find(|user| passwd.lines().any(|l| l.starts_with(&format!("{user}:"))));
+    match user {
+        Some(user) => {
+            let su = on_host("su", &["-s", "/bin/sh", user, "-c", "id -un"])?;
+            ensure!(su.trim() == user, "su did not become {user}: {su}");
+        }
+        None => eprintln!("no su: this host has no user database"),
+    }
     let ids = as_nobody(suid.to_str().context("temp path is not UTF-8")?, &["ids"])?;
     ensure!(ids.trim() == "uid 65534 euid 0", "no setuid gain: {ids}");
     detector.assert_no_alert(|_| true, SETTLE);
