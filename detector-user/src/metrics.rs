@@ -15,6 +15,7 @@ pub struct Metrics {
     pub alerts_total: IntCounterVec,
     pub alerts_folded_total: IntCounterVec,
     pub exceptions_suppressed_total: IntCounterVec,
+    pub config_reloads_total: IntCounterVec,
     pub alert_latency_seconds: HistogramVec,
     pub events_total: IntCounterVec,
     events_lost_total: IntCounterVec,
@@ -83,6 +84,13 @@ impl Metrics {
                     "Acts a configured exception kept from being alerted, by exception and rule.",
                 ),
                 &["exception", "rule"],
+            )?,
+            config_reloads_total: IntCounterVec::new(
+                opts(
+                    "config_reloads_total",
+                    "Configuration reloads on SIGHUP, by result (ok, failed: the running one kept).",
+                ),
+                &["result"],
             )?,
             alert_latency_seconds: HistogramVec::new(
                 HistogramOpts::new(
@@ -176,6 +184,7 @@ impl Metrics {
         r.register(Box::new(self.alerts_total.clone()))?;
         r.register(Box::new(self.alerts_folded_total.clone()))?;
         r.register(Box::new(self.exceptions_suppressed_total.clone()))?;
+        r.register(Box::new(self.config_reloads_total.clone()))?;
         r.register(Box::new(self.alert_latency_seconds.clone()))?;
         r.register(Box::new(self.events_total.clone()))?;
         r.register(Box::new(self.events_lost_total.clone()))?;
@@ -190,7 +199,16 @@ impl Metrics {
         r.register(Box::new(self.build_info.clone()))
     }
 
+    /// A SIGHUP reload that took (`true`) or kept the running configuration.
+    pub fn config_reloaded(&self, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.config_reloads_total.with_label_values(&[result]).inc();
+    }
+
     fn create_series(&self) {
+        for result in ["ok", "failed"] {
+            self.config_reloads_total.with_label_values(&[result]);
+        }
         for kind in EventKind::ALL {
             self.events_total.with_label_values(&[kind.name()]);
             for reason in LossReason::ALL {

@@ -148,6 +148,13 @@ impl Pipeline {
 
     /// Classifies the cgroups that exist (the kernel records those made from now on), so the
     /// kernel filters by the same identity as the agent.
+    /// A reload: the settings read again, and outputs opened anew (the old ones write what
+    /// they hold as they go).
+    pub fn reconfigure(&mut self, settings: PipelineSettings, outputs: Outputs) {
+        self.settings = settings;
+        self.outputs = outputs;
+    }
+
     pub fn load_cgroups(&mut self) {
         let (walked, containers) = self.cgroups.load_existing();
         log::info!("{walked} cgroups found, {containers} of them containers'");

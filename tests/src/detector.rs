@@ -228,6 +228,28 @@ impl Detector {
         self.terminate()
     }
 
+    /// Rewrites the config file [`Detector::start_with_config`] wrote and sends SIGHUP; returns
+    /// once `escape_detector_config_reloads_total{result=...}` (ok, failed) has counted it.
+    pub fn reload(&self, config: &str, result: &str) -> anyhow::Result<()> {
+        let sample = format!("escape_detector_config_reloads_total{{result=\"{result}\"}}");
+        let before = self.metric(&sample)?;
+        fs::write(self.dir.path().join("escape-detector.toml"), config)?;
+        self.signal(libc::SIGHUP);
+        anyhow::ensure!(
+            poll::eventually(Duration::from_secs(10), || self
+                .metric(&sample)
+                .is_ok_and(|n| n > before)),
+            "SIGHUP was not counted in {sample}:\n{}",
+            self.log()
+        );
+        Ok(())
+    }
+
+    /// The file the detector appends its alerts to.
+    pub fn alerts_file(&self) -> &Path {
+        &self.alerts_file
+    }
+
     /// Sends SIGTERM and returns at once.
     pub fn request_stop(&self) {
         self.signal(libc::SIGTERM);

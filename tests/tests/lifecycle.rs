@@ -1,6 +1,13 @@
 //! The daemon's contract outside alerts: health endpoints, metric names, exit codes.
 
-use escape_detector_e2e::{Detector, detector, exclusive};
+use std::fs;
+
+use escape_detector_e2e::{
+    By, CgroupLayout, Container, Detector, Profile, RunningContainer, alert, alert_matches,
+    detector, exclusive,
+    scenario::{self, SETTLE},
+    technique,
+};
 
 /// CONTRACT.md, "Metrics": each must have at least one sample from the start, so that
 /// dashboards and alert rules see a zero rather than nothing.
@@ -173,5 +180,59 @@ fn one_shot_commands_piped_into_head_or_grep_exit_0_every_time() -> anyhow::Resu
             );
         }
     }
+    Ok(())
+}
+
+/// SIGHUP (`systemctl reload`, logrotate's postrotate) reads the configuration again and reopens
+/// the alerts file; a file that does not read keeps the running configuration.
+#[test]
+fn sighup_reloads_the_config_and_reopens_the_alerts_file() -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let detector = Detector::start_with_config("", &[])?;
+    let container = Container::start(Profile::Privileged, CgroupLayout::Docker)?;
+    let mount = |detector: &Detector| {
+        scenario::expect_alert(
+            detector,
+            "sensitive-mount",
+            &container,
+            Some("mount"),
+            By::Workload,
+            || technique::mount_procfs(&container, By::Workload),
+        )
+    };
+    mount(&detector)?;
+    // logrotate's default mode: the file is renamed, then the agent is told.
+    let rotated = detector.alerts_file().with_extension("jsonl.1");
+    fs::rename(detector.alerts_file(), &rotated)?;
+    detector.reload("[rules]\ndisabled = [\"bpf-from-container\"]\n", "ok")?;
+    technique::create_bpf_map(&container, By::Workload)?;
+    mount(&detector)?;
+    detector.assert_no_alert(
+        |a| alert_matches(a, "bpf-from-container", container.id()),
+        SETTLE,
+    );
+    let before_rotation = alert::parse_lines(&fs::read_to_string(&rotated)?);
+    assert_eq!(before_rotation.len(), 1, "{before_rotation:#?}");
+    assert_eq!(
+        detector.alerts().len(),
+        1,
+        "the reopened file has the later alert"
+    );
+    // An unknown rule id: the running configuration stays, the agent too.
+    detector.reload("[rules]\ndisabled = [\"no-such-rule\"]\n", "failed")?;
+    assert!(
+        detector
+            .log()
+            .contains("reload: keeping the running configuration"),
+        "{}",
+        detector.log()
+    );
+    assert_eq!(detector.http_get("/healthz")?.0, 200);
+    technique::create_bpf_map(&container, By::Workload)?;
+    detector.assert_no_alert(
+        |a| alert_matches(a, "bpf-from-container", container.id()),
+        SETTLE,
+    );
+    detector.stop()?;
     Ok(())
 }

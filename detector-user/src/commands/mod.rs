@@ -2,6 +2,7 @@
 
 pub mod check_config;
 pub mod probe;
+pub mod reload;
 pub mod rules;
 pub mod run;
 pub mod stdout;

@@ -2,7 +2,6 @@
 //! attached and /proc is read after, so no process falls between the two.
 
 use std::{
-    collections::HashSet,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -19,11 +18,10 @@ use tokio::{
     sync::{mpsc, oneshot},
 };
 
-use super::exit;
+use super::{exit, reload};
 use crate::{
     cli::RunArgs,
     config::{self, Settings},
-    exceptions::Exceptions,
     health::Health,
     http::{self, Endpoints},
     ingest,
@@ -40,7 +38,7 @@ use crate::{
     },
     metrics::Metrics,
     outputs::{Output, Outputs},
-    pipeline::{KernelFilters, Pipeline, PipelineSettings},
+    pipeline::{KernelFilters, Pipeline},
     state::{
         cgroup_table::CgroupTable, container::ContainerTable, filesystems::Filesystems,
         identity_hierarchy::IdentityHierarchy, procfs, runtime_files::RuntimeFiles, runtime_state,
@@ -81,7 +79,7 @@ pub fn run(args: &RunArgs) -> u8 {
             return exit::PROBES_FAILED;
         }
     };
-    match runtime.block_on(daemon(settings, outputs)) {
+    match runtime.block_on(daemon(args, settings, outputs)) {
         Ok(()) => exit::OK,
         Err(e) => {
             log::error!("{e:#}");
@@ -100,8 +98,11 @@ fn hold_stop_signals() -> nix::Result<()> {
     unsafe { signal::signal(Signal::SIGXFSZ, SigHandler::SigIgn) }.map(drop)
 }
 
+/// SIGHUP too: its default action would end the agent before the reload handler is in place.
 fn stop_signals() -> SigSet {
-    [Signal::SIGTERM, Signal::SIGINT].into_iter().collect()
+    [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP]
+        .into_iter()
+        .collect()
 }
 
 /// The config file (or defaults) with the flags (and NODE_NAME, the `--hostname` flag's
@@ -142,14 +143,6 @@ fn open_outputs(settings: &Settings) -> anyhow::Result<Vec<Output>> {
 }
 
 /// The configured name (flag, NODE_NAME or config), else the kernel's hostname.
-fn hostname(settings: &Settings) -> String {
-    settings.hostname.clone().unwrap_or_else(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_owned())
-            .unwrap_or_default()
-    })
-}
-
 /// The hierarchy whose cgroups name containers, as the agent sees its mounts and cgroups.
 fn identity_hierarchy(settings: &Settings) -> anyhow::Result<IdentityHierarchy> {
     let hierarchy = IdentityHierarchy::of_this_process(&settings.cgroup_identity)
@@ -281,10 +274,11 @@ fn attach_sensors(
     Ok(outcomes)
 }
 
-async fn daemon(settings: Settings, outputs: Vec<Output>) -> anyhow::Result<()> {
+async fn daemon(args: &RunArgs, settings: Settings, outputs: Vec<Output>) -> anyhow::Result<()> {
     // A stop held since the start is delivered now; it ends the loop below as soon as it runs.
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
     stop_signals().thread_unblock()?;
     let metrics = Arc::new(Metrics::new()?);
     let health = Arc::new(Health::default());
@@ -351,21 +345,7 @@ async fn daemon(settings: Settings, outputs: Vec<Output>) -> anyhow::Result<()> 
         kernel_filters,
         metrics.clone(),
         Outputs::new(outputs, &metrics).context("starting the alert outputs")?,
-        PipelineSettings {
-            hostname: hostname(&settings),
-            host_ns: host.namespaces,
-            host_pid: host.pid,
-            host_root: host.root,
-            enforce: settings.enforce,
-            disabled_rules: settings
-                .disabled_rules
-                .iter()
-                .cloned()
-                .collect::<HashSet<_>>(),
-            extra_usermode_helpers: settings.extra_usermode_helpers.clone(),
-            exceptions: Exceptions::new(&settings.exceptions)
-                .context("compiling the exceptions' patterns")?,
-        },
+        reload::pipeline_settings(&settings, &host)?,
     );
     pipeline.load_cgroups();
     outcomes.extend(attach_sensors(&mut ebpf, btf.as_ref(), acts, &metrics)?);
@@ -384,6 +364,7 @@ async fn daemon(settings: Settings, outputs: Vec<Output>) -> anyhow::Result<()> 
         settings.enforce
     );
 
+    let mut running = settings;
     let mut tick = tokio::time::interval(TICK);
     let mut sweep = tokio::time::interval(SWEEP);
     loop {
@@ -399,6 +380,12 @@ async fn daemon(settings: Settings, outputs: Vec<Output>) -> anyhow::Result<()> 
             }
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
+            _ = sighup.recv() => match self::settings(args) {
+                Ok(read) => reload::apply(read, &mut running, &host, &mut pipeline, &metrics, |s| {
+                    Ok(Outputs::new(open_outputs(s)?, &metrics)?)
+                }),
+                Err(e) => reload::failed(&metrics, &e),
+            },
             ended = &mut reader => bail!("the ring-buffer reader stopped: {ended:?}"),
         }
     }
@@ -446,12 +433,12 @@ mod tests {
         std::fs::write(&config, "hostname = \"from-config\"\n").unwrap();
 
         let flagged = settings(&args(Some(config.clone()), Some("node-7"))).unwrap();
-        assert_eq!(hostname(&flagged), "node-7");
+        assert_eq!(reload::hostname(&flagged), "node-7");
         let configured = settings(&args(Some(config), None)).unwrap();
-        assert_eq!(hostname(&configured), "from-config");
+        assert_eq!(reload::hostname(&configured), "from-config");
         let kernel = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
         assert_eq!(
-            hostname(&settings(&args(None, None)).unwrap()),
+            reload::hostname(&settings(&args(None, None)).unwrap()),
             kernel.trim()
         );
         std::fs::remove_dir_all(&dir).unwrap();
