@@ -16,6 +16,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor, value::MapAccessDeserial
 
 use crate::rules::CATALOGUE;
 use crate::state::identity_hierarchy::Choice;
+use crate::webhook::Format;
 
 const DEFAULT_METRICS_ADDR: SocketAddr =
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9560));
@@ -58,6 +59,50 @@ pub struct Settings {
     pub disabled_rules: Vec<String>,
     /// `[[exceptions]]`: acts of the workloads they name that no alert reports.
     pub exceptions: Vec<ExceptionSpec>,
+    /// `[webhook]`: alerts also POSTed there.
+    pub webhook: Option<WebhookSettings>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// The endpoint itself, e.g. `http://alertmanager:9093/api/v2/alerts`.
+    #[serde(deserialize_with = "webhook_url")]
+    pub url: String,
+    #[serde(
+        default = "default_webhook_format",
+        deserialize_with = "webhook_format"
+    )]
+    pub format: Format,
+}
+
+fn default_webhook_format() -> Format {
+    Format::Raw
+}
+
+fn webhook_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    checked_string(d, |url| {
+        let scheme_ok = ["http://", "https://"].iter().any(|scheme| {
+            url.strip_prefix(scheme)
+                .is_some_and(|rest| !rest.is_empty())
+        });
+        if scheme_ok {
+            Ok(url)
+        } else {
+            Err(format!("{url:?} is not an http:// or https:// URL"))
+        }
+    })
+}
+
+fn webhook_format<'de, D: Deserializer<'de>>(d: D) -> Result<Format, D::Error> {
+    checked_string(d, |name| {
+        Format::ALL
+            .into_iter()
+            .find(|format| format.name() == name)
+            .ok_or_else(|| {
+                format!("{name:?} is not a webhook format: alertmanager, falcosidekick or raw")
+            })
+    })
 }
 
 /// One `[[exceptions]]` table: the acts it covers are those of the `rules` listed (every rule
@@ -194,6 +239,7 @@ impl Default for Settings {
             extra_usermode_helpers: Vec::new(),
             disabled_rules: Vec::new(),
             exceptions: Vec::new(),
+            webhook: None,
         }
     }
 }
@@ -593,6 +639,10 @@ name = "ci-docker"
 rules = ["runtime-socket-access"]
 images = ["registry.example/ci/*"]
 ancestor_exes = ["/usr/bin/gitlab-runner"]
+
+[webhook]
+url = "http://alertmanager:9093/api/v2/alerts"
+format = "alertmanager"
 "#,
             alerts_file.display()
         );
@@ -615,6 +665,10 @@ ancestor_exes = ["/usr/bin/gitlab-runner"]
                 ancestor_exes: vec!["/usr/bin/gitlab-runner".to_owned()],
                 ..ExceptionSpec::default()
             }],
+            webhook: Some(WebhookSettings {
+                url: "http://alertmanager:9093/api/v2/alerts".to_owned(),
+                format: Format::Alertmanager,
+            }),
         };
         assert_eq!(parse_text(&text).unwrap(), expected);
     }
@@ -712,6 +766,14 @@ ancestor_exes = ["/usr/bin/gitlab-runner"]
             column: 16,
             field: Some("metrics_addr"),
             message: "\"127.0.0.1:abc\" is not a host:port address",
+        },
+        InvalidCase {
+            name: "webhook without a scheme",
+            text: "[webhook]\nurl = \"alertmanager:9093\"\n",
+            line: 2,
+            column: 7,
+            field: Some("webhook.url"),
+            message: "\"alertmanager:9093\" is not an http:// or https:// URL",
         },
         InvalidCase {
             name: "exception without a scope",

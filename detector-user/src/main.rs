@@ -18,6 +18,7 @@ mod pipeline;
 mod rules;
 mod state;
 mod truncation;
+mod webhook;
 
 use std::process::ExitCode;
 

@@ -1,4 +1,4 @@
-//! Where alerts go: stdout, and a file when configured.
+//! Where alerts go: stdout, and a file and a webhook when configured.
 //!
 //! Each output writes on its own thread, behind a bounded queue, so a slow or stuck output (a
 //! full disk, a stdout nobody reads) never blocks the event loop: when an output's queue is full
@@ -21,7 +21,7 @@ use std::{
 
 use prometheus::IntCounter;
 
-use crate::metrics::Metrics;
+use crate::{metrics::Metrics, webhook::Webhook};
 
 /// Alerts waiting for one output. Alerts are rare; this many queued means the output is stuck.
 pub const QUEUE_DEPTH: usize = 1024;
@@ -35,6 +35,7 @@ const OUTPUT_FAILED: &str = "output_failed";
 enum Sink {
     Stdout,
     File(File),
+    Webhook(Webhook),
 }
 
 pub struct Output {
@@ -58,6 +59,13 @@ impl Output {
         })
     }
 
+    pub fn webhook(webhook: Webhook) -> Output {
+        Output {
+            name: "webhook",
+            sink: Sink::Webhook(webhook),
+        }
+    }
+
     fn write_line(&mut self, line: &str) -> io::Result<()> {
         match &mut self.sink {
             Sink::Stdout => {
@@ -66,6 +74,7 @@ impl Output {
                 out.flush()
             }
             Sink::File(file) => write_whole(file, line.as_bytes()),
+            Sink::Webhook(webhook) => webhook.post(line),
         }
     }
 }

@@ -387,6 +387,6 @@ fn binary() -> anyhow::Result<PathBuf> {
 
 /// A loopback port nobody listens on right now (the kernel picks it; there is a small window
 /// before the detector binds it, acceptable for tests).
-pub(crate) fn free_loopback_addr() -> anyhow::Result<SocketAddr> {
+pub fn free_loopback_addr() -> anyhow::Result<SocketAddr> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }

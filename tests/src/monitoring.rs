@@ -35,11 +35,11 @@ impl Server {
         program: &str,
         config: &Value,
         args: &[&str],
+        addr: SocketAddr,
     ) -> anyhow::Result<Server> {
         let dir = TempDir::new(name)?;
         let config_path = dir.path().join("config.yml");
         fs::write(&config_path, serde_yaml_ng::to_string(config)?)?;
-        let addr = free_loopback_addr()?;
         let dir_text = dir.path().to_str().context("temp dir path is not UTF-8")?;
         let child = Command::new(program)
             .arg(format!("--config.file={}", config_path.display()))
@@ -103,6 +103,11 @@ impl Alertmanager {
     /// One route to a receiver that sends nothing anywhere: the test reads what arrived
     /// through the API. Clustering off, so that nothing listens beyond loopback.
     pub fn start() -> anyhow::Result<Alertmanager> {
+        Self::start_at(free_loopback_addr()?)
+    }
+
+    /// On `addr`, which something may already have been told to send to.
+    pub fn start_at(addr: SocketAddr) -> anyhow::Result<Alertmanager> {
         let config = json!({
             "route": {"receiver": "test", "group_wait": "0s"},
             "receivers": [{"name": "test"}],
@@ -112,6 +117,7 @@ impl Alertmanager {
             "prometheus-alertmanager",
             &config,
             &["--storage.path={dir}/data", "--cluster.listen-address="],
+            addr,
         )?;
         Ok(Alertmanager(server))
     }
@@ -156,6 +162,7 @@ impl Prometheus {
             "prometheus",
             &config,
             &["--storage.tsdb.path={dir}/data"],
+            free_loopback_addr()?,
         )?;
         Ok(Prometheus(server))
     }

@@ -7,9 +7,11 @@ use std::{fs, path::PathBuf, time::Duration};
 
 use anyhow::{Context, ensure};
 use escape_detector_e2e::{
-    By, CgroupLayout, Container, Detector, KernelSetting, Profile, exclusive,
+    By, CgroupLayout, Container, Detector, KernelSetting, Profile, RunningContainer,
+    detector::free_loopback_addr,
+    exclusive,
     monitoring::{Alertmanager, Prometheus},
-    poll, scenario,
+    poll, scenario, technique,
 };
 use serde_json::Value;
 
@@ -148,4 +150,47 @@ fn grafana_to_promql(expr: &str) -> String {
         .replace("$instance", ".+");
     assert!(!filled.contains('$'), "unknown variable in {expr}");
     filled
+}
+
+/// The webhook output speaks Alertmanager's API. The receiver is down when the escape happens
+/// and comes up seconds later: the alert, retried with backoff, reaches it all the same.
+#[test]
+fn the_webhook_delivers_to_alertmanager_once_it_comes_up() -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let addr = free_loopback_addr()?;
+    let detector = Detector::start_with_config(
+        &format!("[webhook]\nurl = \"http://{addr}/api/v2/alerts\"\nformat = \"alertmanager\"\n"),
+        &[],
+    )?;
+    let container = Container::start(Profile::Privileged, CgroupLayout::Docker)?;
+    scenario::expect_alert(
+        &detector,
+        "bpf-from-container",
+        &container,
+        Some("escape-act"),
+        By::Workload,
+        || technique::create_bpf_map(&container, By::Workload),
+    )?;
+    std::thread::sleep(Duration::from_secs(2));
+    let alertmanager = Alertmanager::start_at(addr)?;
+    let alert = wait_for(
+        "the escape in Alertmanager through the webhook",
+        || format!("{}\n{}", alertmanager.log(), detector.log()),
+        || {
+            Ok(alertmanager.alerts()?.into_iter().find(|a| {
+                a["labels"]["rule"] == "bpf-from-container"
+                    && a["labels"]["container_id"] == container.id()
+            }))
+        },
+    )?;
+    assert_eq!(alert["labels"]["alertname"], "ContainerEscape", "{alert:#}");
+    assert_eq!(alert["labels"]["severity"], "high", "{alert:#}");
+    let delivered =
+        "escape_detector_alerts_dropped_total{output=\"webhook\",reason=\"output_failed\"}";
+    assert_eq!(
+        detector.metric(delivered)?,
+        0.0,
+        "the retried alert counted as lost"
+    );
+    Ok(())
 }

@@ -19,6 +19,7 @@ use tokio::{
 };
 
 use super::{exit, reload};
+use crate::webhook::Webhook;
 use crate::{
     cli::RunArgs,
     config::{self, Settings},
@@ -138,6 +139,9 @@ fn open_outputs(settings: &Settings) -> anyhow::Result<Vec<Output>> {
     if let Some(path) = &settings.alerts_file {
         outputs
             .push(Output::file(path).with_context(|| format!("--alerts-file {}", path.display()))?);
+    }
+    if let Some(webhook) = &settings.webhook {
+        outputs.push(Output::webhook(Webhook::new(&webhook.url, webhook.format)));
     }
     Ok(outputs)
 }
