@@ -64,6 +64,45 @@ impl Binary {
     }
 }
 
+/// `cargo test`'s output (its own lines and its test binaries'), binary by binary.
+#[derive(Default)]
+pub struct CargoTestRun {
+    pub binaries: Vec<Binary>,
+}
+
+impl CargoTestRun {
+    pub fn read_line(&mut self, line: &str) {
+        // "     Running tests/harness.rs (target/release/deps/harness-1a2b)"
+        if let Some(running) = line.trim_start().strip_prefix("Running ") {
+            let source = running.split(" (").next().unwrap_or(running);
+            let name = match source.strip_prefix("unittests ") {
+                Some(source) => format!("unit tests of {source}"),
+                None => source
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or(source)
+                    .trim_end_matches(".rs")
+                    .to_owned(),
+            };
+            self.binaries.push(Binary::new(&name));
+            return;
+        }
+        let Some(binary) = self.binaries.last_mut() else {
+            return;
+        };
+        // "test result: ok. 4 passed; 0 failed; ...; finished in 77.07s"
+        if let Some(result) = line.strip_prefix("test result: ") {
+            binary.exit = Some(if result.starts_with("ok.") { 0 } else { 101 });
+            binary.seconds = result
+                .rsplit_once("finished in ")
+                .and_then(|(_, took)| took.trim_end().strip_suffix('s')?.parse::<f64>().ok())
+                .map(|took| took.round() as u64);
+        } else {
+            binary.read_line(line);
+        }
+    }
+}
+
 /// The rest of `line` after `marker`, wherever the marker starts.
 pub fn after<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
     line.find(marker)
@@ -176,6 +215,45 @@ mod tests {
             binary.skips,
             [("a_module_load_is_stopped".into(), "no modules".into())]
         );
+    }
+
+    #[test]
+    fn reads_cargo_test_binary_by_binary() {
+        let mut run = CargoTestRun::default();
+        for line in "\
+   Compiling escape-detector-e2e v0.1.0 (/w/tests)
+     Running unittests src/lib.rs (target/release/deps/escape_detector_e2e-1a)
+running 1 test
+test skip::tests::a ... ok
+test result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s
+     Running tests/kernel_module_load.rs (target/release/deps/kernel_module_load-2b)
+running 1 test
+test a_module_load_is_reported ... SKIPPED: a_module_load_is_reported: no module support
+ok
+test result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 4.19s
+     Running tests/lifecycle.rs (target/release/deps/lifecycle-3c)
+running 1 test
+test bad_flags_exit_2 ... FAILED
+test result: FAILED. 0 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 16.76s
+"
+        .lines()
+        {
+            run.read_line(line);
+        }
+        let rows: Vec<(&str, Option<i32>, Option<u64>, usize)> = run
+            .binaries
+            .iter()
+            .map(|b| (b.name.as_str(), b.exit, b.seconds, b.tests.len()))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("unit tests of src/lib.rs", Some(0), Some(0), 1),
+                ("kernel_module_load", Some(0), Some(4), 1),
+                ("lifecycle", Some(101), Some(17), 1),
+            ]
+        );
+        assert_eq!(run.binaries[1].tests[0].1, "skipped");
     }
 
     #[test]
