@@ -89,6 +89,12 @@ fn a_module_load_is_stopped() -> anyhow::Result<()> {
     let module = kernel_module::file(kernel_module::DUMMY_FILE)?;
     let _unload = kernel_module::UnloadOnDrop::new(kernel_module::DUMMY)?;
     let (detector, container, action) = enforcing()?;
+    let (_, sensors) = detector.http_get("/readyz")?;
+    if !sensors.lines().any(|line| line == "module loads: lsm") {
+        // The module_load tracepoint fires once the module is in the kernel, and the loading
+        // process exits at once: there is nothing left to stop.
+        return skip::skipped("module loads are seen after the fact without the BPF LSM");
+    }
     std::fs::copy(&module, container.rootfs_on_host().join("module.ko"))?;
     let act = container.exec("insmod /module.ko && sleep 5")?;
     expect_enforced(&detector, &container, "kernel-module-load", action, &act)?;

@@ -9,6 +9,7 @@ mod run;
 mod setup;
 mod table;
 mod test;
+mod testlog;
 mod vmtest;
 
 use std::{ffi::OsString, process::ExitCode};

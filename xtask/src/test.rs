@@ -1,13 +1,20 @@
 //! `cargo xtask test`: every check CI runs, in order, stopping at the first failure.
 
-use std::time::{Duration, Instant};
+use std::{
+    io::{self, Read, Write as _},
+    process::Command,
+    sync::{Arc, Mutex, mpsc},
+    thread,
+    time::{Duration, Instant},
+};
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 
 use crate::{
     build::{self, Profile},
     cmd, deploy_check, image, setup,
     table::{self, seconds},
+    testlog,
 };
 
 #[derive(clap::Args)]
@@ -225,13 +232,83 @@ fn e2e_tests() -> Result<()> {
     let act = build::act()?;
     // The backend each kernel gives the detector belongs in the test output.
     cmd::run(cmd::new(&binary).arg("probe"))?;
-    cmd::run(
-        cmd::new("cargo")
-            .env("ESCAPE_DETECTOR_BIN", &binary)
-            .env("ESCAPE_ACT_BIN", &act)
-            .args(["test", "--package", "escape-detector-e2e", "--release"])
-            .args(["--", "--test-threads=1"]),
-    )
+    let mut cargo = cmd::new("cargo");
+    cargo
+        .env("ESCAPE_DETECTOR_BIN", &binary)
+        .env("ESCAPE_ACT_BIN", &act)
+        .args(["test", "--package", "escape-detector-e2e", "--release"])
+        .args(["--", "--test-threads=1"]);
+    run_e2e(cargo)
+}
+
+/// Runs an e2e `cargo test`, its output shown as it comes and read back into the per-binary
+/// table (skips and their reasons included) printed at the end; fails if cargo does.
+fn run_e2e(mut cargo: Command) -> Result<()> {
+    let shown = cmd::display(&cargo);
+    println!("$ {shown}");
+    // One pipe for both streams, as a terminal would show them: cargo names each binary on
+    // stderr, the binaries print their tests on stdout.
+    let (mut output, writer) = io::pipe()?;
+    cargo.stdout(writer.try_clone()?).stderr(writer);
+    let mut child = cargo
+        .spawn()
+        .with_context(|| format!("could not start `{shown}`"))?;
+    // The command holds the pipe's writing ends; the reader sees the end only once they close.
+    drop(cargo);
+    let run = Arc::new(Mutex::new(testlog::CargoTestRun::default()));
+    let (done, finished) = mpsc::channel();
+    let reader = {
+        let run = run.clone();
+        thread::spawn(move || {
+            let copied = copy_and_read(&mut output, &run);
+            let _ = done.send(());
+            copied
+        })
+    };
+    let status = child.wait()?;
+    // A process a test left behind may hold the pipe open: the table then shows what cargo's
+    // own run printed.
+    match finished.recv_timeout(Duration::from_secs(5)) {
+        Ok(()) => reader
+            .join()
+            .map_err(|_| anyhow::anyhow!("the output reader panicked"))??,
+        Err(_) => println!("(the output is still open, held by a process a test left behind)"),
+    }
+    println!();
+    let run = run
+        .lock()
+        .map_err(|_| anyhow::anyhow!("the output reader panicked"))?;
+    testlog::print_table(&run.binaries);
+    if !status.success() {
+        bail!("`{shown}` failed ({status})");
+    }
+    Ok(())
+}
+
+/// Copies `output` to stdout as it comes (a test's "test NAME ... " shows before its outcome)
+/// and reads it line by line into `run`.
+fn copy_and_read(output: &mut impl Read, run: &Mutex<testlog::CargoTestRun>) -> io::Result<()> {
+    let mut line = Vec::new();
+    let mut chunk = [0; 4096];
+    loop {
+        let read = output.read(&mut chunk)?;
+        if read == 0 {
+            return Ok(());
+        }
+        let mut stdout = io::stdout().lock();
+        stdout.write_all(&chunk[..read])?;
+        stdout.flush()?;
+        for &byte in &chunk[..read] {
+            if byte == b'\n' {
+                if let Ok(mut run) = run.lock() {
+                    run.read_line(&String::from_utf8_lossy(&line));
+                }
+                line.clear();
+            } else {
+                line.push(byte);
+            }
+        }
+    }
 }
 
 fn container_image() -> Result<()> {
@@ -243,16 +320,16 @@ fn container_image() -> Result<()> {
 /// crate's `deploy` feature).
 fn deploy_e2e_tests() -> Result<()> {
     require_root()?;
-    cmd::run(
-        cmd::new("cargo")
-            .env("ESCAPE_DETECTOR_BIN", build::agent_path(Profile::Release))
-            .env("ESCAPE_ACT_BIN", build::act()?)
-            .env("ESCAPE_DETECTOR_IMAGE", image::reference())
-            .args(["test", "--package", "escape-detector-e2e", "--release"])
-            .args(["--features", "deploy", "--test", "deploy_pod"])
-            .args(["--test", "deploy_alerting", "--test", "deploy_systemd"])
-            .args(["--", "--test-threads=1"]),
-    )
+    let mut cargo = cmd::new("cargo");
+    cargo
+        .env("ESCAPE_DETECTOR_BIN", build::agent_path(Profile::Release))
+        .env("ESCAPE_ACT_BIN", build::act()?)
+        .env("ESCAPE_DETECTOR_IMAGE", image::reference())
+        .args(["test", "--package", "escape-detector-e2e", "--release"])
+        .args(["--features", "deploy", "--test", "deploy_pod"])
+        .args(["--test", "deploy_alerting", "--test", "deploy_systemd"])
+        .args(["--", "--test-threads=1"]);
+    run_e2e(cargo)
 }
 
 fn vm_tests_6_1() -> Result<()> {
@@ -307,4 +384,30 @@ fn print_summary(stages: &[Stage], outcomes: &[Outcome]) {
         (false, false) => "PASSED",
     };
     println!("overall: {verdict} in {}", seconds(total));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str) -> Command {
+        let mut command = Command::new("sh");
+        command.args(["-c", script]);
+        command
+    }
+
+    #[test]
+    fn an_e2e_run_fails_exactly_when_cargo_does() {
+        let printed = "echo '     Running tests/a.rs (t/a-1)' >&2; echo 'test t ... ok'";
+        assert!(run_e2e(sh(printed)).is_ok());
+        assert!(run_e2e(sh(&format!("{printed}; exit 3"))).is_err());
+    }
+
+    #[test]
+    fn a_process_left_holding_the_output_does_not_hang_the_run() {
+        let started = Instant::now();
+        // The background sleep keeps both streams open after the shell exits.
+        assert!(run_e2e(sh("sleep 8 & echo 'test t ... ok'")).is_ok());
+        assert!(started.elapsed() < Duration::from_secs(20));
+    }
 }

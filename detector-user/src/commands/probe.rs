@@ -183,14 +183,14 @@ pub fn report() -> u8 {
     let offers = Offers {
         tracefs: tracefs_ok,
         lsm: if !lsm_type.available {
-            Err("the kernel has no LSM program type".to_owned())
+            Err("the kernel refuses LSM programs".to_owned())
         } else if !lsm_enabled.available {
             Err(lsm_enabled.note.clone())
         } else {
             Ok(())
         },
         fentry: if !tracing.available {
-            Err("the kernel has no tracing program type".to_owned())
+            Err("the kernel refuses tracing programs (fentry, fexit)".to_owned())
         } else if !btf.available {
             Err("the kernel has no BTF".to_owned())
         } else {

@@ -331,6 +331,28 @@ mod tests {
     }
 
     #[test]
+    fn rewrites_an_archive_only_when_its_manifest_changes() {
+        let dir = std::env::temp_dir().join(format!("xtask-initramfs-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let archive = dir.join("initramfs-5.10.cpio");
+        let mut writes = 0;
+        let mut write = |manifest: &str, content: &'static str| {
+            write_cached(&archive, manifest, |out| {
+                writes += 1;
+                Ok(io::Write::write_all(out, content.as_bytes())?)
+            })
+            .unwrap();
+        };
+        write("system a\nproject a\n", "first");
+        write("system a\nproject a\n", "not written");
+        write("system a\nproject b\n", "second");
+        let content = fs::read_to_string(&archive).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(content, "second");
+        assert_eq!(writes, 2);
+    }
+
+    #[test]
     fn a_changed_script_changes_the_manifest() {
         let mut tree = Tree::default();
         tree.insert("/init", Node::Text("echo one\n".into(), 0o755));

@@ -13,6 +13,9 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::{build, cmd};
 
+/// Where kmod puts it, in sbin, which a non-login shell's PATH may lack.
+const DEPMOD: &str = "/sbin/depmod";
+
 /// The kernels the VM lane boots.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Version {
@@ -118,7 +121,7 @@ pub fn ensure_fetched(version: Version) -> Result<Kernel> {
     cmd::run(cmd::new("dpkg-deb").arg("-x").arg(&deb).arg(&root))?;
     // Package scripts never ran, so the module index is ours to write; it comes last and marks
     // the kernel complete.
-    cmd::run(cmd::new("depmod").arg("-b").arg(&root).arg(&release))?;
+    cmd::run(cmd::new(DEPMOD).arg("-b").arg(&root).arg(&release))?;
     fs::remove_dir_all(&download).with_context(|| format!("removing {}", download.display()))?;
     newest_unpacked(version, &root)?
         .with_context(|| format!("{package} is unpacked but not found in {}", root.display()))

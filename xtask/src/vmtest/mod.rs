@@ -19,10 +19,7 @@ use std::{
 
 use anyhow::{Result, bail};
 
-use crate::{
-    build, setup,
-    table::{self, seconds},
-};
+use crate::{build, setup, table::seconds, testlog};
 
 #[derive(clap::Args)]
 pub struct Options {
@@ -196,93 +193,6 @@ fn print_summary(
         None => "did not run".to_owned(),
     };
     println!("escape-detector probe: {probe}");
-    let mut rows: Vec<Vec<String>> = report
-        .binaries
-        .iter()
-        .map(|binary| {
-            let result = match binary.exit {
-                Some(0) => "ok".to_owned(),
-                Some(code) => format!("FAILED (exit {code})"),
-                None => "did not finish".to_owned(),
-            };
-            let time = binary
-                .seconds
-                .map_or(String::new(), |seconds| format!("{seconds} s"));
-            vec![
-                binary.name.clone(),
-                result,
-                count_tests(&binary.tests),
-                time,
-            ]
-        })
-        .collect();
-    let every_test: Vec<(String, String)> = report
-        .binaries
-        .iter()
-        .flat_map(|binary| binary.tests.iter().cloned())
-        .collect();
-    rows.push(vec![
-        "all".to_owned(),
-        String::new(),
-        count_tests(&every_test),
-        String::new(),
-    ]);
-    table::print(&["test binary", "result", "tests", "time"], &rows);
-    for binary in &report.binaries {
-        for (test, why) in &binary.skips {
-            println!("skipped: {}::{test}: {why}", binary.name);
-        }
-        for (test, _) in binary
-            .tests
-            .iter()
-            .filter(|(_, outcome)| outcome == "FAILED")
-        {
-            println!("failed: {}::{test}", binary.name);
-        }
-    }
+    testlog::print_table(&report.binaries);
     println!("console log: {}", log.display());
-}
-
-/// "12 ok, 1 FAILED, 3 skipped, 2 ignored", leaving out zero counts but for ok.
-fn count_tests(tests: &[(String, String)]) -> String {
-    let count = |wanted: &str| {
-        tests
-            .iter()
-            .filter(|(_, outcome)| outcome.split(',').next() == Some(wanted))
-            .count()
-    };
-    let mut counts = vec![format!("{} ok", count("ok"))];
-    for outcome in ["FAILED", "skipped", "ignored"] {
-        let n = count(outcome);
-        if n > 0 {
-            counts.push(format!("{n} {outcome}"));
-        }
-    }
-    counts.join(", ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counts_outcomes_leaving_out_zeros() {
-        let tests = |outcomes: &[&str]| -> Vec<(String, String)> {
-            outcomes
-                .iter()
-                .map(|outcome| ("t".to_owned(), (*outcome).to_owned()))
-                .collect()
-        };
-        assert_eq!(count_tests(&tests(&[])), "0 ok");
-        assert_eq!(
-            count_tests(&tests(&[
-                "ok",
-                "FAILED",
-                "skipped",
-                "ok",
-                "ignored, needs a disk"
-            ])),
-            "2 ok, 1 FAILED, 1 skipped, 1 ignored"
-        );
-    }
 }

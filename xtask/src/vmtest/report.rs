@@ -1,9 +1,10 @@
-//! What the guest's console says: the `VMTEST ...` lines init.sh prints, libtest's own lines
-//! for each test, and the e2e harness's `SKIPPED: ` lines. Markers are searched anywhere in a
+//! What the guest's console says: the `VMTEST ...` lines init.sh prints, and between a binary's
+//! start and end what it printed (crate::testlog reads that). Markers are searched anywhere in a
 //! line, since a kernel message can land in front of one on the shared console.
 
 use anyhow::{Result, bail};
-use escape_detector_e2e::skip::MARKER as SKIPPED;
+
+use crate::testlog::{Binary, after};
 
 pub const BOOTED: &str = "VMTEST BOOTED: ";
 const KERNEL: &str = "VMTEST KERNEL: ";
@@ -30,63 +31,6 @@ pub struct Report {
     pub aborted: Option<String>,
     /// Why the guest's kernel panicked, if it did.
     pub panic: Option<String>,
-}
-
-#[derive(Debug, PartialEq)]
-pub struct Binary {
-    pub name: String,
-    /// None while the binary had not finished when the console ended.
-    pub exit: Option<i32>,
-    pub seconds: Option<u64>,
-    /// `test NAME ... RESULT` lines: (test, "ok" | "FAILED" | "ignored" | "skipped"). A test
-    /// that said it skipped and then passed is "skipped".
-    pub tests: Vec<(String, String)>,
-    /// (test, why) of each `SKIPPED: TEST: WHY` line.
-    pub skips: Vec<(String, String)>,
-    /// A test whose outcome is still to come on a line of its own: with one test thread,
-    /// libtest writes "test NAME ... " before the test runs, and a skip line lands after it.
-    pending: Option<String>,
-}
-
-impl Binary {
-    fn new(name: &str) -> Binary {
-        Binary {
-            name: name.to_owned(),
-            exit: None,
-            seconds: None,
-            tests: Vec::new(),
-            skips: Vec::new(),
-            pending: None,
-        }
-    }
-
-    /// A line printed while this binary ran.
-    fn read_line(&mut self, line: &str) {
-        if let Some((test, why)) = after(line, SKIPPED).and_then(|skip| skip.split_once(": ")) {
-            self.skips.push((test.to_owned(), why.to_owned()));
-        }
-        if let Some((name, rest)) = test_start(line) {
-            match outcome(rest) {
-                Some(outcome) => self.record(name, outcome),
-                None => self.pending = Some(name.to_owned()),
-            }
-        } else if let Some(outcome) = outcome(line)
-            && let Some(name) = self.pending.take()
-        {
-            self.record(&name, outcome);
-        }
-    }
-
-    fn record(&mut self, name: &str, outcome: &str) {
-        let skipped = self.skips.iter().any(|(test, _)| test == name);
-        let outcome = if skipped && outcome == "ok" {
-            "skipped"
-        } else {
-            outcome
-        };
-        self.tests.push((name.to_owned(), outcome.to_owned()));
-        self.pending = None;
-    }
 }
 
 pub fn parse(console: &str) -> Report {
@@ -163,12 +107,6 @@ impl Report {
     }
 }
 
-/// The rest of `line` after `marker`, wherever the marker starts.
-fn after<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
-    line.find(marker)
-        .map(|start| line[start + marker.len()..].trim_end())
-}
-
 /// "N passed, M failed"
 fn parse_tally(tally: &str) -> Option<(usize, usize)> {
     let (passed, failed) = tally.split_once(", ")?;
@@ -176,18 +114,6 @@ fn parse_tally(tally: &str) -> Option<(usize, usize)> {
         passed.strip_suffix(" passed")?.parse().ok()?,
         failed.strip_suffix(" failed")?.parse().ok()?,
     ))
-}
-
-/// libtest's "test NAME ... " and what follows it on the line.
-fn test_start(line: &str) -> Option<(&str, &str)> {
-    line.strip_prefix("test ")?.split_once(" ... ")
-}
-
-/// libtest's outcome of a test: ok, FAILED, ignored (or "ignored, WHY").
-fn outcome(text: &str) -> Option<&str> {
-    let text = text.trim();
-    let known = ["ok", "FAILED", "ignored"].contains(&text) || text.starts_with("ignored,");
-    known.then_some(text)
 }
 
 #[cfg(test)]
@@ -237,46 +163,51 @@ VMTEST RESULT: 2 passed, 1 failed
         assert_eq!(report.probe_exit, Some(0));
         assert_eq!(report.result, Some((2, 1)));
         assert_eq!(report.aborted, None);
+        // (name, exit, seconds, (test, outcome) of each test)
+        type Row<'a> = (&'a str, Option<i32>, Option<u64>, Vec<(&'a str, &'a str)>);
+        let binaries: Vec<Row> = report
+            .binaries
+            .iter()
+            .map(|b| {
+                let tests = b.tests.iter().map(|(t, o)| (t.as_str(), o.as_str()));
+                (b.name.as_str(), b.exit, b.seconds, tests.collect())
+            })
+            .collect();
         assert_eq!(
-            report.binaries,
+            binaries,
             [
-                Binary {
-                    name: "benign".into(),
-                    exit: Some(101),
-                    seconds: Some(12),
-                    tests: vec![
-                        ("an_ordinary_workload_is_silent".into(), "ok".into()),
-                        (
-                            "nsenter_from_the_host_into_a_container_is_silent".into(),
-                            "FAILED".into()
-                        ),
-                    ],
-                    skips: Vec::new(),
-                    pending: None,
-                },
-                Binary {
-                    name: "enforce".into(),
-                    exit: Some(0),
-                    seconds: Some(10),
-                    tests: vec![
-                        ("a_module_load_is_stopped".into(), "skipped".into()),
-                        ("a_core_pattern_write_is_stopped".into(), "ok".into()),
-                    ],
-                    skips: vec![(
-                        "a_module_load_is_stopped".into(),
-                        "no module support".into()
-                    )],
-                    pending: None,
-                },
-                Binary {
-                    name: "lifecycle".into(),
-                    exit: Some(0),
-                    seconds: Some(3),
-                    tests: vec![("test_result_line_is_not_a_test".into(), "ignored".into())],
-                    skips: Vec::new(),
-                    pending: None,
-                },
+                (
+                    "benign",
+                    Some(101),
+                    Some(12),
+                    vec![
+                        ("an_ordinary_workload_is_silent", "ok"),
+                        ("nsenter_from_the_host_into_a_container_is_silent", "FAILED"),
+                    ]
+                ),
+                (
+                    "enforce",
+                    Some(0),
+                    Some(10),
+                    vec![
+                        ("a_module_load_is_stopped", "skipped"),
+                        ("a_core_pattern_write_is_stopped", "ok"),
+                    ]
+                ),
+                (
+                    "lifecycle",
+                    Some(0),
+                    Some(3),
+                    vec![("test_result_line_is_not_a_test", "ignored")]
+                ),
             ]
+        );
+        assert_eq!(
+            report.binaries[1].skips,
+            [(
+                "a_module_load_is_stopped".into(),
+                "no module support".into()
+            )]
         );
     }
 
