@@ -143,8 +143,8 @@ fn open_outputs(settings: &Settings) -> anyhow::Result<Vec<Output>> {
 /// The configured name (flag, NODE_NAME or config), else the kernel's hostname.
 fn hostname(settings: &Settings) -> String {
     settings.hostname.clone().unwrap_or_else(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_owned())
+        nix::unistd::gethostname()
+            .map(|name| name.to_string_lossy().into_owned())
             .unwrap_or_default()
     })
 }
