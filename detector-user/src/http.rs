@@ -1,17 +1,30 @@
-//! The HTTP endpoints: /metrics, /healthz, /readyz. A deliberately small HTTP/1.1 server: GET
-//! only, one request per connection, bounded request size.
+//! The HTTP endpoints of CONTRACT.md: /metrics, /healthz, /readyz, routed by axum and served by
+//! hyper's HTTP/1.1 (keep-alive, HEAD, 404 and 405 as the protocol says), with a deadline for the
+//! request head that `axum::serve` does not set: the DaemonSet listens on the pod network.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
+use axum::{
+    Router,
+    extract::State,
+    http::{StatusCode, header},
+    response::IntoResponse,
+    routing::get,
 };
+use hyper::server::conn::http1;
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    service::TowerToHyperService,
+};
+use tokio::net::TcpListener;
 
 use crate::{health::Health, metrics::Metrics};
 
-const MAX_REQUEST: usize = 8 * 1024;
-const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Prometheus' text exposition format.
+const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// A client that has not sent its request head by then is cut off, so idle connections cannot
+/// pile up.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Refreshes values that are pulled, not pushed (kernel loss counters), before a scrape.
 pub type BeforeScrape = Arc<dyn Fn() + Send + Sync>;
@@ -27,146 +40,160 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 pub async fn serve(listener: TcpListener, endpoints: Arc<Endpoints>) {
+    let router = router(endpoints);
     loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                let endpoints = endpoints.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = handle(stream, &endpoints).await {
-                        log::debug!("http connection: {e}");
-                    }
-                });
-            }
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
             Err(e) => {
+                // Out of file descriptors, say: wait rather than spin.
                 log::warn!("http accept: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
             }
-        }
-    }
-}
-
-struct Response {
-    status: u16,
-    reason: &'static str,
-    content_type: &'static str,
-    body: String,
-}
-
-impl Response {
-    fn text(status: u16, reason: &'static str, body: &str) -> Response {
-        Response {
-            status,
-            reason,
-            content_type: "text/plain; charset=utf-8",
-            body: format!("{body}\n"),
-        }
-    }
-}
-
-async fn handle(mut stream: TcpStream, endpoints: &Endpoints) -> std::io::Result<()> {
-    let request = tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "request head"))??;
-    let response = route(&request, endpoints);
-    let head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        response.status,
-        response.reason,
-        response.content_type,
-        response.body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(response.body.as_bytes()).await?;
-    stream.shutdown().await
-}
-
-/// Reads up to the end of the request head.
-async fn read_head(stream: &mut TcpStream) -> std::io::Result<String> {
-    let mut buf = Vec::with_capacity(512);
-    let mut chunk = [0u8; 1024];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < MAX_REQUEST {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Ok(String::from_utf8_lossy(&buf).into_owned())
-}
-
-fn route(request: &str, endpoints: &Endpoints) -> Response {
-    let mut words = request.lines().next().unwrap_or("").split_whitespace();
-    let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-    let path = target.split('?').next().unwrap_or("");
-    if method != "GET" && method != "HEAD" {
-        return Response::text(405, "Method Not Allowed", "only GET is served");
-    }
-    match path {
-        "/metrics" => {
-            (endpoints.before_scrape)();
-            Response {
-                status: 200,
-                reason: "OK",
-                content_type: "text/plain; version=0.0.4; charset=utf-8",
-                body: endpoints.metrics.render(),
+        };
+        let service = TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let served = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEAD_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+            if let Err(e) = served {
+                log::debug!("http connection: {e}");
             }
-        }
-        "/healthz" if endpoints.health.is_alive() => Response::text(200, "OK", "ok"),
-        "/healthz" => Response::text(503, "Service Unavailable", "event loop stalled"),
-        "/readyz" => match endpoints.health.ready_sensors() {
-            Some(sensors) => Response::text(200, "OK", &format!("ready\n{sensors}")),
-            None => Response::text(503, "Service Unavailable", "not ready"),
-        },
-        _ => Response::text(404, "Not Found", "not found"),
+        });
+    }
+}
+
+fn router(endpoints: Arc<Endpoints>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(endpoints)
+}
+
+async fn metrics(State(endpoints): State<Arc<Endpoints>>) -> impl IntoResponse {
+    (endpoints.before_scrape)();
+    (
+        [(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
+        endpoints.metrics.render(),
+    )
+}
+
+async fn healthz(State(endpoints): State<Arc<Endpoints>>) -> impl IntoResponse {
+    if endpoints.health.is_alive() {
+        (StatusCode::OK, "ok\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "event loop stalled\n")
+    }
+}
+
+/// Ready, with the sensor each detection runs on, so that what is watched is never a guess.
+async fn readyz(State(endpoints): State<Arc<Endpoints>>) -> impl IntoResponse {
+    match endpoints.health.ready_sensors() {
+        Some(sensors) => (StatusCode::OK, format!("ready\n{sensors}\n")),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "not ready\n".to_owned()),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpStream,
+    };
+
     use super::*;
 
-    fn endpoints() -> Endpoints {
-        Endpoints {
+    async fn server() -> (SocketAddr, Arc<Endpoints>) {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let endpoints = Arc::new(Endpoints {
             health: Arc::new(Health::default()),
             metrics: Arc::new(Metrics::new().unwrap()),
             before_scrape: Arc::new(|| {}),
-        }
+        });
+        tokio::spawn(serve(listener, endpoints.clone()));
+        (addr, endpoints)
     }
 
-    #[test]
-    fn routes_by_method_and_path_and_reports_readiness() {
-        let e = endpoints();
-        assert_eq!(route("GET /readyz HTTP/1.1\r\n\r\n", &e).status, 503);
-        assert_eq!(route("GET /healthz HTTP/1.1\r\n\r\n", &e).status, 503);
-        e.health.beat();
-        e.health
-            .set_ready("mounts (sensitive-mount): fentry".to_owned());
-        let ready = route("GET /readyz HTTP/1.1\r\n\r\n", &e);
-        assert_eq!(ready.status, 200);
-        assert_eq!(ready.body, "ready\nmounts (sensitive-mount): fentry\n");
-        assert_eq!(route("GET /healthz?x=1 HTTP/1.1\r\n\r\n", &e).status, 200);
-        let metrics = route("GET /metrics HTTP/1.1\r\n\r\n", &e);
-        assert_eq!(metrics.status, 200);
-        assert!(metrics.body.contains("escape_detector_events_total"));
-        assert_eq!(route("POST /metrics HTTP/1.1\r\n\r\n", &e).status, 405);
-        assert_eq!(route("GET /nope HTTP/1.1\r\n\r\n", &e).status, 404);
-        assert_eq!(route("", &e).status, 405);
+    /// The raw response to `method path` over a real connection.
+    async fn request(addr: SocketAddr, method: &str, path: &str) -> String {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        response
+    }
+
+    async fn status(addr: SocketAddr, method: &str, path: &str) -> String {
+        let response = request(addr, method, path).await;
+        response.lines().next().unwrap_or_default().to_owned()
     }
 
     #[tokio::test]
-    async fn serves_real_connections_on_loopback() {
-        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let e = Arc::new(endpoints());
-        e.health.beat();
-        tokio::spawn(serve(listener, e));
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    async fn routes_by_method_and_path_and_reports_readiness() {
+        let (addr, endpoints) = server().await;
+        assert_eq!(
+            status(addr, "GET", "/readyz").await,
+            "HTTP/1.1 503 Service Unavailable"
+        );
+        assert_eq!(
+            status(addr, "GET", "/healthz").await,
+            "HTTP/1.1 503 Service Unavailable"
+        );
+        endpoints.health.beat();
+        endpoints
+            .health
+            .set_ready("mounts (sensitive-mount): fentry".to_owned());
+        let ready = request(addr, "GET", "/readyz").await;
+        assert!(ready.starts_with("HTTP/1.1 200 OK\r\n"), "{ready}");
+        assert!(
+            ready.ends_with("\r\n\r\nready\nmounts (sensitive-mount): fentry\n"),
+            "{ready}"
+        );
+        assert_eq!(status(addr, "GET", "/healthz?x=1").await, "HTTP/1.1 200 OK");
+        assert_eq!(
+            status(addr, "POST", "/metrics").await,
+            "HTTP/1.1 405 Method Not Allowed"
+        );
+        assert_eq!(status(addr, "GET", "/nope").await, "HTTP/1.1 404 Not Found");
+    }
+
+    #[tokio::test]
+    async fn serves_metrics_in_the_prometheus_format_and_head_without_a_body() {
+        let (addr, _) = server().await;
+        let response = request(addr, "GET", "/metrics").await;
+        assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+        assert!(
+            response.contains(&format!("content-type: {METRICS_CONTENT_TYPE}\r\n")),
+            "{response}"
+        );
+        assert!(
+            response.contains("escape_detector_events_total"),
+            "{response}"
+        );
+        let head = request(addr, "HEAD", "/metrics").await;
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert!(
+            head.ends_with("\r\n\r\n"),
+            "HEAD answered with a body: {head}"
+        );
+    }
+
+    /// A client that never finishes its request head is cut off rather than held forever.
+    #[tokio::test]
+    async fn a_client_that_never_finishes_its_request_is_cut_off() {
+        let (addr, _) = server().await;
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\n")
             .await
             .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).await.unwrap();
-        assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
-        assert!(out.ends_with("\r\n\r\nok\n"), "{out}");
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(HEAD_TIMEOUT * 2, stream.read_to_end(&mut rest)).await;
+        assert!(closed.is_ok(), "the connection was still open");
     }
 }

@@ -264,7 +264,7 @@ impl Drop for Outputs {
 mod tests {
     use std::{io::Read, os::unix::fs::OpenOptionsExt};
 
-    use nix::{sys::stat::Mode, unistd::mkfifo};
+    use nix::{fcntl::OFlag, sys::stat::Mode, unistd::mkfifo};
 
     use super::*;
 
@@ -317,7 +317,7 @@ mod tests {
         // Opened first and without blocking, so the output's open does not wait for a reader.
         let mut reader = File::options()
             .read(true)
-            .custom_flags(libc::O_NONBLOCK)
+            .custom_flags(OFlag::O_NONBLOCK.bits())
             .open(&fifo)
             .unwrap();
         let metrics = Metrics::new().unwrap();

@@ -56,6 +56,25 @@ impl Identity {
         Ok(identity)
     }
 
+    /// Root with only the capabilities the README's privileges table adds to the DaemonSet,
+    /// which runs as uid 0: every other one is out of the bounding set, so no exec regains it.
+    pub fn readme_root() -> anyhow::Result<Identity> {
+        let readme = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+        let text =
+            fs::read_to_string(&readme).with_context(|| format!("reading {}", readme.display()))?;
+        let capabilities = daemonset_capabilities(&text);
+        ensure!(
+            !capabilities.is_empty(),
+            "the README's privileges table adds no capability to the DaemonSet"
+        );
+        Ok(Identity {
+            uid: 0,
+            ambient: capabilities.clone(),
+            bounding: capabilities,
+            no_new_privs: true,
+        })
+    }
+
     /// `program` run as this identity: uid and gid, no supplementary groups, the capabilities.
     pub fn command(&self, program: &Path) -> Command {
         let caps = |names: &[String]| {
@@ -81,9 +100,32 @@ impl Identity {
     }
 }
 
+/// The capabilities of the privileges table (`| need | why | binary | DaemonSet | systemd |`)
+/// whose DaemonSet column says `added`.
+fn daemonset_capabilities(readme: &str) -> Vec<String> {
+    readme
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let name = cells.get(1)?.strip_prefix("`CAP_")?.strip_suffix('`')?;
+            (*cells.get(4)? == "added").then(|| format!("CAP_{name}"))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_readme_adds_bpf_perfmon_and_sys_ptrace_to_the_daemonset() {
+        let identity = Identity::readme_root().unwrap();
+        assert_eq!(
+            identity.ambient,
+            ["CAP_BPF", "CAP_PERFMON", "CAP_SYS_PTRACE"]
+        );
+        assert_eq!((identity.uid, identity.bounding.len()), (0, 3));
+    }
 
     #[test]
     fn the_shipped_unit_runs_as_a_dynamic_user_with_ambient_capabilities() {

@@ -22,6 +22,25 @@ pub struct Options {
     /// Leave out the end-to-end tests and the quick bench (they need root); CI never passes this
     #[arg(long)]
     skip_e2e: bool,
+    /// Only what the host end-to-end tests need: setup, the release build and the e2e stage
+    #[arg(long, conflicts_with = "skip_e2e")]
+    e2e_only: bool,
+    /// Run the host e2e stage N times in a row, stopping at the first failing round (flakes)
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    repeat: u32,
+    /// With --e2e-only: only this e2e test file (tests/tests/FILE.rs); may be repeated
+    #[arg(long = "e2e-test", value_name = "FILE", requires = "e2e_only")]
+    e2e_tests: Vec<String>,
+    /// With --e2e-only: test name filters for the e2e tests, after `--`
+    #[arg(last = true, requires = "e2e_only")]
+    e2e_filters: Vec<String>,
+}
+
+/// Which e2e tests to run and how often.
+struct E2e {
+    repeat: u32,
+    files: Vec<String>,
+    filters: Vec<String>,
 }
 
 struct Stage {
@@ -36,8 +55,12 @@ impl Stage {
 }
 
 enum Action {
-    Run(fn() -> Result<()>),
+    Run(Box<dyn Fn() -> Result<()>>),
     Skip(&'static str),
+}
+
+fn task(action: fn() -> Result<()>) -> Action {
+    Action::Run(Box::new(action))
 }
 
 enum Outcome {
@@ -56,7 +79,7 @@ pub fn run(options: &Options) -> Result<()> {
             outcomes.push(Outcome::NotRun);
             continue;
         }
-        let run = match stage.action {
+        let run = match &stage.action {
             Action::Run(run) => run,
             Action::Skip(reason) => {
                 println!(
@@ -93,53 +116,55 @@ pub fn run(options: &Options) -> Result<()> {
 }
 
 fn stages(options: &Options) -> Vec<Stage> {
+    let e2e = E2e {
+        repeat: options.repeat,
+        files: options.e2e_tests.clone(),
+        filters: options.e2e_filters.clone(),
+    };
     let (e2e, bench, vm_6_1, vm_5_10) = if options.skip_e2e {
         let skip = || Action::Skip("--skip-e2e");
         (skip(), skip(), skip(), skip())
     } else {
         (
-            Action::Run(e2e_tests),
-            Action::Run(crate::bench::quick),
-            Action::Run(vm_tests_6_1),
-            Action::Run(vm_tests_5_10),
+            Action::Run(Box::new(move || e2e_rounds(&e2e))),
+            task(crate::bench::quick),
+            task(vm_tests_6_1),
+            task(vm_tests_5_10),
         )
     };
     let podman = image::podman_present();
     let container_image = if podman {
-        Action::Run(container_image)
+        task(container_image)
     } else {
         Action::Skip("podman is not installed")
     };
     let deploy_e2e = match (options.skip_e2e, podman) {
         (true, _) => Action::Skip("--skip-e2e"),
         (false, false) => Action::Skip("podman is not installed"),
-        (false, true) => Action::Run(deploy_e2e_tests),
+        (false, true) => task(deploy_e2e_tests),
     };
-    vec![
-        Stage::new("setup", Action::Run(setup::run)),
-        Stage::new("fmt", Action::Run(fmt)),
-        Stage::new("clippy (host crates)", Action::Run(clippy_host)),
-        Stage::new(
-            "clippy (kernel crate, BPF target)",
-            Action::Run(clippy_kernel),
-        ),
-        Stage::new("unit tests", Action::Run(unit_tests)),
-        Stage::new("prometheus rules (promtool)", Action::Run(prometheus_rules)),
-        Stage::new("release build", Action::Run(release_build)),
+    let stages = vec![
+        Stage::new("setup", task(setup::run)),
+        Stage::new("fmt", task(fmt)),
+        Stage::new("clippy (host crates)", task(clippy_host)),
+        Stage::new("clippy (kernel crate, BPF target)", task(clippy_kernel)),
+        Stage::new("unit tests", task(unit_tests)),
+        Stage::new("prometheus rules (promtool)", task(prometheus_rules)),
+        Stage::new(RELEASE_BUILD, task(release_build)),
         Stage::new(
             "kubernetes manifests (schemas, checkov)",
-            Action::Run(deploy_check::kubernetes),
+            task(deploy_check::kubernetes),
         ),
         Stage::new(
             "systemd unit (systemd-analyze)",
-            Action::Run(deploy_check::systemd_unit),
+            task(deploy_check::systemd_unit),
         ),
         Stage::new(
             "grafana dashboard (Grafana's schema)",
-            Action::Run(deploy_check::dashboard),
+            task(deploy_check::dashboard),
         ),
         Stage::new("container image (podman)", container_image),
-        Stage::new("e2e tests (root)", e2e),
+        Stage::new(E2E, e2e),
         Stage::new(
             "deploy e2e: pod spec, alerting, systemd privileges (root)",
             deploy_e2e,
@@ -149,8 +174,21 @@ fn stages(options: &Options) -> Vec<Stage> {
         // One VM at a time: each keeps both CPUs busy under TCG.
         Stage::new("e2e tests in a Debian 12 VM, 6.1 (BPF LSM)", vm_6_1),
         Stage::new("e2e tests in a Debian 11 VM, 5.10 (BPF LSM)", vm_5_10),
-    ]
+    ];
+    if !options.e2e_only {
+        return stages;
+    }
+    stages
+        .into_iter()
+        .map(|stage| match stage.name {
+            "setup" | RELEASE_BUILD | E2E => stage,
+            _ => Stage::new(stage.name, Action::Skip("--e2e-only")),
+        })
+        .collect()
 }
+
+const RELEASE_BUILD: &str = "release build";
+const E2E: &str = "e2e tests (root)";
 
 fn fmt() -> Result<()> {
     cmd::run(cmd::new("cargo").args(["fmt", "--all", "--", "--check"]))
@@ -226,19 +264,52 @@ fn require_root() -> Result<()> {
     Ok(())
 }
 
-fn e2e_tests() -> Result<()> {
+/// The host e2e tests `e2e.repeat` times in a row, stopping at the first failing round; a
+/// table of the rounds when there are several.
+fn e2e_rounds(e2e: &E2e) -> Result<()> {
     require_root()?;
     let binary = build::agent_path(Profile::Release);
     let act = build::act()?;
     // The backend each kernel gives the detector belongs in the test output.
     cmd::run(cmd::new(&binary).arg("probe"))?;
-    let mut cargo = cmd::new("cargo");
-    cargo
-        .env("ESCAPE_DETECTOR_BIN", &binary)
-        .env("ESCAPE_ACT_BIN", &act)
-        .args(["test", "--package", "escape-detector-e2e", "--release"])
-        .args(["--", "--test-threads=1"]);
-    run_e2e(cargo)
+    let mut rounds = Vec::new();
+    for round in 1..=e2e.repeat {
+        if e2e.repeat > 1 {
+            println!("\n--- e2e round {round}/{}", e2e.repeat);
+        }
+        let started = Instant::now();
+        let result = e2e_tests(e2e, &binary, &act);
+        let took = seconds(started.elapsed());
+        let verdict = if result.is_ok() { "ok" } else { "FAILED" };
+        rounds.push(vec![round.to_string(), verdict.to_owned(), took]);
+        if result.is_err() || e2e.repeat == 1 {
+            if e2e.repeat > 1 {
+                table::print(&["round", "result", "time"], &rounds);
+            }
+            return result.with_context(|| {
+                format!(
+                    "e2e round {round} of {} (the ones before passed)",
+                    e2e.repeat
+                )
+            });
+        }
+    }
+    table::print(&["round", "result", "time"], &rounds);
+    println!("e2e: {} rounds in a row passed", e2e.repeat);
+    Ok(())
+}
+
+fn e2e_tests(e2e: &E2e, binary: &std::path::Path, act: &std::path::Path) -> Result<()> {
+    let mut command = cmd::new("cargo");
+    command
+        .env("ESCAPE_DETECTOR_BIN", binary)
+        .env("ESCAPE_ACT_BIN", act)
+        .args(["test", "--package", "escape-detector-e2e", "--release"]);
+    for file in &e2e.files {
+        command.args(["--test", file]);
+    }
+    command.args(["--", "--test-threads=1"]).args(&e2e.filters);
+    run_e2e(command)
 }
 
 /// Runs an e2e `cargo test`, its output shown as it comes and read back into the per-binary
@@ -388,7 +459,44 @@ fn print_summary(stages: &[Stage], outcomes: &[Outcome]) {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        options: Options,
+    }
+
+    fn parse(args: &[&str]) -> Result<Options, clap::Error> {
+        Cli::try_parse_from(["test"].iter().chain(args)).map(|cli| cli.options)
+    }
+
+    fn runs(stages: &[Stage]) -> Vec<&str> {
+        stages
+            .iter()
+            .filter(|stage| matches!(stage.action, Action::Run(_)))
+            .map(|stage| stage.name)
+            .collect()
+    }
+
+    #[test]
+    fn e2e_only_runs_setup_the_build_and_the_e2e_stage() {
+        let options = parse(&["--e2e-only", "--repeat", "20", "--e2e-test", "lifecycle"]).unwrap();
+        assert_eq!(options.repeat, 20);
+        assert_eq!(runs(&stages(&options)), ["setup", RELEASE_BUILD, E2E]);
+        let options = parse(&["--e2e-only", "--", "sigterm"]).unwrap();
+        assert_eq!(options.e2e_filters, ["sigterm"]);
+    }
+
+    #[test]
+    fn rejects_zero_rounds_and_e2e_choices_without_e2e_only() {
+        assert!(parse(&["--repeat", "0"]).is_err());
+        assert!(parse(&["--e2e-test", "lifecycle"]).is_err());
+        assert!(parse(&["--e2e-only", "--skip-e2e"]).is_err());
+        assert_eq!(parse(&[]).unwrap().repeat, 1);
+    }
 
     fn sh(script: &str) -> Command {
         let mut command = Command::new("sh");

@@ -38,10 +38,11 @@ pub fn pipeline_settings(
     })
 }
 
+/// The configured name (flag, NODE_NAME or config), else the kernel's hostname.
 pub fn hostname(settings: &Settings) -> String {
     settings.hostname.clone().unwrap_or_else(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_owned())
+        nix::unistd::gethostname()
+            .map(|name| name.to_string_lossy().into_owned())
             .unwrap_or_default()
     })
 }

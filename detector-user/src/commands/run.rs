@@ -146,7 +146,6 @@ fn open_outputs(settings: &Settings) -> anyhow::Result<Vec<Output>> {
     Ok(outputs)
 }
 
-/// The configured name (flag, NODE_NAME or config), else the kernel's hostname.
 /// The hierarchy whose cgroups name containers, as the agent sees its mounts and cgroups.
 fn identity_hierarchy(settings: &Settings) -> anyhow::Result<IdentityHierarchy> {
     let hierarchy = IdentityHierarchy::of_this_process(&settings.cgroup_identity)

@@ -3,6 +3,7 @@
 use anyhow::{Context, bail};
 use aya::{Ebpf, EbpfLoader};
 use detector_common::Config;
+use nix::sys::resource::{RLIM_INFINITY, Resource, setrlimit};
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/detector-ebpf"));
 
@@ -24,15 +25,7 @@ pub fn load(config: &Config, ring_buffer_bytes: u32) -> anyhow::Result<Ebpf> {
 
 /// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; later ones ignore it.
 fn raise_memlock_limit() {
-    let unlimited = libc::rlimit {
-        rlim_cur: libc::RLIM_INFINITY,
-        rlim_max: libc::RLIM_INFINITY,
-    };
-    // SAFETY: plain syscall with a valid struct.
-    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
-        log::debug!(
-            "could not raise RLIMIT_MEMLOCK: {}",
-            std::io::Error::last_os_error()
-        );
+    if let Err(e) = setrlimit(Resource::RLIMIT_MEMLOCK, RLIM_INFINITY, RLIM_INFINITY) {
+        log::debug!("could not raise RLIMIT_MEMLOCK: {e}");
     }
 }

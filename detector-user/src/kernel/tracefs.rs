@@ -1,7 +1,9 @@
 //! Syscall tracepoints are attached by id, which the kernel publishes in tracefs. Hosts that do
 //! not mount tracefs (this development VM among them) get it mounted at its standard place.
 
-use std::{ffi::CString, io, path::Path};
+use std::{io, path::Path};
+
+use nix::mount::{MsFlags, mount};
 
 const TRACEFS: &str = "/sys/kernel/tracing";
 
@@ -23,20 +25,12 @@ pub fn ensure_mounted() -> io::Result<bool> {
     if is_mounted() {
         return Ok(false);
     }
-    let target = CString::new(TRACEFS)?;
-    let fstype = CString::new("tracefs")?;
-    // SAFETY: valid NUL-terminated strings; no data argument.
-    let rc = unsafe {
-        libc::mount(
-            fstype.as_ptr(),
-            target.as_ptr(),
-            fstype.as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    mount(
+        Some("tracefs"),
+        TRACEFS,
+        Some("tracefs"),
+        MsFlags::empty(),
+        None::<&str>,
+    )?;
     Ok(true)
 }

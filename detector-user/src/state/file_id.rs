@@ -4,11 +4,12 @@
 use std::{os::unix::fs::MetadataExt, path::Path};
 
 use detector_common::{FileId, kdev};
+use nix::sys::stat::{major, minor};
 
 /// The file `meta` describes.
 pub fn of_metadata(meta: &std::fs::Metadata) -> FileId {
     FileId {
-        dev: kdev::join(libc::major(meta.dev()), libc::minor(meta.dev())),
+        dev: kdev::join(major(meta.dev()) as u32, minor(meta.dev()) as u32),
         _pad: 0,
         ino: meta.ino(),
     }

@@ -5,7 +5,9 @@ use ::procfs::{
     ProcResult,
     process::{Process as ProcfsProcess, all_processes},
 };
-use detector_common::Namespaces;
+use std::{fs::File, io::Read};
+
+use detector_common::{ARGS_LEN, Namespaces};
 
 use super::{cgroup, file_id, identity_hierarchy::IdentityHierarchy, process::Process};
 
@@ -100,7 +102,7 @@ pub fn read_process(pid: u32, hierarchy: &IdentityHierarchy) -> Option<Process> 
         euid: status.as_ref().map(|s| s.euid),
         comm: stat.comm,
         exe: process.exe().ok().map(|p| p.to_string_lossy().into_owned()),
-        args: process.cmdline().unwrap_or_default(),
+        args: cmdline(pid),
         cgroup_id: cgroup
             .as_deref()
             .and_then(|path| hierarchy.id_of(path))
@@ -115,6 +117,18 @@ pub fn read_process(pid: u32, hierarchy: &IdentityHierarchy) -> Option<Process> 
         // /proc tells whole values.
         cut: Vec::new(),
     })
+}
+
+/// The process's arguments, as far as the kernel programs would send them ([`ARGS_LEN`]
+/// bytes): a process may have megabytes of them, and this read must stay small.
+fn cmdline(pid: u32) -> Vec<String> {
+    let mut raw = Vec::with_capacity(ARGS_LEN);
+    match File::open(format!("/proc/{pid}/cmdline"))
+        .and_then(|file| file.take(ARGS_LEN as u64).read_to_end(&mut raw))
+    {
+        Ok(_) => split_args(&raw),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// (pid, comm, exe, ppid) of a process above a container's processes, for an alert's
@@ -162,6 +176,31 @@ mod tests {
             hierarchy_id: 0,
             mount: "/sys/fs/cgroup/unified".into(),
         }
+    }
+
+    #[test]
+    fn reads_at_most_args_len_bytes_of_arguments() {
+        let long = "x".repeat(ARGS_LEN * 4);
+        // The long argument is the script's $0; the builtin read waits without a child.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "read line", &long])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The new image's arguments show once exec has set them up, a moment after spawn.
+        let mut args = cmdline(child.id());
+        for _ in 0..1000 {
+            if !args.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            args = cmdline(child.id());
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(args[..3], ["sh", "-c", "read line"]);
+        let bytes = args.join("\0").len();
+        assert!(bytes <= ARGS_LEN, "{bytes} bytes read");
     }
 
     #[test]
