@@ -611,7 +611,7 @@ impl Pipeline {
         if !self.settings.enforce || finding.rule.severity != Severity::Critical {
             return Action::Alert;
         }
-        match enforce::kill(header.tgid) {
+        match enforce::kill(header.tgid, header.start_ns) {
             Ok(()) => Action::Killed,
             Err(e) => {
                 log::error!("enforce: could not kill pid {}: {e}", header.tgid);
