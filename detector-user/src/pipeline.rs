@@ -54,6 +54,16 @@ struct HeldNamespaceChange {
     action: Action,
 }
 
+/// What one process (by tgid) already reported under a once-per-process rule.
+#[derive(Default)]
+struct Spoken {
+    /// Its start time, as the kernel's events say (0 when unknown): a process that got the
+    /// pid later starts afresh, even when the first one's exit was lost.
+    start_ns: u64,
+    /// (rule, key) of its acts.
+    acts: HashSet<(&'static str, String)>,
+}
+
 /// Who acted, as the rules need to know it.
 struct Who<'a> {
     pid: u32,
@@ -97,8 +107,8 @@ pub struct Pipeline {
     outputs: Outputs,
     settings: PipelineSettings,
     held: Vec<HeldNamespaceChange>,
-    /// Per process: (rule, key) of acts already reported under [`Repeat::OncePerProcess`].
-    spoken: HashMap<u32, HashSet<(&'static str, String)>>,
+    /// Per process: acts already reported under [`Repeat::OncePerProcess`].
+    spoken: HashMap<u32, Spoken>,
     agent: AgentSelf,
 }
 
@@ -240,7 +250,7 @@ impl Pipeline {
         else {
             return;
         };
-        if !self.first_time(&finding, header.tgid) {
+        if !self.first_time(&finding, &header) {
             return;
         }
         let Some(mut actor) = self.actor(&header) else {
@@ -328,7 +338,7 @@ impl Pipeline {
         }) else {
             return;
         };
-        if !self.first_time(&finding, mover.tgid) {
+        if !self.first_time(&finding, &mover) {
             return;
         }
         if let Some(mut actor) = self.actor(&mover) {
@@ -550,15 +560,18 @@ impl Pipeline {
     }
 
     /// False when the same process already made the same act under a once-per-process rule.
-    fn first_time(&mut self, finding: &Finding, tgid: u32) -> bool {
-        match &finding.repeat {
-            Repeat::EveryAct => true,
-            Repeat::OncePerProcess(key) => self
-                .spoken
-                .entry(tgid)
-                .or_default()
-                .insert((finding.rule.id, key.clone())),
+    fn first_time(&mut self, finding: &Finding, actor: &Header) -> bool {
+        let Repeat::OncePerProcess(key) = &finding.repeat else {
+            return true;
+        };
+        let spoken = self.spoken.entry(actor.tgid).or_default();
+        if actor.start_ns != 0 && spoken.start_ns != actor.start_ns {
+            *spoken = Spoken {
+                start_ns: actor.start_ns,
+                acts: HashSet::new(),
+            };
         }
+        spoken.acts.insert((finding.rule.id, key.clone()))
     }
 
     /// A new program image, or none: its acts are news again.
@@ -916,5 +929,24 @@ mod tests {
         let alerts = h.alerts();
         assert_eq!(alerts.len(), 2, "{alerts:?}");
         assert_eq!(alerts[1]["process"]["comm"], "bpftool");
+    }
+
+    /// A process that got the pid of one that had spoken is news, even when the first one's
+    /// exit never reached the agent: the start time in the events tells them apart.
+    #[test]
+    fn a_process_that_reuses_a_pid_speaks_for_itself() {
+        let mut h = Harness::new("reuse", &[]);
+        let t0 = Instant::now();
+        let started = |start_ns| {
+            let Event::Bpf(mut e) = bpf(SH, 0) else {
+                unreachable!()
+            };
+            e.header = e.header.with_start(start_ns);
+            Event::Bpf(e)
+        };
+        for event in [started(10), started(10), started(20)] {
+            h.pipeline.handle(&event, t0);
+        }
+        assert_eq!(h.alerts().len(), 2, "{:?}", h.alerts());
     }
 }
