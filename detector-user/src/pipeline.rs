@@ -13,7 +13,7 @@ use detector_common::{
 };
 
 use crate::{
-    alert::{Action, Alert, ContainerInfo, ProcessInfo, timestamp},
+    alert::{Action, Alert, ContainerInfo, ProcessInfo, alert_id, timestamp},
     enforce,
     kernel::watched_files::WatchFiles,
     metrics::{ActDropped, Metrics},
@@ -37,6 +37,8 @@ const NAMESPACE_MERGE_WINDOW: Duration = Duration::from_millis(50);
 
 pub struct PipelineSettings {
     pub hostname: String,
+    /// This boot's id (`/proc/sys/kernel/random/boot_id`), which alert ids include.
+    pub boot_id: String,
     /// The host's namespaces (the host reference process's), as the kernel programs know them.
     pub host_ns: Namespaces,
     /// The host's root directory.
@@ -635,6 +637,13 @@ impl Pipeline {
 
     fn raise(&mut self, finding: Finding, actor: Actor, action: Action) {
         let alert = Alert {
+            id: alert_id(
+                &self.settings.boot_id,
+                actor.seen_ns,
+                actor.process.pid,
+                actor.process.tid,
+                finding.rule.id,
+            ),
             time: timestamp(SystemTime::now()),
             rule: finding.rule.id,
             severity: finding.rule.severity,
@@ -759,6 +768,7 @@ mod tests {
                 outputs,
                 PipelineSettings {
                     hostname: "node-1".into(),
+                    boot_id: "boot".into(),
                     host_ns: HOST_NS,
                     host_root: FileId::default(),
                     enforce: false,

@@ -131,6 +131,13 @@ fn hostname(settings: &Settings) -> String {
     })
 }
 
+/// This boot's id, which makes alert ids unique across reboots.
+fn boot_id() -> anyhow::Result<String> {
+    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .context("reading the boot id")?;
+    Ok(id.trim().to_owned())
+}
+
 /// The hierarchy whose cgroups name containers, as the agent sees its mounts and cgroups.
 fn identity_hierarchy(settings: &Settings) -> anyhow::Result<IdentityHierarchy> {
     let hierarchy = IdentityHierarchy::of_this_process(&settings.cgroup_identity)
@@ -324,6 +331,7 @@ async fn daemon(settings: Settings, outputs: Vec<Output>) -> anyhow::Result<()> 
         Outputs::new(outputs, &metrics),
         PipelineSettings {
             hostname: hostname(&settings),
+            boot_id: boot_id()?,
             host_ns: host.namespaces,
             host_root: host.root,
             enforce: settings.enforce,
