@@ -9,7 +9,7 @@ use std::{
 
 use detector_common::{
     CgroupAttachEvent, EventKind, ExecEvent, FileId, Header, NamespaceEvent, Namespaces,
-    user::Event,
+    PtraceEvent, user::Event,
 };
 
 use crate::{
@@ -64,6 +64,10 @@ struct Spoken {
     start_ns: u64,
     /// (rule, key) of its acts.
     acts: HashSet<(&'static str, String)>,
+    /// Its ptrace-level accesses judged so far, as the kernel named them (access, target tgid,
+    /// caller's pid namespace, target pid there): a repeat is judged the same, so it is not
+    /// judged again, and costs no /proc read to find its target.
+    accesses: HashSet<(u32, u32, u32, u32)>,
 }
 
 /// Who acted, as the rules need to know it.
@@ -236,15 +240,23 @@ impl Pipeline {
         if !self.is_container_actor(&header) {
             return;
         }
-        let target = self.target(event);
-        if target.is_none() && matches!(event, Event::Ptrace(_)) {
-            self.metrics
-                .act_dropped(EventKind::Ptrace, ActDropped::TargetUnknown);
-            log::warn!(
-                "ptrace act of pid {}: the process it was aimed at was not found",
-                header.tgid
-            );
+        if let Event::Ptrace(e) = event
+            && self.access_judged(&header, e, false)
+        {
             return;
+        }
+        let target = self.target(event);
+        if let Event::Ptrace(e) = event {
+            if target.is_none() {
+                self.metrics
+                    .act_dropped(EventKind::Ptrace, ActDropped::TargetUnknown);
+                log::warn!(
+                    "ptrace act of pid {}: the process it was aimed at was not found",
+                    header.tgid
+                );
+                return;
+            }
+            self.access_judged(&header, e, true);
         }
         let Some(finding) = self
             .who(header.tgid)
@@ -566,14 +578,33 @@ impl Pipeline {
         let Repeat::OncePerProcess(key) = &finding.repeat else {
             return true;
         };
+        self.spoken_by(actor)
+            .acts
+            .insert((finding.rule.id, key.clone()))
+    }
+
+    /// Whether the same process already made this ptrace-level access, to a target that was
+    /// found (every rule about them speaks once per process and target); with `judged`, it
+    /// has now.
+    fn access_judged(&mut self, actor: &Header, e: &PtraceEvent, judged: bool) -> bool {
+        let access = (e.access, e.target_tgid, e.caller_pid_ns, e.target_vpid);
+        let accesses = &mut self.spoken_by(actor).accesses;
+        if judged {
+            accesses.insert(access);
+        }
+        accesses.contains(&access)
+    }
+
+    /// What the acting process said so far; nothing when the pid is another process's now.
+    fn spoken_by(&mut self, actor: &Header) -> &mut Spoken {
         let spoken = self.spoken.entry(actor.tgid).or_default();
         if actor.start_ns != 0 && spoken.start_ns != actor.start_ns {
             *spoken = Spoken {
                 start_ns: actor.start_ns,
-                acts: HashSet::new(),
+                ..Spoken::default()
             };
         }
-        spoken.acts.insert((finding.rule.id, key.clone()))
+        spoken
     }
 
     /// A new program image, or none: its acts are news again.
@@ -939,6 +970,28 @@ mod tests {
         let alerts = h.alerts();
         assert_eq!(alerts.len(), 2, "{alerts:?}");
         assert_eq!(alerts[1]["process"]["comm"], "bpftool");
+    }
+
+    /// A ptrace-level access repeated by the same process is not judged again: its target,
+    /// gone meanwhile, is not looked for.
+    #[test]
+    fn a_repeated_access_is_judged_once() {
+        let mut h = Harness::new("access", &[]);
+        let t0 = Instant::now();
+        let vm_read = Event::Ptrace(detector_common::PtraceEvent {
+            header: header(EventKind::Ptrace, SH),
+            access: detector_common::ptrace_access::VM_READ,
+            target_tgid: HOST,
+            target_vpid: 0,
+            caller_pid_ns: 0,
+        });
+        h.pipeline.handle(&vm_read, t0);
+        assert_eq!(h.alerts().len(), 1, "{:?}", h.alerts());
+        h.pipeline.processes.remove(HOST);
+        h.pipeline.handle(&vm_read, t0);
+        let dropped =
+            "escape_detector_acts_dropped_total{kind=\"ptrace\",reason=\"target_unknown\"} 0";
+        assert!(h.pipeline.metrics.render().contains(dropped));
     }
 
     /// A process that got the pid of one that had spoken is news, even when the first one's
