@@ -1,26 +1,40 @@
-//! Events in, alerts out: keeps the process and container tables current, asks the rules
-//! about each security event, and raises what they find.
+//! Events in, alerts out, in stages a reader can follow:
+//!
+//! - ingest: [`Pipeline::handle`] sorts each event into state changes and acts;
+//! - state: the process, cgroup and container tables (here), which attribute an act to its
+//!   container process and take the actor's snapshot for the alert;
+//! - judge ([`judge`]): the rules' finding, once per process where a rule says so;
+//! - decide ([`decide`]): alert, or kill under `--enforce`;
+//! - emit ([`emit`]): the alert, written and counted.
+
+mod decide;
+mod emit;
+mod judge;
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashSet,
     sync::Arc,
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, Instant},
 };
 
 use detector_common::{
     CgroupAttachEvent, EventKind, ExecEvent, FileId, Header, NamespaceEvent, Namespaces,
-    PtraceEvent, user::Event,
+    user::Event,
 };
 
+use self::{
+    decide::Decider,
+    emit::{Actor, Emitter},
+    judge::{HostFacts, Judge, Who},
+};
 use crate::{
-    alert::{Action, Alert, ContainerInfo, ProcessInfo, alert_id, timestamp},
-    enforce,
+    alert::{Action, ProcessInfo},
     kernel::watched_files::WatchFiles,
     metrics::{ActDropped, Metrics},
     outputs::Outputs,
-    rules::{self, Finding, Repeat, Severity, Subject, Target},
+    rules::{self, Target},
     state::{
-        agent_self::{AgentSelf, OwnBpfObjects},
+        agent_self::OwnBpfObjects,
         cgroup_table::CgroupTable,
         container::{ContainerTable, Origin},
         filesystems::Filesystems,
@@ -56,66 +70,17 @@ struct HeldNamespaceChange {
     action: Action,
 }
 
-/// What one process (by tgid) already reported under a once-per-process rule.
-#[derive(Default)]
-struct Spoken {
-    /// Its start time, as the kernel's events say (0 when unknown): a process that got the
-    /// pid later starts afresh, even when the first one's exit was lost.
-    start_ns: u64,
-    /// (rule, key) of its acts.
-    acts: HashSet<(&'static str, String)>,
-    /// Its ptrace-level accesses judged so far, as the kernel named them (access, target tgid,
-    /// caller's pid namespace, target pid there): a repeat is judged the same, so it is not
-    /// judged again, and costs no /proc read to find its target.
-    accesses: HashSet<(u32, u32, u32, u32)>,
-}
-
-/// Who acted, as the rules need to know it.
-struct Who<'a> {
-    pid: u32,
-    comm: &'a str,
-    container_id: &'a str,
-    ns: Namespaces,
-}
-
-/// A container process as it was when it acted.
-struct Actor {
-    /// When the kernel saw the act (`CLOCK_BOOTTIME`).
-    seen_ns: u64,
-    process: ProcessInfo,
-    /// Its namespaces when it acted.
-    ns: Namespaces,
-    container_id: String,
-    container: Option<ContainerInfo>,
-    /// Values of the alert the kernel cut.
-    truncated: Vec<&'static str>,
-}
-
-impl Actor {
-    fn who(&self) -> Who<'_> {
-        Who {
-            pid: self.process.pid,
-            comm: &self.process.comm,
-            container_id: &self.container_id,
-            ns: self.ns,
-        }
-    }
-}
-
 pub struct Pipeline {
+    // State.
     processes: ProcessTable,
     cgroups: CgroupTable,
     containers: ContainerTable,
-    filesystems: Filesystems,
-    runtime_files: RuntimeFiles,
-    file_watch: Box<dyn WatchFiles>,
     metrics: Arc<Metrics>,
-    outputs: Outputs,
-    settings: PipelineSettings,
     held: Vec<HeldNamespaceChange>,
-    /// Per process: acts already reported under [`Repeat::OncePerProcess`].
-    spoken: HashMap<u32, Spoken>,
-    agent: AgentSelf,
+    // The stages after it.
+    judge: Judge,
+    decide: Decider,
+    emit: Emitter,
 }
 
 /// What the pipeline tells the kernel: its verdicts on cgroups and the files to watch.
@@ -134,22 +99,25 @@ impl Pipeline {
         outputs: Outputs,
         settings: PipelineSettings,
     ) -> Pipeline {
-        let mut pipeline = Pipeline {
+        Pipeline {
             processes: ProcessTable::default(),
             cgroups: kernel.cgroups,
             containers,
-            filesystems,
-            runtime_files: kernel.runtime_files,
-            file_watch: kernel.file_watch,
-            metrics,
-            outputs,
-            settings,
+            metrics: metrics.clone(),
             held: Vec::new(),
-            spoken: HashMap::new(),
-            agent: AgentSelf::this_process(),
-        };
-        pipeline.runtime_files.refresh(pipeline.file_watch.as_mut());
-        pipeline
+            judge: Judge::new(
+                filesystems,
+                kernel.runtime_files,
+                kernel.file_watch,
+                HostFacts {
+                    ns: settings.host_ns,
+                    root: settings.host_root,
+                },
+                settings.disabled_rules,
+            ),
+            decide: Decider::new(settings.enforce),
+            emit: Emitter::new(outputs, metrics, settings.hostname, settings.boot_id),
+        }
     }
 
     /// Classifies the cgroups that exist (the kernel records those made from now on), so the
@@ -161,7 +129,7 @@ impl Pipeline {
 
     /// The detector's own BPF objects, once attached: a container reaching them is tampering.
     pub fn know_own_bpf_objects(&mut self, objects: OwnBpfObjects) {
-        self.agent.bpf = objects;
+        self.judge.know_own_bpf_objects(objects);
     }
 
     /// Seeds the process table with the container processes /proc shows.
@@ -189,7 +157,7 @@ impl Pipeline {
                 // A container's first process: the runtime's set-up before it sent nothing.
                 self.count_miss(missed && !e.header.identity.entered());
                 self.attribute(e.header.tgid);
-                self.forget_spoken(e.header.tgid);
+                self.judge.forget(e.header.tgid);
                 self.judge_act(event, before);
             }
             Event::Fork(e) => {
@@ -199,7 +167,7 @@ impl Pipeline {
             }
             Event::Exit(e) => {
                 self.processes.on_exit(e.header.tgid, now);
-                self.forget_spoken(e.header.tgid);
+                self.judge.forget(e.header.tgid);
             }
             Event::CgroupAttach(e) => {
                 let known = self
@@ -241,7 +209,7 @@ impl Pipeline {
             return;
         }
         if let Event::Ptrace(e) = event
-            && self.access_judged(&header, e, false)
+            && self.judge.access_judged(&header, e, false)
         {
             return;
         }
@@ -256,15 +224,15 @@ impl Pipeline {
                 );
                 return;
             }
-            self.access_judged(&header, e, true);
+            self.judge.access_judged(&header, e, true);
         }
         let Some(finding) = self
             .who(header.tgid)
-            .and_then(|who| self.judge(event, who, target, ns_before))
+            .and_then(|who| self.judge.judge(event, who, target, ns_before))
         else {
             return;
         };
-        if !self.first_time(&finding, &header) {
+        if !self.judge.first_time(&finding, &header) {
             return;
         }
         let Some(mut actor) = self.actor(&header) else {
@@ -273,13 +241,8 @@ impl Pipeline {
         if truncation::act_cut(event) {
             actor.truncated.push(truncation::DETAILS);
         }
-        // A refused act left nothing to kill the process for.
-        let action = if event.denied() {
-            Action::Denied
-        } else {
-            self.enforce(&finding, &header)
-        };
-        self.raise(finding, actor, action);
+        let action = self.decide.action(&finding, &header, event.denied());
+        self.emit.raise(finding, actor, action);
     }
 
     /// A usermode helper the kernel started: a host process, judged on its program alone.
@@ -288,7 +251,7 @@ impl Pipeline {
         let Some(finding) = rules::usermode_helper::usermode_helper_exec(e, allowlist) else {
             return;
         };
-        if self.settings.disabled_rules.contains(finding.rule.id) {
+        if self.judge.is_disabled(finding.rule.id) {
             return;
         }
         let process = ProcessInfo {
@@ -311,8 +274,8 @@ impl Pipeline {
             container: None,
             truncated: truncation::of_exec(e),
         };
-        let action = self.enforce(&finding, &e.header);
-        self.raise(finding, actor, action);
+        let action = self.decide.action(&finding, &e.header, false);
+        self.emit.raise(finding, actor, action);
     }
 
     /// A cgroup move is the mover's act: a container process that moves a process out of its
@@ -344,7 +307,7 @@ impl Pipeline {
         };
         let path = rules::text(&e.path);
         let Some(finding) = self.who(mover.tgid).and_then(|who| {
-            self.judge_with(who, Some(target), None, |s| {
+            self.judge.judge_with(who, Some(target), None, |s| {
                 rules::cgroup_escape::cgroup_escape(&path, s)
                     .into_iter()
                     .collect()
@@ -352,15 +315,15 @@ impl Pipeline {
         }) else {
             return;
         };
-        if !self.first_time(&finding, &mover) {
+        if !self.judge.first_time(&finding, &mover) {
             return;
         }
         if let Some(mut actor) = self.actor(&mover) {
             if truncation::act_cut(&Event::CgroupAttach(*e)) {
                 actor.truncated.push(truncation::DETAILS);
             }
-            let action = self.enforce(&finding, &mover);
-            self.raise(finding, actor, action);
+            let action = self.decide.action(&finding, &mover, false);
+            self.emit.raise(finding, actor, action);
         }
     }
 
@@ -370,15 +333,16 @@ impl Pipeline {
         self.held = waiting;
         for held in due {
             let event = Event::Namespace(held.event);
-            if let Some(finding) = self.judge(&event, held.actor.who(), None, None) {
-                self.raise(finding, held.actor, held.action);
+            let origin = self.containers.origin(&held.actor.container_id);
+            if let Some(finding) = self.judge.judge(&event, held.actor.who(origin), None, None) {
+                self.emit.raise(finding, held.actor, held.action);
             }
         }
     }
 
     pub fn sweep(&mut self, now: Instant) {
         self.processes.sweep(now);
-        self.runtime_files.refresh(self.file_watch.as_mut());
+        self.judge.refresh_runtime_files();
         self.update_gauges();
     }
 
@@ -409,14 +373,14 @@ impl Pipeline {
         let event = Event::Namespace(*e);
         let Some(finding) = self
             .who(e.header.tgid)
-            .and_then(|who| self.judge(&event, who, None, None))
+            .and_then(|who| self.judge.judge(&event, who, None, None))
         else {
             return;
         };
         let Some(actor) = self.actor(&e.header) else {
             return;
         };
-        let action = self.enforce(&finding, &e.header);
+        let action = self.decide.action(&finding, &e.header, false);
         self.held.push(HeldNamespaceChange {
             event: *e,
             actor,
@@ -499,11 +463,13 @@ impl Pipeline {
     /// The process as the rules see it, when it belongs to a container.
     fn who(&self, tgid: u32) -> Option<Who<'_>> {
         let process = self.processes.get(tgid)?;
+        let container_id = process.container_id.as_deref()?;
         Some(Who {
             pid: process.pid,
             comm: &process.comm,
-            container_id: process.container_id.as_deref()?,
+            container_id,
             ns: process.ns,
+            origin: self.containers.origin(container_id),
         })
     }
 
@@ -573,133 +539,6 @@ impl Pipeline {
         })
     }
 
-    /// False when the same process already made the same act under a once-per-process rule.
-    fn first_time(&mut self, finding: &Finding, actor: &Header) -> bool {
-        let Repeat::OncePerProcess(key) = &finding.repeat else {
-            return true;
-        };
-        self.spoken_by(actor)
-            .acts
-            .insert((finding.rule.id, key.clone()))
-    }
-
-    /// Whether the same process already made this ptrace-level access, to a target that was
-    /// found (every rule about them speaks once per process and target); with `judged`, it
-    /// has now.
-    fn access_judged(&mut self, actor: &Header, e: &PtraceEvent, judged: bool) -> bool {
-        let access = (e.access, e.target_tgid, e.caller_pid_ns, e.target_vpid);
-        let accesses = &mut self.spoken_by(actor).accesses;
-        if judged {
-            accesses.insert(access);
-        }
-        accesses.contains(&access)
-    }
-
-    /// What the acting process said so far; nothing when the pid is another process's now.
-    fn spoken_by(&mut self, actor: &Header) -> &mut Spoken {
-        let spoken = self.spoken.entry(actor.tgid).or_default();
-        if actor.start_ns != 0 && spoken.start_ns != actor.start_ns {
-            *spoken = Spoken {
-                start_ns: actor.start_ns,
-                ..Spoken::default()
-            };
-        }
-        spoken
-    }
-
-    /// A new program image, or none: its acts are news again.
-    fn forget_spoken(&mut self, tgid: u32) {
-        self.spoken.remove(&tgid);
-    }
-
-    /// The finding of an enabled rule for the act, if any.
-    fn judge(
-        &self,
-        event: &Event,
-        who: Who<'_>,
-        target: Option<Target>,
-        ns_before: Option<Namespaces>,
-    ) -> Option<Finding> {
-        self.judge_with(who, target, ns_before, |subject| {
-            rules::evaluate(event, subject)
-        })
-    }
-
-    /// The most specific finding of the enabled `rules` about `who`.
-    fn judge_with(
-        &self,
-        who: Who<'_>,
-        target: Option<Target>,
-        ns_before: Option<Namespaces>,
-        rules: impl FnOnce(&Subject) -> Vec<Finding>,
-    ) -> Option<Finding> {
-        let subject = Subject {
-            pid: who.pid,
-            comm: who.comm,
-            container_id: who.container_id,
-            filesystems: &self.filesystems,
-            runtime_files: &self.runtime_files,
-            host_ns: &self.settings.host_ns,
-            ns: who.ns,
-            origin: self.containers.origin(who.container_id),
-            host_root: self.settings.host_root,
-            ns_before,
-            target,
-            agent: &self.agent,
-        };
-        let enabled = rules(&subject)
-            .into_iter()
-            .filter(|f| !self.settings.disabled_rules.contains(f.rule.id));
-        rules::most_specific(enabled)
-    }
-
-    fn enforce(&self, finding: &Finding, header: &Header) -> Action {
-        if !self.settings.enforce || finding.rule.severity != Severity::Critical {
-            return Action::Alert;
-        }
-        match enforce::kill(header.tgid, header.start_ns) {
-            Ok(()) => Action::Killed,
-            Err(e) => {
-                log::error!("enforce: could not kill pid {}: {e}", header.tgid);
-                Action::Alert
-            }
-        }
-    }
-
-    fn raise(&mut self, finding: Finding, actor: Actor, action: Action) {
-        let alert = Alert {
-            id: alert_id(
-                &self.settings.boot_id,
-                actor.seen_ns,
-                actor.process.pid,
-                actor.process.tid,
-                finding.rule.id,
-            ),
-            time: timestamp(SystemTime::now()),
-            rule: finding.rule.id,
-            severity: finding.rule.severity,
-            mitre: finding.rule.mitre,
-            message: finding.message,
-            hostname: self.settings.hostname.clone(),
-            action,
-            container: actor.container,
-            process: actor.process,
-            details: finding.details,
-            truncated: actor.truncated,
-        };
-        self.metrics
-            .alerts_total
-            .with_label_values(&[alert.rule, alert.severity.as_str()])
-            .inc();
-        self.outputs.emit(&alert.to_json_line(), &self.metrics);
-        if let Some(since_act) = boottime_ns().checked_sub(actor.seen_ns) {
-            self.metrics
-                .alert_latency_seconds
-                .with_label_values(&[alert.rule])
-                .observe(since_act as f64 / 1e9);
-        }
-    }
-
     fn update_gauges(&mut self) {
         let live: HashSet<&str> = self
             .processes
@@ -715,17 +554,6 @@ impl Pipeline {
             .tracked_containers
             .set(self.containers.len() as i64);
     }
-}
-
-/// Now on the clock the kernel stamps events with (`bpf_ktime_get_boot_ns`).
-fn boottime_ns() -> u64 {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid pointer to a timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut now) };
-    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
 }
 
 #[cfg(test)]
