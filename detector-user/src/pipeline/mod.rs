@@ -1,8 +1,8 @@
 //! Events in, alerts out, in stages a reader can follow:
 //!
 //! - ingest: [`Pipeline::handle`] sorts each event into state changes and acts;
-//! - state: the process, cgroup and container tables (here), which attribute an act to its
-//!   container process and take the actor's snapshot for the alert;
+//! - state ([`state`]): the process, cgroup and container tables, which attribute an act to
+//!   its container process and take the actor's snapshot for the alert;
 //! - judge ([`judge`]): the rules' finding, once per process where a rule says so;
 //! - decide ([`decide`]): alert, or kill under `--enforce`;
 //! - emit ([`emit`]): the alert, written and counted.
@@ -10,6 +10,7 @@
 mod decide;
 mod emit;
 mod judge;
+mod state;
 
 use std::{
     collections::HashSet,
@@ -18,25 +19,25 @@ use std::{
 };
 
 use detector_common::{
-    CgroupAttachEvent, EventKind, ExecEvent, FileId, Header, NamespaceEvent, Namespaces,
-    user::Event,
+    CgroupAttachEvent, EventKind, ExecEvent, FileId, NamespaceEvent, Namespaces, user::Event,
 };
 
 use self::{
     decide::Decider,
     emit::{Actor, Emitter},
-    judge::{HostFacts, Judge, Who},
+    judge::{HostFacts, Judge},
+    state::State,
 };
 use crate::{
     alert::{Action, ProcessInfo},
     kernel::watched_files::WatchFiles,
     metrics::{ActDropped, Metrics},
     outputs::Outputs,
-    rules::{self, Target},
+    rules,
     state::{
         agent_self::OwnBpfObjects,
         cgroup_table::CgroupTable,
-        container::{ContainerTable, Origin},
+        container::ContainerTable,
         filesystems::Filesystems,
         process::{Process, ProcessTable},
         procfs,
@@ -71,13 +72,9 @@ struct HeldNamespaceChange {
 }
 
 pub struct Pipeline {
-    // State.
-    processes: ProcessTable,
-    cgroups: CgroupTable,
-    containers: ContainerTable,
-    metrics: Arc<Metrics>,
+    state: State,
+    /// Namespace changes being merged into one act.
     held: Vec<HeldNamespaceChange>,
-    // The stages after it.
     judge: Judge,
     decide: Decider,
     emit: Emitter,
@@ -100,10 +97,12 @@ impl Pipeline {
         settings: PipelineSettings,
     ) -> Pipeline {
         Pipeline {
-            processes: ProcessTable::default(),
-            cgroups: kernel.cgroups,
-            containers,
-            metrics: metrics.clone(),
+            state: State {
+                processes: ProcessTable::default(),
+                cgroups: kernel.cgroups,
+                containers,
+                metrics: metrics.clone(),
+            },
             held: Vec::new(),
             judge: Judge::new(
                 filesystems,
@@ -123,8 +122,7 @@ impl Pipeline {
     /// Classifies the cgroups that exist (the kernel records those made from now on), so the
     /// kernel filters by the same identity as the agent.
     pub fn load_cgroups(&mut self) {
-        let (walked, containers) = self.cgroups.load_existing();
-        log::info!("{walked} cgroups found, {containers} of them containers'");
+        self.state.load_cgroups();
     }
 
     /// The detector's own BPF objects, once attached: a container reaching them is tampering.
@@ -134,60 +132,34 @@ impl Pipeline {
 
     /// Seeds the process table with the container processes /proc shows.
     pub fn load_snapshot(&mut self, processes: Vec<Process>) {
-        for process in processes {
-            let pid = process.pid;
-            self.processes.insert(process);
-            self.attribute(pid);
-        }
-        self.update_gauges();
+        self.state.load_snapshot(processes);
     }
 
+    /// Ingest: each event changes the state, is an act to judge, or both.
     pub fn handle(&mut self, event: &Event, now: Instant) {
-        let hierarchy = self.cgroups.hierarchy();
         match event {
             Event::Exec(e) if e.header.identity.helper() => self.judge_helper(e),
             Event::Exec(e) => {
-                // What the process was before, unless the entry is another, ended process's.
-                let before = self
-                    .processes
-                    .get(e.header.tgid)
-                    .filter(|p| p.exited_at.is_none() && p.start_ns == e.start_ns)
-                    .map(|p| p.ns);
-                let missed = self.processes.on_exec(e, hierarchy);
-                // A container's first process: the runtime's set-up before it sent nothing.
-                self.count_miss(missed && !e.header.identity.entered());
-                self.attribute(e.header.tgid);
+                let before = self.state.on_exec(e);
+                // A new image: its acts are news again.
                 self.judge.forget(e.header.tgid);
                 self.judge_act(event, before);
             }
-            Event::Fork(e) => {
-                let missed = self.processes.on_fork(e, hierarchy);
-                self.count_miss(missed);
-                self.attribute(e.header.tgid);
-            }
+            Event::Fork(e) => self.state.on_fork(e),
             Event::Exit(e) => {
-                self.processes.on_exit(e.header.tgid, now);
+                self.state.on_exit(e.header.tgid, now);
                 self.judge.forget(e.header.tgid);
             }
             Event::CgroupAttach(e) => {
-                let known = self
-                    .processes
-                    .get(e.header.tgid)
-                    .is_some_and(|p| p.container_id.is_some());
-                self.look_up(e.header.tgid);
-                if let Some(process) = self.processes.get_mut(e.header.tgid) {
-                    process.cgroup_id = e.header.identity.cgroup_id;
-                }
-                self.attribute(e.header.tgid);
-                if !known {
+                if !self.state.on_cgroup_attach(e) {
                     self.judge_act(event, None);
                 }
                 self.judge_move(e);
             }
             Event::CgroupMkdir(e) => {
-                self.cgroups.learn(e.cgroup_id, &rules::text(&e.path));
+                self.state.cgroups.learn(e.cgroup_id, &rules::text(&e.path));
             }
-            Event::CgroupRmdir(e) => self.cgroups.forget(e.cgroup_id),
+            Event::CgroupRmdir(e) => self.state.cgroups.forget(e.cgroup_id),
             Event::Namespace(e) => self.hold_namespace_change(e, now),
             Event::FileOpen(_)
             | Event::Mount(_)
@@ -200,12 +172,12 @@ impl Pipeline {
         }
     }
 
-    /// The snapshot of the actor (ancestors, container metadata) is only taken for an act a
-    /// rule reports.
+    /// An act through every stage. The snapshot of the actor (ancestors, container metadata)
+    /// is only taken for an act a rule reports.
     /// `ns_before`: for an exec, the process's namespaces before it, when known.
     fn judge_act(&mut self, event: &Event, ns_before: Option<Namespaces>) {
         let header = *event.header();
-        if !self.is_container_actor(&header) {
+        if !self.state.is_container_actor(&header) {
             return;
         }
         if let Event::Ptrace(e) = event
@@ -213,10 +185,11 @@ impl Pipeline {
         {
             return;
         }
-        let target = self.target(event);
+        let target = self.state.target(event);
         if let Event::Ptrace(e) = event {
             if target.is_none() {
-                self.metrics
+                self.state
+                    .metrics
                     .act_dropped(EventKind::Ptrace, ActDropped::TargetUnknown);
                 log::warn!(
                     "ptrace act of pid {}: the process it was aimed at was not found",
@@ -227,6 +200,7 @@ impl Pipeline {
             self.judge.access_judged(&header, e, true);
         }
         let Some(finding) = self
+            .state
             .who(header.tgid)
             .and_then(|who| self.judge.judge(event, who, target, ns_before))
         else {
@@ -235,7 +209,7 @@ impl Pipeline {
         if !self.judge.first_time(&finding, &header) {
             return;
         }
-        let Some(mut actor) = self.actor(&header) else {
+        let Some(mut actor) = self.state.actor(&header) else {
             return;
         };
         if truncation::act_cut(event) {
@@ -264,7 +238,7 @@ impl Pipeline {
             exe: Some(rules::text(&e.filename)),
             args: procfs::split_args(e.argv()),
             cgroup: None,
-            ancestors: self.processes.ancestors_from(e.ppid),
+            ancestors: self.state.processes.ancestors_from(e.ppid),
         };
         let actor = Actor {
             seen_ns: e.header.ktime_ns,
@@ -281,32 +255,11 @@ impl Pipeline {
     /// A cgroup move is the mover's act: a container process that moves a process out of its
     /// container's cgroups.
     fn judge_move(&mut self, e: &CgroupAttachEvent) {
-        let mover = Header::new(
-            EventKind::CgroupAttach,
-            e.mover_tgid,
-            e.mover_tgid,
-            e.header.ktime_ns,
-        );
-        self.look_up(mover.tgid);
-        if self.attribute(mover.tgid).is_none() {
+        let Some((mover, target)) = self.state.mover(e) else {
             return;
-        }
-        let moved = e.header.tgid;
-        let to = self
-            .cgroups
-            .lookup(e.cgroup_id, moved)
-            .map(|c| c.container.id.clone());
-        let target = Target {
-            pid: moved,
-            comm: self
-                .processes
-                .get(moved)
-                .map(|p| p.comm.clone())
-                .unwrap_or_default(),
-            container_id: to,
         };
         let path = rules::text(&e.path);
-        let Some(finding) = self.who(mover.tgid).and_then(|who| {
+        let Some(finding) = self.state.who(mover.tgid).and_then(|who| {
             self.judge.judge_with(who, Some(target), None, |s| {
                 rules::cgroup_escape::cgroup_escape(&path, s)
                     .into_iter()
@@ -318,7 +271,7 @@ impl Pipeline {
         if !self.judge.first_time(&finding, &mover) {
             return;
         }
-        if let Some(mut actor) = self.actor(&mover) {
+        if let Some(mut actor) = self.state.actor(&mover) {
             if truncation::act_cut(&Event::CgroupAttach(*e)) {
                 actor.truncated.push(truncation::DETAILS);
             }
@@ -327,23 +280,23 @@ impl Pipeline {
         }
     }
 
-    /// Periodic work: flushes merged namespace changes that are due, forgets old exits.
+    /// Periodic work: raises merged namespace changes that are due.
     pub fn tick(&mut self, now: Instant) {
         let (due, waiting): (Vec<_>, Vec<_>) = self.held.drain(..).partition(|h| h.due <= now);
         self.held = waiting;
         for held in due {
             let event = Event::Namespace(held.event);
-            let origin = self.containers.origin(&held.actor.container_id);
+            let origin = self.state.containers.origin(&held.actor.container_id);
             if let Some(finding) = self.judge.judge(&event, held.actor.who(origin), None, None) {
                 self.emit.raise(finding, held.actor, held.action);
             }
         }
     }
 
+    /// Periodic work: forgets old exits, watches the runtimes' files as they are now.
     pub fn sweep(&mut self, now: Instant) {
-        self.processes.sweep(now);
+        self.state.sweep(now);
         self.judge.refresh_runtime_files();
-        self.update_gauges();
     }
 
     /// Raises whatever is still held (at shutdown).
@@ -354,9 +307,7 @@ impl Pipeline {
 
     fn hold_namespace_change(&mut self, e: &NamespaceEvent, now: Instant) {
         // The process lives in these namespaces now: its next exec is no news.
-        if let Some(process) = self.processes.get_mut(e.header.tgid) {
-            process.ns = e.after;
-        }
+        self.state.set_namespaces(e.header.tgid, e.after);
         if let Some(held) = self
             .held
             .iter_mut()
@@ -366,18 +317,19 @@ impl Pipeline {
             held.event.after = e.after;
             return;
         }
-        if !self.is_container_actor(&e.header) {
+        if !self.state.is_container_actor(&e.header) {
             return;
         }
         // Enforcement cannot wait for the merge window: judge the first call now.
         let event = Event::Namespace(*e);
         let Some(finding) = self
+            .state
             .who(e.header.tgid)
             .and_then(|who| self.judge.judge(&event, who, None, None))
         else {
             return;
         };
-        let Some(actor) = self.actor(&e.header) else {
+        let Some(actor) = self.state.actor(&e.header) else {
             return;
         };
         let action = self.decide.action(&finding, &e.header, false);
@@ -387,172 +339,6 @@ impl Pipeline {
             due: now + NAMESPACE_MERGE_WINDOW,
             action,
         });
-    }
-
-    fn count_miss(&mut self, missed: bool) {
-        if missed {
-            self.metrics.process_cache_misses_total.inc();
-        }
-    }
-
-    /// Sets the process's container from the cgroup the kernel named for it. A process keeps
-    /// its container when that cgroup turns out to be the host's: it left the container.
-    fn attribute(&mut self, pid: u32) -> Option<String> {
-        let (cgroup_id, origin) = self
-            .processes
-            .get(pid)
-            .map(|p| (p.cgroup_id, Origin::of(p)))?;
-        let found = self.cgroups.lookup(cgroup_id, pid).map(|c| {
-            (
-                c.path.clone(),
-                self.containers.register(&c.container, origin),
-            )
-        });
-        let process = self.processes.get_mut(pid)?;
-        if let Some((path, id)) = found {
-            process.cgroup = Some(path);
-            process.container_id = Some(id);
-        }
-        process.container_id.clone()
-    }
-
-    /// Puts the process in the table, from /proc when the kernel's events missed it.
-    /// Puts the process in the table, from /proc when the kernel's events missed it; a host
-    /// process read so (one that moved a container's process) is not kept: the table holds
-    /// container processes, whose exits the kernel reports.
-    fn look_up(&mut self, pid: u32) {
-        let (_, missed) = self.processes.get_or_read(pid, self.cgroups.hierarchy());
-        if !missed {
-            return;
-        }
-        if self.attribute(pid).is_some() {
-            self.count_miss(true);
-        } else {
-            self.processes.remove(pid);
-        }
-    }
-
-    /// Whether the process an act is about belongs to a container. The kernel sends acts of
-    /// container processes and of processes in cgroups it had not heard the agent's verdict on
-    /// yet; those the agent decides now, and counts when they were a container's. An act the
-    /// kernel sent as a container's that the agent cannot attribute is counted and logged.
-    fn is_container_actor(&mut self, header: &Header) -> bool {
-        self.look_up(header.tgid);
-        if let Some(process) = self.processes.get_mut(header.tgid)
-            && process.cgroup_id != header.identity.cgroup_id
-        {
-            process.cgroup_id = header.identity.cgroup_id;
-        }
-        let is_container = self.attribute(header.tgid).is_some();
-        if is_container && header.identity.is_unclassified() {
-            self.metrics.unclassified_acts_total.inc();
-        }
-        if !is_container && header.identity.is_container() {
-            let kind = EventKind::from_u32(header.kind).unwrap_or(EventKind::Exec);
-            self.metrics.act_dropped(kind, ActDropped::ActorUnknown);
-            log::warn!(
-                "{} act of pid {}: no container found for cgroup {}",
-                kind.name(),
-                header.tgid,
-                header.identity.cgroup_id
-            );
-        }
-        is_container
-    }
-
-    /// The process as the rules see it, when it belongs to a container.
-    fn who(&self, tgid: u32) -> Option<Who<'_>> {
-        let process = self.processes.get(tgid)?;
-        let container_id = process.container_id.as_deref()?;
-        Some(Who {
-            pid: process.pid,
-            comm: &process.comm,
-            container_id,
-            ns: process.ns,
-            origin: self.containers.origin(container_id),
-        })
-    }
-
-    /// The acting process as it is now, for the alert, when it belongs to a container.
-    fn actor(&mut self, header: &Header) -> Option<Actor> {
-        let process = self.processes.get(header.tgid)?;
-        let container_id = process.container_id.clone()?;
-        let info = ProcessInfo {
-            pid: process.pid,
-            tid: header.tid,
-            ppid: process.ppid,
-            uid: process.uid,
-            euid: process.euid,
-            comm: process.comm.clone(),
-            exe: process.exe.clone(),
-            args: process.args.clone(),
-            cgroup: process.cgroup.clone(),
-            ancestors: self.processes.ancestors(process.pid),
-        };
-        Some(Actor {
-            seen_ns: header.ktime_ns,
-            ns: process.ns,
-            process: info,
-            container: self.containers.info(&container_id),
-            container_id,
-            truncated: process.cut.clone(),
-        })
-    }
-
-    /// The process an act was aimed at. The kernel names it by host pid where it can; syscall
-    /// tracepoints only have the pid as the caller named it, in the caller's pid namespace.
-    fn target(&mut self, event: &Event) -> Option<Target> {
-        let Event::Ptrace(e) = event else {
-            return None;
-        };
-        let pid = match e.target_tgid {
-            0 => {
-                // The caller may be gone: its pid namespace came with the event. Outside the
-                // host's, the target is one of the container processes that share it.
-                let candidates = self
-                    .processes
-                    .iter()
-                    .filter(|p| p.exited_at.is_none())
-                    .map(|p| p.pid);
-                procfs::host_pid_of(e.caller_pid_ns, e.target_vpid, candidates)?
-            }
-            tgid => tgid,
-        };
-        if let Some(process) = self.processes.get(pid).filter(|p| p.exited_at.is_none()) {
-            return Some(Target {
-                pid,
-                comm: process.comm.clone(),
-                container_id: process.container_id.clone(),
-            });
-        }
-        // Not a container process the table knows: most often a host process, which is read
-        // for the alert and not kept.
-        let process = procfs::read_process(pid, self.cgroups.hierarchy())?;
-        let container_id = self
-            .cgroups
-            .lookup(process.cgroup_id, pid)
-            .map(|c| self.containers.register(&c.container, Origin::of(&process)));
-        Some(Target {
-            pid,
-            comm: process.comm,
-            container_id,
-        })
-    }
-
-    fn update_gauges(&mut self) {
-        let live: HashSet<&str> = self
-            .processes
-            .iter()
-            .filter(|p| p.exited_at.is_none())
-            .filter_map(|p| p.container_id.as_deref())
-            .collect();
-        self.containers.retain(&live);
-        self.metrics
-            .tracked_processes
-            .set(self.processes.live_count() as i64);
-        self.metrics
-            .tracked_containers
-            .set(self.containers.len() as i64);
     }
 }
 
@@ -566,7 +352,7 @@ mod tests {
         state::{identity_hierarchy::IdentityHierarchy, process::Process},
     };
     use detector_common::{
-        EventKind, ExecEvent, ForkEvent, Identity, Namespaces, identity, ns_bit, syscall,
+        EventKind, ExecEvent, ForkEvent, Header, Identity, Namespaces, identity, ns_bit, syscall,
     };
     use std::sync::Mutex;
 
@@ -815,11 +601,11 @@ mod tests {
         });
         h.pipeline.handle(&vm_read, t0);
         assert_eq!(h.alerts().len(), 1, "{:?}", h.alerts());
-        h.pipeline.processes.remove(HOST);
+        h.pipeline.state.processes.remove(HOST);
         h.pipeline.handle(&vm_read, t0);
         let dropped =
             "escape_detector_acts_dropped_total{kind=\"ptrace\",reason=\"target_unknown\"} 0";
-        assert!(h.pipeline.metrics.render().contains(dropped));
+        assert!(h.pipeline.state.metrics.render().contains(dropped));
     }
 
     /// A process that got the pid of one that had spoken is news, even when the first one's
