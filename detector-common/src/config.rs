@@ -92,6 +92,8 @@ pub struct Offsets {
     pub task_exit_code: u32,
     pub task_group_leader: u32,
     pub task_start_time: u32,
+    /// `task_struct.start_boottime`: the start time /proc reports (in clock ticks).
+    pub task_start_boottime: u32,
     pub task_signal: u32,
     /// `signal_struct.live`: threads of the group that have not exited.
     pub signal_live: u32,
@@ -221,6 +223,7 @@ impl Offsets {
         task_exit_code: FIELD_MISSING,
         task_group_leader: FIELD_MISSING,
         task_start_time: FIELD_MISSING,
+        task_start_boottime: FIELD_MISSING,
         task_signal: FIELD_MISSING,
         signal_live: FIELD_MISSING,
         task_cgroups: FIELD_MISSING,

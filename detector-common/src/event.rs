@@ -179,6 +179,10 @@ pub struct Header {
     /// `bpf_ktime_get_boot_ns()` when the event was made.
     pub ktime_ns: u64,
     pub identity: Identity,
+    /// When the task's process started (its leader's `start_boottime`, the clock of
+    /// `ktime_ns`; 0 when unknown): with the tgid it names the process, which no later process
+    /// that gets the same pid does.
+    pub start_ns: u64,
 }
 
 impl Header {
@@ -194,11 +198,17 @@ impl Header {
                 _pad: 0,
                 cgroup_id: 0,
             },
+            start_ns: 0,
         }
     }
 
     pub const fn with_identity(mut self, identity: Identity) -> Header {
         self.identity = identity;
+        self
+    }
+
+    pub const fn with_start(mut self, start_ns: u64) -> Header {
+        self.start_ns = start_ns;
         self
     }
 }

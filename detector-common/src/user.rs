@@ -185,34 +185,34 @@ mod tests {
     #[test]
     fn layouts_have_no_implicit_padding() {
         assert_eq!(size_of::<Identity>(), 16);
-        assert_eq!(size_of::<Header>(), 40);
+        assert_eq!(size_of::<Header>(), 48);
         assert_eq!(offset_of!(Header, identity), 24);
         assert_eq!(size_of::<Namespaces>(), 32);
-        assert_eq!(size_of::<ExecEvent>(), 912);
-        assert_eq!(offset_of!(ExecEvent, start_ns), 56);
-        assert_eq!(offset_of!(ExecEvent, ns), 64);
-        assert_eq!(offset_of!(ExecEvent, root), 104);
-        assert_eq!(offset_of!(ExecEvent, comm), 128);
-        assert_eq!(size_of::<ForkEvent>(), 56);
-        assert_eq!(size_of::<ExitEvent>(), 48);
-        assert_eq!(size_of::<CgroupAttachEvent>(), 320);
-        assert_eq!(offset_of!(CgroupAttachEvent, cgroup_id), 56);
-        assert_eq!(size_of::<CgroupEvent>(), 320);
-        assert_eq!(size_of::<NamespaceEvent>(), 112);
-        assert_eq!(size_of::<FileOpenEvent>(), 472);
-        assert_eq!(offset_of!(FileOpenEvent, magic), 56);
-        assert_eq!(size_of::<MountEvent>(), 352);
-        assert_eq!(size_of::<ModuleEvent>(), 112);
-        assert_eq!(size_of::<BpfEvent>(), 48);
-        assert_eq!(size_of::<PtraceEvent>(), 56);
-        assert_eq!(size_of::<UnixConnectEvent>(), 56 + 107 + 1 + 4);
-        assert_eq!(size_of::<TcpConnectEvent>(), 40 + 4 + 2 + 2 + 16);
+        assert_eq!(size_of::<ExecEvent>(), 920);
+        assert_eq!(offset_of!(ExecEvent, start_ns), 64);
+        assert_eq!(offset_of!(ExecEvent, ns), 72);
+        assert_eq!(offset_of!(ExecEvent, root), 112);
+        assert_eq!(offset_of!(ExecEvent, comm), 136);
+        assert_eq!(size_of::<ForkEvent>(), 64);
+        assert_eq!(size_of::<ExitEvent>(), 56);
+        assert_eq!(size_of::<CgroupAttachEvent>(), 328);
+        assert_eq!(offset_of!(CgroupAttachEvent, cgroup_id), 64);
+        assert_eq!(size_of::<CgroupEvent>(), 328);
+        assert_eq!(size_of::<NamespaceEvent>(), 120);
+        assert_eq!(size_of::<FileOpenEvent>(), 480);
+        assert_eq!(offset_of!(FileOpenEvent, magic), 64);
+        assert_eq!(size_of::<MountEvent>(), 360);
+        assert_eq!(size_of::<ModuleEvent>(), 120);
+        assert_eq!(size_of::<BpfEvent>(), 56);
+        assert_eq!(size_of::<PtraceEvent>(), 64);
+        assert_eq!(size_of::<UnixConnectEvent>(), 64 + 107 + 1 + 4);
+        assert_eq!(size_of::<TcpConnectEvent>(), 48 + 4 + 2 + 2 + 16);
         assert_eq!(size_of::<FileId>(), 16);
-        assert_eq!(size_of::<SignalEvent>(), 48);
-        assert_eq!(size_of::<OpenByHandleEvent>(), 40 + 8 + 16 + 64);
+        assert_eq!(size_of::<SignalEvent>(), 56);
+        assert_eq!(size_of::<OpenByHandleEvent>(), 48 + 8 + 16 + 64);
         assert_eq!(size_of::<TaskMark>(), 24);
-        assert_eq!(size_of::<Offsets>(), 95 * 4);
-        assert_eq!(size_of::<Config>(), 32 + 24 + 95 * 4);
+        assert_eq!(size_of::<Offsets>(), 96 * 4);
+        assert_eq!(size_of::<Config>(), 32 + 24 + 96 * 4);
     }
 
     fn bytes_of<T>(v: &T) -> &[u8] {
@@ -238,14 +238,14 @@ mod tests {
             Some(DecodeError::Short {
                 kind: 0,
                 len: 20,
-                want: 40
+                want: 48
             })
         );
         let mut exec_kind_short = bytes.to_vec();
         exec_kind_short[0] = EventKind::Exec as u8;
         assert!(matches!(
             Event::decode(&exec_kind_short),
-            Err(DecodeError::Short { want: 912, .. })
+            Err(DecodeError::Short { want: 920, .. })
         ));
         let mut unknown = bytes.to_vec();
         unknown[0] = 99;

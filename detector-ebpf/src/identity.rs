@@ -95,6 +95,14 @@ pub fn leader_start(task: *const u8) -> u64 {
     read_or_zero(leader, offset!(task_start_time))
 }
 
+/// When the task's process started, on the boot-time clock /proc reports it by: with the tgid,
+/// what the agent checks before it signals the process.
+#[inline(always)]
+pub fn started(task: *const u8) -> u64 {
+    let leader = read_or_zero::<*const u8>(task, offset!(task_group_leader));
+    read_or_zero(leader, offset!(task_start_boottime))
+}
+
 /// The mark of process `tgid` when it is the marked process itself, not a later one that got
 /// its pid; a stale mark is removed.
 #[inline(always)]
@@ -180,7 +188,7 @@ impl Actor {
     /// A header for an event about this task.
     #[inline(always)]
     pub fn header(&self, kind: EventKind) -> Header {
-        header(kind, self.tgid, self.tid, self.identity)
+        header(kind, self.tgid, self.tid, self.identity).with_start(started(task::current()))
     }
 
     /// Whether an LSM hook may refuse its act: only a container process's, never one the

@@ -114,7 +114,8 @@ pub fn on_fork(ctx: &RawTracePointContext) {
         return;
     };
     entry.write(ForkEvent {
-        header: header(EventKind::Fork, child_tgid, child_pid, who),
+        header: header(EventKind::Fork, child_tgid, child_pid, who)
+            .with_start(identity::started(child)),
         ppid: task::parent_tgid(child),
         creator_tgid: current_ids().0,
         start_ns,
@@ -140,7 +141,7 @@ pub fn on_exit() {
         return;
     };
     entry.write(ExitEvent {
-        header: header(EventKind::Exit, tgid, tid, who),
+        header: header(EventKind::Exit, tgid, tid, who).with_start(identity::started(current)),
         exit_code,
         _pad: 0,
     });
@@ -178,7 +179,8 @@ pub fn on_cgroup_attach(ctx: &RawTracePointContext) {
     let e = entry.as_mut_ptr();
     // SAFETY: `e` points at a reserved, exclusively owned CgroupAttachEvent.
     unsafe {
-        (*e).header = header(EventKind::CgroupAttach, tgid, task::pid(moved), who);
+        (*e).header = header(EventKind::CgroupAttach, tgid, task::pid(moved), who)
+            .with_start(identity::started(moved));
         (*e).mover_tgid = current_ids().0;
         (*e)._pad = 0;
         (*e).start_ns = start_ns;

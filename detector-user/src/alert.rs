@@ -7,6 +7,9 @@ use crate::{incidents::IncidentRef, rules::Severity};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Alert {
+    /// The act's stable id ([`alert_id`]): the same act has the same id whoever reports it and
+    /// however often, so consumers can de-duplicate across restarts.
+    pub id: String,
     pub time: String,
     pub rule: &'static str,
     pub severity: Severity,
@@ -82,6 +85,17 @@ impl Alert {
     }
 }
 
+/// The namespace of alert ids (a UUID of our own, fixed forever).
+const ALERT_ID_NAMESPACE: uuid::Uuid = uuid::uuid!("6f1c2a3e-9b7d-5e40-8a21-3c5d7e9f0b14");
+
+/// A name-based (v5) UUID of what makes an act unique on this host: the boot (the kernel's
+/// clock restarts with it), when the kernel saw the act (`CLOCK_BOOTTIME`), the thread that
+/// acted and the rule that reported it.
+pub fn alert_id(boot_id: &str, seen_ns: u64, pid: u32, tid: u32, rule: &str) -> String {
+    let name = format!("{boot_id}/{seen_ns}/{pid}/{tid}/{rule}");
+    uuid::Uuid::new_v5(&ALERT_ID_NAMESPACE, name.as_bytes()).to_string()
+}
+
 /// RFC 3339 UTC with nanoseconds, as in the contract's example.
 pub fn timestamp(at: std::time::SystemTime) -> String {
     humantime::format_rfc3339_nanos(at).to_string()
@@ -94,6 +108,7 @@ mod tests {
     #[test]
     fn serialises_every_contract_field_with_nulls_where_unknown() {
         let alert = Alert {
+            id: alert_id("boot", 1, 2, 3, "host-namespace-entry"),
             time: timestamp(std::time::UNIX_EPOCH),
             rule: "host-namespace-entry",
             severity: Severity::Critical,
@@ -120,6 +135,7 @@ mod tests {
             truncated: vec![crate::truncation::ARGS],
         };
         let v: Value = serde_json::from_str(alert.to_json_line().trim_end()).unwrap();
+        assert_eq!(v["id"], alert_id("boot", 1, 2, 3, "host-namespace-entry"));
         assert_eq!(v["time"], "1970-01-01T00:00:00.000000000Z");
         assert_eq!(v["severity"], "critical");
         assert_eq!(v["action"], "alert");
@@ -139,6 +155,21 @@ mod tests {
             "ancestors",
         ] {
             assert!(v["process"].get(key).is_some(), "process.{key} missing");
+        }
+    }
+
+    #[test]
+    fn an_act_has_one_id_and_another_act_another() {
+        let id = alert_id("b1", 100, 7, 7, "bpf-from-container");
+        assert_eq!(id, alert_id("b1", 100, 7, 7, "bpf-from-container"));
+        assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 5);
+        for other in [
+            alert_id("b2", 100, 7, 7, "bpf-from-container"),
+            alert_id("b1", 101, 7, 7, "bpf-from-container"),
+            alert_id("b1", 100, 8, 8, "bpf-from-container"),
+            alert_id("b1", 100, 7, 7, "agent-tamper"),
+        ] {
+            assert_ne!(id, other);
         }
     }
 }

@@ -14,6 +14,8 @@ pub const WINDOW_NS: u64 = 10 * 60 * 1_000_000_000;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Act {
     pub tgid: u32,
+    /// The process's start (0 when unknown): a pid reused is another process.
+    pub start_ns: u64,
     pub rule: &'static str,
     pub key: String,
 }
@@ -106,6 +108,7 @@ mod tests {
 
     fn alert(message: &str) -> Alert {
         Alert {
+            id: "a".into(),
             time: "t0".into(),
             rule: "runtime-socket-access",
             severity: Severity::High,
@@ -136,6 +139,7 @@ mod tests {
     fn act(tgid: u32, key: &str) -> Act {
         Act {
             tgid,
+            start_ns: 1,
             rule: "runtime-socket-access",
             key: key.into(),
         }

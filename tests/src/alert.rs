@@ -4,7 +4,8 @@ use anyhow::{Context, ensure};
 use serde_json::Value;
 
 /// Fields every alert carries, `null` where unknown.
-const FIELDS: [&str; 13] = [
+const FIELDS: [&str; 14] = [
+    "id",
     "time",
     "rule",
     "severity",
@@ -117,6 +118,7 @@ pub fn check_contract(alert: &Value) -> anyhow::Result<()> {
         "bad action: {alert}"
     );
     ensure!(alert["mitre"].is_array(), "`mitre` is not a list: {alert}");
+    ensure!(alert["id"].is_string(), "`id` is not a string: {alert}");
     ensure!(
         alert["truncated"].is_array(),
         "`truncated` is not a list: {alert}"
@@ -134,6 +136,7 @@ mod tests {
     #[test]
     fn the_contract_example_passes_and_a_wrong_severity_does_not() {
         let mut alert = json!({
+            "id": "5d0c0a1e-0000-5000-8000-000000000000",
             "time": "2026-11-28T09:30:00.123456789Z", "rule": "host-namespace-entry",
             "severity": "critical", "mitre": ["T1611"], "message": "m", "hostname": "node-1",
             "action": "alert", "container": {"id": "3f2a"},

@@ -272,6 +272,20 @@ impl Detector {
         Ok(status)
     }
 
+    /// SIGKILL, as a crash or an OOM kill would end it: no clean detach. Returns once it is
+    /// gone.
+    pub fn kill(mut self) -> anyhow::Result<()> {
+        self.signal(libc::SIGKILL);
+        let status = self
+            .wait_exit(STOP_TIMEOUT)
+            .context("the detector outlived SIGKILL")?;
+        ensure!(
+            std::os::unix::process::ExitStatusExt::signal(&status) == Some(libc::SIGKILL),
+            "the detector ended with {status}, not by SIGKILL"
+        );
+        Ok(())
+    }
+
     /// The detector's whole stderr log so far.
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("detector.log")).unwrap_or_default()

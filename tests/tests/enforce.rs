@@ -5,8 +5,8 @@
 use std::process::Output;
 
 use escape_detector_e2e::{
-    By, CgroupLayout, Container, Detector, KernelSetting, Profile, RunningContainer, alert_matches,
-    exclusive, kernel_module, scenario::ALERT_TIMEOUT, skip, technique,
+    By, CgroupLayout, Container, Detector, HostProcess, KernelSetting, Profile, RunningContainer,
+    alert_matches, exclusive, kernel_module, scenario::ALERT_TIMEOUT, skip, technique,
 };
 
 const CORE_PATTERN: &str = "/proc/sys/kernel/core_pattern";
@@ -104,5 +104,30 @@ fn a_module_load_is_stopped() -> anyhow::Result<()> {
             "a denied module was loaded"
         );
     }
+    Ok(())
+}
+
+/// Joining the host's namespaces has no LSM hook to refuse it: the process that joined is
+/// killed, through a pidfd, once /proc shows the pid is still the one that acted.
+#[test]
+fn a_host_namespace_entry_is_killed() -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let target = HostProcess::sleep()?;
+    let detector = Detector::start(&["--enforce"])?;
+    let container = Container::start(Profile::HostPid, CgroupLayout::Docker)?;
+    let act = container.exec(&format!(
+        "nsenter -t {} -m -u -i -n -- sleep 5",
+        target.pid()
+    ))?;
+    let alert = detector.wait_for_alert(
+        "host-namespace-entry alert with action killed",
+        |a| alert_matches(a, "host-namespace-entry", container.id()) && a["action"] == "killed",
+        ALERT_TIMEOUT,
+    )?;
+    anyhow::ensure!(
+        act.status.code() == Some(KILLED),
+        "nsenter should have died by SIGKILL: {act:?}"
+    );
+    eprintln!("{}", alert["message"]);
     Ok(())
 }

@@ -23,6 +23,7 @@ pub fn pipeline_settings(
 ) -> anyhow::Result<PipelineSettings> {
     Ok(PipelineSettings {
         hostname: hostname(settings),
+        boot_id: boot_id()?,
         host_ns: host.namespaces,
         host_pid: host.pid,
         host_root: host.root,
@@ -45,6 +46,13 @@ pub fn hostname(settings: &Settings) -> String {
             .map(|name| name.to_string_lossy().into_owned())
             .unwrap_or_default()
     })
+}
+
+/// This boot's id, which makes alert ids unique across reboots.
+fn boot_id() -> anyhow::Result<String> {
+    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .context("reading the boot id")?;
+    Ok(id.trim().to_owned())
 }
 
 /// Applies `read` (the file read again, the flags on top) over `running`, which it updates.

@@ -69,6 +69,8 @@ const FIELDS: &[Field] = &[
     field!(task_exit_code, "task_struct", ["exit_code"]),
     field!(task_group_leader, "task_struct", ["group_leader"]),
     field!(task_start_time, "task_struct", ["start_time"]),
+    // `real_start_time` before 5.5.
+    field!(task_start_boottime, "task_struct", ["start_boottime", "real_start_time"]),
     field!(task_signal, "task_struct", ["signal"]),
     // atomic_t wraps `counter`; the programs read the 4 bytes at the atomic_t itself.
     field!(signal_live, "signal_struct", ["live"]),

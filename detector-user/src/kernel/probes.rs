@@ -7,7 +7,7 @@ use aya::{
     programs::{FEntry, FExit, Lsm, Program, ProgramError, ProgramInfo, RawTracePoint, TracePoint},
 };
 
-use super::lsm;
+use super::{lsm, tracefs};
 
 #[derive(Debug, Clone, Copy)]
 pub enum Hook {
@@ -45,6 +45,22 @@ pub struct Probe {
     pub hook: Hook,
     /// The implementation works without it (e.g. a syscall this architecture lacks).
     pub optional: bool,
+}
+
+impl Probe {
+    /// Whether its absence is what `optional` excuses: the kernel lacks the hook. A syscall
+    /// tracepoint the kernel has but that did not attach is a failure, not an absence: its
+    /// acts would go unseen with nothing to show for it.
+    fn may_be_missing(&self) -> bool {
+        match self.hook {
+            Hook::Tracepoint(category, name) => {
+                self.optional && !tracefs::has_tracepoint(category, name)
+            }
+            Hook::RawTracepoint(_) | Hook::Lsm(_) | Hook::FEntry(_) | Hook::FExit(_) => {
+                self.optional
+            }
+        }
+    }
 }
 
 pub struct Implementation {
@@ -445,7 +461,9 @@ fn attach_implementation(
     for probe in implementation.probes {
         match attach(ebpf, btf, probe) {
             Ok(()) => attached.push(probe.program),
-            Err(e) if probe.optional => missing_optional.push((probe.program, format!("{e:#}"))),
+            Err(e) if probe.may_be_missing() => {
+                missing_optional.push((probe.program, format!("{e:#}")));
+            }
             Err(e) => {
                 for program in attached {
                     unload(ebpf, program);
@@ -581,5 +599,14 @@ mod tests {
             modules.state(),
             "module loads: not needed: the kernel has no module support (no /proc/modules)"
         );
+    }
+
+    #[test]
+    fn an_optional_syscall_tracepoint_excuses_only_its_absence() {
+        assert!(syscall("sys_enter_no_such_call", true).may_be_missing());
+        assert!(!syscall("sys_enter_no_such_call", false).may_be_missing());
+        if tracefs::has_tracepoint("syscalls", "sys_enter_process_vm_readv") {
+            assert!(!syscall("sys_enter_process_vm_readv", true).may_be_missing());
+        }
     }
 }

@@ -147,8 +147,16 @@ impl ProcessTable {
         process.euid = Some(e.euid);
         process.comm = text(&e.comm);
         process.exe = Some(text(&e.filename)).filter(|s| !s.is_empty());
-        process.args = procfs::split_args(e.argv());
         process.cut = truncation::of_exec(e);
+        process.args = if e.args_len == 0 {
+            // The kernel could not read argv: /proc has it while the process runs this image.
+            procfs::args_of(pid, &process.comm).unwrap_or_else(|| {
+                process.cut.push(truncation::ARGS);
+                Vec::new()
+            })
+        } else {
+            procfs::split_args(e.argv())
+        };
         process.ns = e.ns;
         process.root = e.root;
         process.cap_effective = e.cap_effective;
@@ -243,6 +251,23 @@ mod tests {
         e.start_ns = start_ns;
         e.comm[..comm.len()].copy_from_slice(comm.as_bytes());
         e
+    }
+
+    /// An exec whose argv the kernel could not read: /proc tells it, for the same image.
+    #[test]
+    fn argv_the_kernel_could_not_read_comes_from_proc() {
+        let me = std::process::id();
+        let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+        let mut table = ProcessTable::default();
+        table.on_exec(&exec(me, 1, comm.trim()), &hierarchy());
+        let args = &table.get(me).unwrap().args;
+        assert_eq!(args[0], std::env::args().next().unwrap());
+        assert!(table.get(me).unwrap().cut.is_empty());
+        // Another image now runs under that pid: nothing is taken for its argv.
+        table.on_exec(&exec(me, 1, "not-this-one"), &hierarchy());
+        let process = table.get(me).unwrap();
+        assert!(process.args.is_empty());
+        assert_eq!(process.cut, [truncation::ARGS]);
     }
 
     /// runc clones a container's init with CLONE_PARENT: its parent is runc's parent, but its

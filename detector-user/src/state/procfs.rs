@@ -131,6 +131,16 @@ fn cmdline(pid: u32) -> Vec<String> {
     }
 }
 
+/// The argv of process `pid` while it still runs the program named `comm` (an exec after the
+/// one in question would change both).
+pub fn args_of(pid: u32, comm: &str) -> Option<Vec<String>> {
+    let process = open(Some(pid)).ok()?;
+    if process.stat().ok()?.comm != comm {
+        return None;
+    }
+    Some(cmdline(pid))
+}
+
 /// (pid, comm, exe, ppid) of a process above a container's processes, for an alert's
 /// ancestry.
 pub fn read_ancestor(pid: u32) -> Option<(u32, String, Option<String>, u32)> {
