@@ -87,6 +87,24 @@ pub fn sys_exit_setns(ctx: TracePointContext) -> u32 {
     0
 }
 
+#[tracepoint(category = "syscalls", name = "sys_enter_unshare")]
+pub fn sys_enter_unshare(ctx: TracePointContext) -> u32 {
+    namespaces::on_unshare_enter(&ctx);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_unshare")]
+pub fn sys_exit_unshare(ctx: TracePointContext) -> u32 {
+    namespaces::on_unshare_exit(&ctx);
+    0
+}
+
+#[fexit(function = "unshare_userns")]
+pub fn unshare_userns(ctx: FExitContext) -> i32 {
+    namespaces::on_unshare_userns(&ctx);
+    0
+}
+
 #[tracepoint(category = "syscalls", name = "sys_exit_openat")]
 pub fn sys_exit_openat(ctx: TracePointContext) -> u32 {
     files::on_open_exit(&ctx);

@@ -9,7 +9,7 @@ use std::{
 };
 
 use detector_common::{
-    CgroupAttachEvent, EventKind, ExecEvent, FileId, Header, NamespaceEvent, Namespaces,
+    CgroupAttachEvent, EventKind, ExecEvent, FileId, Header, NamespaceEvent, Namespaces, syscall,
     user::Event,
 };
 
@@ -25,6 +25,7 @@ use crate::{
     rules::{self, Finding, Repeat, Severity, Subject, Target},
     state::{
         agent_self::{AgentSelf, OwnBpfObjects},
+        cgroup,
         cgroup_table::CgroupTable,
         container::{ContainerTable, Origin},
         filesystems::Filesystems,
@@ -195,6 +196,10 @@ impl Pipeline {
                 self.processes.on_exit(e.header.tgid, now);
                 self.forget_spoken(e.header.tgid);
             }
+            // A move in another cgroup v1 hierarchy: the process's identity is unchanged.
+            Event::CgroupAttach(e) if e.hierarchy_id != hierarchy.hierarchy_id => {
+                self.judge_move(e);
+            }
             Event::CgroupAttach(e) => {
                 let known = self
                     .processes
@@ -214,7 +219,17 @@ impl Pipeline {
                 self.cgroups.learn(e.cgroup_id, &rules::text(&e.path));
             }
             Event::CgroupRmdir(e) => self.cgroups.forget(e.cgroup_id),
-            Event::Namespace(e) => self.hold_namespace_change(e, now),
+            Event::Namespace(e) if e.syscall == syscall::SETNS => {
+                self.hold_namespace_change(e, now);
+            }
+            // A user namespace made (unshare, or clone for a new process): it lives there now,
+            // so its next exec is no news.
+            Event::Namespace(e) => {
+                if let Some(process) = self.processes.get_mut(e.header.tgid) {
+                    process.ns = e.after;
+                }
+                self.judge_act(event, Some(e.before));
+            }
             Event::FileOpen(_)
             | Event::Mount(_)
             | Event::Module(_)
@@ -229,7 +244,8 @@ impl Pipeline {
 
     /// The snapshot of the actor (ancestors, container metadata) is only taken for an act a
     /// rule reports.
-    /// `ns_before`: for an exec, the process's namespaces before it, when known.
+    /// `ns_before`: for an exec or a namespace change, the process's namespaces before it,
+    /// when known.
     fn judge_act(&mut self, event: &Event, ns_before: Option<Namespaces>) {
         let header = *event.header();
         if !self.is_container_actor(&header) {
@@ -315,10 +331,15 @@ impl Pipeline {
             return;
         }
         let moved = e.header.tgid;
-        let to = self
-            .cgroups
-            .lookup(e.cgroup_id, moved)
-            .map(|c| c.container.id.clone());
+        let path = rules::text(&e.path);
+        // Another v1 hierarchy's cgroup ids are not in the table: its path says whose it is.
+        let to = if e.hierarchy_id == self.cgroups.hierarchy().hierarchy_id {
+            self.cgroups
+                .lookup(e.cgroup_id, moved)
+                .map(|c| c.container.id.clone())
+        } else {
+            cgroup::classify(&path).map(|c| c.id)
+        };
         let target = Target {
             pid: moved,
             comm: self
@@ -328,7 +349,6 @@ impl Pipeline {
                 .unwrap_or_default(),
             container_id: to,
         };
-        let path = rules::text(&e.path);
         let Some(finding) = self.who(mover.tgid).and_then(|who| {
             self.judge_with(who, Some(target), None, |s| {
                 rules::cgroup_escape::cgroup_escape(&path, s)

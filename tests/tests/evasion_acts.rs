@@ -66,6 +66,8 @@ const NO_USERNS_FOR_THREADS: &str =
     "the kernel refuses unshare(CLONE_NEWUSER) to a process of several threads";
 
 /// The user namespaces, each entered by a process that then runs `then` there, if anything.
+/// Reported where the kernel makes the namespace, by the process that is in it: the caller of
+/// `unshare`, the new process of `clone` (a process of its own, never a thread).
 fn userns_acts(then: &str) -> Vec<Act> {
     ["unshare", "clone", "clone3"]
         .map(|call| {
@@ -73,28 +75,20 @@ fn userns_acts(then: &str) -> Vec<Act> {
             if call == "unshare" {
                 act.closed_to_orphan_threads(NO_USERNS_FOR_THREADS)
             } else {
-                act
+                act.names_no_thread()
             }
         })
         .into()
 }
 
-/// Reported when the program in the new namespace starts.
+/// Reported once, when the namespace is made: the program then started there is no news.
 #[test]
 fn user_namespaces_by_unshare_clone_and_clone3_then_an_exec_are_reported() -> anyhow::Result<()> {
     let _machine = exclusive();
-    let acts: Vec<Act> = userns_acts(" /bin/true")
-        .into_iter()
-        .map(|act| act.reported_as("true"))
-        .collect();
-    expect_every_act_reported(Profile::Privileged, &acts)
+    expect_every_act_reported(Profile::Privileged, &userns_acts(" /bin/true"))
 }
 
 #[test]
-#[ignore = "known miss on every backend: userns-creation is judged at exec only, so a process \
-            that makes a user namespace (unshare, clone, clone3) and acts in it without an exec \
-            is not seen; it needs the fork event's namespaces and an unshare hook \
-            (sys_exit_unshare, LSM userns_create)"]
 fn user_namespaces_by_unshare_clone_and_clone3_without_an_exec_are_reported() -> anyhow::Result<()>
 {
     let _machine = exclusive();
@@ -281,9 +275,6 @@ fn identity_hierarchy() -> &'static str {
 /// A move out of the container's cgroup in a cgroup v1 hierarchy other than the one
 /// containers are known by: out of its pids limit, here.
 #[test]
-#[ignore = "known miss on cgroup v1 hosts: the kernel side reports cgroup moves in the identity \
-            hierarchy only (memory), so a move into the host's root pids (or cpu, ...) cgroup \
-            is not seen"]
 fn a_move_out_of_another_v1_hierarchy_is_reported() -> anyhow::Result<()> {
     let _machine = exclusive();
     expect_every_act_reported(

@@ -146,7 +146,7 @@ pub const SENSORS: &[Sensor] = &[
     Sensor {
         name: "process and cgroup lifecycle",
         needs: Needs::Nothing,
-        feeds: "container identity, process table",
+        feeds: "container identity, process table, cgroup-escape, userns-creation by clone",
         required: true,
         implementations: &[tracepoints(&[
             raw("sched_process_exec"),
@@ -179,6 +179,23 @@ pub const SENSORS: &[Sensor] = &[
             tracepoints(&[
                 syscall("sys_enter_setns", false),
                 syscall("sys_exit_setns", false),
+            ]),
+        ],
+    },
+    Sensor {
+        name: "user namespaces by unshare",
+        needs: Needs::Nothing,
+        feeds: "userns-creation (clone and clone3 are seen at fork)",
+        required: false,
+        // fexit sees the namespace made; no LSM hook is needed for a rule never enforced.
+        implementations: &[
+            Implementation {
+                backend: Backend::Fentry,
+                probes: &[fexit("unshare_userns")],
+            },
+            tracepoints(&[
+                syscall("sys_enter_unshare", false),
+                syscall("sys_exit_unshare", false),
             ]),
         ],
     },
