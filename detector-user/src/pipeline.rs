@@ -1006,6 +1006,85 @@ mod tests {
         assert!(h.alerts().is_empty());
     }
 
+    /// A user namespace made by clone, then a program started there: one alert, about the new
+    /// process, where the namespace was made.
+    #[test]
+    fn a_user_namespace_is_one_alert_where_it_is_made() {
+        let mut h = Harness::new("userns", &[]);
+        let t0 = Instant::now();
+        let before = Namespaces {
+            mnt: HOST_NS.mnt + 1000,
+            pid_for_children: HOST_NS.pid_for_children + 1000,
+            user: HOST_NS.user + 1000,
+            ..HOST_NS
+        };
+        let after = Namespaces {
+            user: HOST_NS.user + 2000,
+            ..before
+        };
+        let fork = ForkEvent {
+            header: header(EventKind::Fork, NSENTER),
+            ppid: SH,
+            creator_tgid: SH,
+            start_ns: 1,
+        };
+        let clone = NamespaceEvent {
+            header: header(EventKind::Namespace, NSENTER),
+            syscall: syscall::CLONE,
+            nstype: 0,
+            before,
+            after,
+        };
+        let Event::Exec(mut started) = exec(NSENTER, "true") else {
+            unreachable!()
+        };
+        started.ns = after;
+        for event in [
+            Event::Fork(fork),
+            Event::Namespace(clone),
+            Event::Exec(started),
+        ] {
+            h.pipeline.handle(&event, t0);
+        }
+        h.pipeline.flush();
+        let alerts = h.alerts();
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(alerts[0]["rule"], "userns-creation");
+        assert_eq!(alerts[0]["container"]["id"], ID);
+        assert_eq!(alerts[0]["process"]["pid"], NSENTER);
+    }
+
+    /// A container process moving itself in a cgroup v1 hierarchy other than the identity
+    /// one (3), judged by the destination's path.
+    #[test]
+    fn a_move_in_another_v1_hierarchy_is_judged_by_its_path() {
+        let mut h = Harness::new("v1-move", &[]);
+        let t0 = Instant::now();
+        let moved = |path: &str| {
+            // SAFETY: plain data; all-zero is a valid CgroupAttachEvent.
+            let mut e: CgroupAttachEvent = unsafe { std::mem::zeroed() };
+            e.header = header(EventKind::CgroupAttach, SH);
+            e.mover_tgid = SH;
+            e.hierarchy_id = 3;
+            e.cgroup_id = CONTAINER_CGROUP + 7;
+            e.path[..path.len()].copy_from_slice(path.as_bytes());
+            Event::CgroupAttach(e)
+        };
+        h.pipeline.handle(&moved(&format!("/docker/{ID}/sub")), t0);
+        assert!(h.alerts().is_empty(), "within its container");
+        h.pipeline.handle(&moved("/"), t0);
+        let alerts = h.alerts();
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(alerts[0]["rule"], "cgroup-escape");
+        assert_eq!(alerts[0]["details"]["cgroup"], "/");
+        assert_eq!(alerts[0]["container"]["id"], ID);
+        // Its identity stays its container's.
+        assert_eq!(
+            h.pipeline.processes.get(SH).map(|p| p.cgroup_id),
+            Some(CONTAINER_CGROUP)
+        );
+    }
+
     fn bpf(pid: u32, cmd: u32) -> Event {
         Event::Bpf(detector_common::BpfEvent {
             header: header(EventKind::Bpf, pid),

@@ -1,5 +1,6 @@
 //! Evasion variants of the rules that are not about one file: each act done by `escape-act`, a
-//! renamed copy of it, and a thread whose leader has exited, from the container's workload;
+//! renamed copy of it, and a thread whose leader has exited, from the container's workload
+//! (for namespace-escape, also the process that escapes is each of those);
 //! the namespace rules by `/proc/PID/ns/*` files and pidfds, and by `unshare`, `clone` and
 //! `clone3`; mounts by `mount(2)` and the new mount API. (The file rules' variants are in
 //! evasion_files.rs.)
@@ -11,9 +12,10 @@ use std::{
 
 use escape_detector_e2e::{
     By, CgroupLayout, Container, Detector, HostProcess, Profile, RunningContainer as _, alert,
+    alert_matches,
     evasion::{self, Act},
-    exclusive, kernel_module,
-    rootfs::ACT,
+    exclusive, host_process, kernel_module,
+    rootfs::{self, ACT},
     scenario,
     temp_dir::TempDir,
 };
@@ -281,4 +283,71 @@ fn a_move_out_of_another_v1_hierarchy_is_reported() -> anyhow::Result<()> {
         Profile::Privileged,
         &[move_to_host_root("-t cgroup -o pids cgroup")],
     )
+}
+
+/// namespace-escape, whoever is slipped into the container and whoever slips it in: a host
+/// `sleep`, a renamed copy of it, and a host process whose leader thread has exited (its other
+/// thread blocked on a FIFO no one reads), each written into the container's own cgroup by
+/// `escape-act`, a renamed copy of it, and a thread of it whose leader has exited. The alert is
+/// about the process found in the host's mount namespace, whichever hook saw how.
+#[test]
+fn a_host_process_slipped_in_is_reported_whoever_it_is_and_whoever_moves_it() -> anyhow::Result<()>
+{
+    let _machine = exclusive();
+    let dir = TempDir::new("namespace-escape")?;
+    let fifo = dir.path().join("blocked");
+    anyhow::ensure!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()?
+            .success(),
+        "mkfifo {}",
+        fifo.display()
+    );
+    let renamed_sleep = dir.path().join("kworker");
+    fs::copy(host_process::program_on_path("sleep")?, &renamed_sleep)?;
+    let fifo_path = fifo.display().to_string();
+    let escaped = [
+        ("sleep", HostProcess::sleep()?),
+        ("kworker", HostProcess::run(&renamed_sleep, &["1000"])?),
+        (
+            "escape-act",
+            HostProcess::run(
+                &rootfs::host_act()?,
+                &["orphan-thread", "write", &fifo_path, "x"],
+            )?,
+        ),
+    ];
+    let detector = Detector::start(&[])?;
+    let container = Container::start(Profile::Privileged, CgroupLayout::Docker)?;
+    let movers = [
+        ACT.to_owned(),
+        format!("cp {ACT} /tmp/kworker && /tmp/kworker"),
+        format!("{ACT} orphan-thread"),
+    ];
+    for ((name, host), mover) in escaped.iter().zip(movers) {
+        let pid = host.pid();
+        container.run(
+            By::Workload,
+            &format!(
+                "mkdir -p /mnt/cg && mount {} /mnt/cg && \
+                 path=$(grep -E '^[0-9]+:(memory)?:' /proc/self/cgroup | head -1 | cut -d: -f3) \
+                 && {mover} write \"/mnt/cg$path/cgroup.procs\" {pid}; status=$?; \
+                 umount /mnt/cg; exit $status",
+                identity_hierarchy()
+            ),
+        )?;
+        let alert = detector.wait_for_alert(
+            &format!("namespace-escape alert for host {name} (pid {pid}) moved by `{mover}`"),
+            |a| {
+                alert_matches(a, "namespace-escape", container.id())
+                    && a["process"]["pid"] == pid
+                    && alert::process_named(a, name)
+            },
+            scenario::ALERT_TIMEOUT,
+        )?;
+        alert::check_contract(&alert)?;
+        assert_eq!(alert["details"]["namespaces"][0], "mnt", "{alert:#}");
+    }
+    Ok(())
 }
