@@ -304,9 +304,13 @@ fn a_host_process_slipped_in_is_reported_whoever_it_is_and_whoever_moves_it() ->
         "mkfifo {}",
         fifo.display()
     );
+    let detector = Detector::start(&[])?;
+    // The host's pids, to name them.
+    let container = Container::start(Profile::HostPid, CgroupLayout::Docker)?;
     let renamed_sleep = dir.path().join("kworker");
     fs::copy(host_process::program_on_path("sleep")?, &renamed_sleep)?;
     let fifo_path = fifo.display().to_string();
+    // Ended before the container is deleted, which their being in its cgroup would hold up.
     let escaped = [
         ("sleep", HostProcess::sleep()?),
         ("kworker", HostProcess::run(&renamed_sleep, &["1000"])?),
@@ -318,8 +322,6 @@ fn a_host_process_slipped_in_is_reported_whoever_it_is_and_whoever_moves_it() ->
             )?,
         ),
     ];
-    let detector = Detector::start(&[])?;
-    let container = Container::start(Profile::Privileged, CgroupLayout::Docker)?;
     let movers = [
         ACT.to_owned(),
         format!("cp {ACT} /tmp/kworker && /tmp/kworker"),
