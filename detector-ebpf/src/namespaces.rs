@@ -1,23 +1,24 @@
 //! A container process joining namespaces of the host: reported when one of its namespaces
 //! becomes the host's. And a container process making a user namespace: `clone` and `clone3`
 //! are seen at the fork, the new process's user namespace against its creator's (no hook of
-//! its own); `unshare` by fexit on `unshare_userns` where trampolines work, else by the
-//! `unshare` syscall tracepoints (the tracepoint backend has syscall tracepoints attached
-//! already, so every system call is on the slow path anyway). The LSM's `userns_create` (6.1+)
-//! would add nothing: the rule is never enforced, and fexit sees the namespace made. No LSM hook sees `setns`; where trampolines work, fentry on
+//! its own); `unshare` by fentry and fexit on `ksys_unshare` where trampolines work (the
+//! narrower `unshare_userns` hands its result through a `struct cred **`, which 6.1's verifier
+//! does not let a program read), else by the `unshare` syscall tracepoints (the tracepoint
+//! backend has syscall tracepoints attached already, so every system call is on the slow path
+//! anyway). The LSM's `userns_create` (6.1+) would add nothing: the rule is never enforced,
+//! and fexit sees the namespace made. No LSM hook sees `setns`; where trampolines work, fentry on
 //! `switch_task_namespaces` (the one place a live task's nsproxy is replaced: `setns`,
 //! `unshare`) sees the switch with the old and new namespaces in hand, at no cost to other
 //! system calls. Elsewhere the `setns` syscall tracepoints do, and put every system call of the
 //! host on the tracepoint slow path.
 
-use aya_ebpf::programs::{FEntryContext, FExitContext, TracePointContext};
+use aya_ebpf::programs::{FEntryContext, TracePointContext};
 use detector_common::{EventKind, Header, NamespaceEvent, Namespaces, syscall};
 
 use crate::{
     config::host_ns,
     emit::reserve,
     identity::{self, Actor},
-    kread::read_or_zero,
     maps::SETNS_PENDING,
     syscall_record, task,
 };
@@ -85,9 +86,10 @@ fn report(actor: &Actor, nstype: u32, before: &Namespaces, after: &Namespaces) {
     }
 }
 
-/// `unshare(flags)`: what the thread's namespaces are before it makes a user namespace.
-pub fn on_unshare_enter(ctx: &TracePointContext) {
-    let flags = syscall_record::arg(ctx, 0).unwrap_or(0);
+/// `unshare(flags)` entered (the syscall's tracepoint, or fentry on `ksys_unshare`): what the
+/// thread's namespaces are before it makes a user namespace.
+#[inline(always)]
+pub fn on_unshare_enter(flags: u64) {
     if flags & CLONE_NEWUSER == 0 {
         return;
     }
@@ -98,11 +100,13 @@ pub fn on_unshare_enter(ctx: &TracePointContext) {
     });
 }
 
-pub fn on_unshare_exit(ctx: &TracePointContext) {
+/// `unshare` returned `result`: the new namespaces are the thread's own by then.
+#[inline(always)]
+pub fn on_unshare_exit(result: i64) {
     let Some((pending, actor)) = syscall_record::take(&SETNS_PENDING, EventKind::Namespace) else {
         return;
     };
-    if syscall_record::ret(ctx) != 0 {
+    if result != 0 {
         return;
     }
     let after = task::namespaces(task::current());
@@ -111,32 +115,6 @@ pub fn on_unshare_exit(ctx: &TracePointContext) {
         syscall::UNSHARE,
         pending.nstype,
         &pending.before,
-        &after,
-    );
-}
-
-/// `unshare_userns(unsigned long unshare_flags, struct cred **new_cred)` returned: on success
-/// with `CLONE_NEWUSER`, `*new_cred` holds the new namespace, which `unshare` commits next.
-pub fn on_unshare_userns(ctx: &FExitContext) {
-    let flags: u64 = ctx.arg(0);
-    let result: i32 = ctx.arg(2);
-    if result != 0 || flags & CLONE_NEWUSER == 0 {
-        return;
-    }
-    let Some(actor) = identity::current(EventKind::Namespace) else {
-        return;
-    };
-    let new_cred: *const u8 = ctx.arg(1);
-    let before = task::namespaces(task::current());
-    let after = Namespaces {
-        user: task::user_ns(read_or_zero(new_cred, 0)),
-        ..before
-    };
-    report_userns(
-        actor.header(EventKind::Namespace),
-        syscall::UNSHARE,
-        flags as u32,
-        &before,
         &after,
     );
 }

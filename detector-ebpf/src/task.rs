@@ -35,12 +35,6 @@ pub fn net_ns(task: *const u8) -> u32 {
     ns_inum(nsproxy, offset!(nsproxy_net_ns), offset!(net_ns_inum))
 }
 
-/// The inode number of the user namespace of credentials `cred`; zero when unknown.
-#[inline(always)]
-pub fn user_ns(cred: *const u8) -> u32 {
-    ns_inum(cred, offset!(cred_user_ns), offset!(user_ns_inum))
-}
-
 /// All namespaces of `task`; zero where unknown (an exiting task has no nsproxy).
 #[inline(always)]
 pub fn namespaces(task: *const u8) -> Namespaces {
@@ -63,7 +57,7 @@ pub fn namespaces_with(task: *const u8, nsproxy: *const u8) -> Namespaces {
         ipc: ns_inum(nsproxy, offset!(nsproxy_ipc_ns), offset!(ipc_ns_inum)),
         uts: ns_inum(nsproxy, offset!(nsproxy_uts_ns), offset!(uts_ns_inum)),
         cgroup: ns_inum(nsproxy, offset!(nsproxy_cgroup_ns), offset!(cgroup_ns_inum)),
-        user: user_ns(cred),
+        user: ns_inum(cred, offset!(cred_user_ns), offset!(user_ns_inum)),
         time: ns_inum(nsproxy, offset!(nsproxy_time_ns), offset!(time_ns_inum)),
     }
 }

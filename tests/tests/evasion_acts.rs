@@ -14,7 +14,7 @@ use escape_detector_e2e::{
     By, CgroupLayout, Container, Detector, HostProcess, Profile, RunningContainer as _, alert,
     alert_matches,
     evasion::{self, Act},
-    exclusive, host_process, kernel_module,
+    exclusive, kernel_module,
     rootfs::{self, ACT},
     scenario,
     temp_dir::TempDir,
@@ -286,8 +286,8 @@ fn a_move_out_of_another_v1_hierarchy_is_reported() -> anyhow::Result<()> {
 }
 
 /// namespace-escape, whoever is slipped into the container and whoever slips it in: a host
-/// `sleep`, a renamed copy of it, and a host process whose leader thread has exited (its other
-/// thread blocked on a FIFO no one reads), each written into the container's own cgroup by
+/// `sleep`, a renamed copy of escape-act, and a host escape-act whose leader thread has exited
+/// (both blocked opening a FIFO no one reads), each written into the container's own cgroup by
 /// `escape-act`, a renamed copy of it, and a thread of it whose leader has exited. The alert is
 /// about the process found in the host's mount namespace, whichever hook saw how.
 #[test]
@@ -307,13 +307,18 @@ fn a_host_process_slipped_in_is_reported_whoever_it_is_and_whoever_moves_it() ->
     let detector = Detector::start(&[])?;
     // The host's pids, to name them.
     let container = Container::start(Profile::HostPid, CgroupLayout::Docker)?;
-    let renamed_sleep = dir.path().join("kworker");
-    fs::copy(host_process::program_on_path("sleep")?, &renamed_sleep)?;
+    // A copy of the static escape-act, not of `sleep`: a multi-call binary (busybox) knows
+    // no program of the new name.
+    let renamed = dir.path().join("kworker");
+    fs::copy(rootfs::host_act()?, &renamed)?;
     let fifo_path = fifo.display().to_string();
     // Ended before the container is deleted, which their being in its cgroup would hold up.
     let escaped = [
         ("sleep", HostProcess::sleep()?),
-        ("kworker", HostProcess::run(&renamed_sleep, &["1000"])?),
+        (
+            "kworker",
+            HostProcess::run(&renamed, &["write", &fifo_path, "x"])?,
+        ),
         (
             "escape-act",
             HostProcess::run(
