@@ -1,16 +1,18 @@
 //! A container process joining namespaces of the host: reported when one of its namespaces
-//! becomes the host's. And a container process making a user namespace: `clone` and `clone3`
-//! are seen at the fork, the new process's user namespace against its creator's (no hook of
-//! its own); `unshare` by fentry and fexit on `ksys_unshare` where trampolines work (the
-//! narrower `unshare_userns` hands its result through a `struct cred **`, which 6.1's verifier
-//! does not let a program read), else by the `unshare` syscall tracepoints (the tracepoint
-//! backend has syscall tracepoints attached already, so every system call is on the slow path
-//! anyway). The LSM's `userns_create` (6.1+) would add nothing: the rule is never enforced,
-//! and fexit sees the namespace made. No LSM hook sees `setns`; where trampolines work, fentry on
+//! becomes the host's. No LSM hook sees `setns`; where trampolines work, fentry on
 //! `switch_task_namespaces` (the one place a live task's nsproxy is replaced: `setns`,
 //! `unshare`) sees the switch with the old and new namespaces in hand, at no cost to other
 //! system calls. Elsewhere the `setns` syscall tracepoints do, and put every system call of the
 //! host on the tracepoint slow path.
+//!
+//! And a container process making a user namespace. `clone` and `clone3` are seen at the fork,
+//! the new process's user namespace against its creator's: no hook of their own. `unshare`
+//! (which replaces no nsproxy when it makes a user namespace alone) is seen by fentry and fexit
+//! on `ksys_unshare` where trampolines work: the narrower `unshare_userns` hands its result
+//! through a `struct cred **`, which 6.1's verifier does not let a program read. Elsewhere the
+//! `unshare` syscall tracepoints see it, at no cost of their own: the tracepoint backend's other
+//! syscall tracepoints already put every call on the slow path. The LSM's `userns_create`
+//! (6.1+) would add nothing: the rule is never enforced.
 
 use aya_ebpf::programs::{FEntryContext, TracePointContext};
 use detector_common::{EventKind, Header, NamespaceEvent, Namespaces, syscall};
