@@ -275,7 +275,9 @@ pub struct CgroupAttachEvent {
     pub header: Header,
     /// The process that moved it (wrote `cgroup.procs`).
     pub mover_tgid: u32,
-    pub _pad: u32,
+    /// The destination's hierarchy: the identity hierarchy's, or, on cgroup v1, another
+    /// one's, whose cgroup ids the agent does not know.
+    pub hierarchy_id: u32,
     /// The moved process's `start_time`.
     pub start_ns: u64,
     /// The cgroup it moved to.
@@ -312,6 +314,11 @@ pub mod syscall {
     /// A remount, seen in the kernel (`path_mount` with `MS_REMOUNT`): the superblock's type,
     /// the mount point's own name as the target.
     pub const REMOUNT: u32 = 6;
+    /// `unshare(CLONE_NEWUSER)`: a new user namespace for the caller.
+    pub const UNSHARE: u32 = 7;
+    /// `clone` or `clone3` with `CLONE_NEWUSER`, seen at the fork: the new process's user
+    /// namespace is not its creator's.
+    pub const CLONE: u32 = 8;
 
     pub const fn name(nr: u32) -> &'static str {
         match nr {
@@ -321,19 +328,23 @@ pub mod syscall {
             FSCONFIG => "fsconfig",
             BIND => "mount --bind/open_tree",
             REMOUNT => "mount -o remount",
+            UNSHARE => "unshare",
+            CLONE => "clone/clone3",
             _ => "unknown",
         }
     }
 }
 
 /// A container task's namespaces changed and at least one became the host's (which ones, the
-/// agent works out from `before`, `after` and the host's).
+/// agent works out from `before`, `after` and the host's), or it made a user namespace
+/// (`unshare`; `clone` for a new process, whose `before` is its creator's).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct NamespaceEvent {
     pub header: Header,
     pub syscall: u32,
-    /// The `nstype` argument of `setns`; 0 where the kernel's own switch is watched.
+    /// The `nstype` argument of `setns`, the flags of `unshare`; 0 where the kernel's own
+    /// switch or a fork is watched.
     pub nstype: u32,
     pub before: Namespaces,
     pub after: Namespaces,

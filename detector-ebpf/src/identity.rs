@@ -306,9 +306,10 @@ pub fn moved(moved: *const u8, tgid: u32, dst: u64) -> Option<Status> {
     }
 }
 
-/// Like [`current`], for an exiting task: its identity when its acts were watched.
+/// Like [`current`], for a task that may not be the current one (an exiting one, one moved
+/// in another cgroup v1 hierarchy): its identity when its acts are watched. Marks nothing.
 #[inline(always)]
-pub fn exiting(task: *const u8, tgid: u32) -> Option<Identity> {
+pub fn watched(task: *const u8, tgid: u32) -> Option<Identity> {
     match mark_of(task, tgid) {
         Some(mark) if mark.flags & identity::SETTING_UP != 0 => None,
         Some(mark) => Some(made(identity::CONTAINER, mark.cgroup_id)),

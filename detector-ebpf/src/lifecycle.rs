@@ -13,7 +13,7 @@ use crate::{
     emit::{current_ids, header, reserve},
     identity::{self, Actor, Status},
     kread::{field, kernel_str, pointer, user_bytes},
-    task,
+    namespaces, task,
 };
 
 /// `sched_process_exec(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)`.
@@ -121,6 +121,10 @@ pub fn on_fork(ctx: &RawTracePointContext) {
         start_ns,
     });
     entry.submit(0);
+    namespaces::on_fork(
+        child,
+        header(EventKind::Namespace, child_tgid, child_pid, who),
+    );
 }
 
 /// `sched_process_exit(struct task_struct *p, ...)`; runs in every exiting thread. The
@@ -131,7 +135,7 @@ pub fn on_exit() {
         return;
     }
     let (tgid, tid) = current_ids();
-    let who = identity::exiting(current, tgid);
+    let who = identity::watched(current, tgid);
     identity::forget_process(tgid);
     let Some(who) = who else {
         return;
@@ -151,27 +155,46 @@ pub fn on_exit() {
 /// The id of a cgroup of the identity hierarchy; `None` for other hierarchies' cgroups.
 #[inline(always)]
 fn identity_cgroup(cgroup: *const u8) -> Option<u64> {
-    let hierarchy = pointer(cgroup, offset!(cgroup_root))
-        .and_then(|root| field::<i32>(root, offset!(cgroup_root_hierarchy_id)))?;
-    (hierarchy as u32 == identity_hierarchy()).then(|| identity::cgroup_id(cgroup))
+    (hierarchy_of(cgroup)? == identity_hierarchy()).then(|| identity::cgroup_id(cgroup))
+}
+
+/// The id of the hierarchy a cgroup belongs to (0 for the unified one).
+#[inline(always)]
+fn hierarchy_of(cgroup: *const u8) -> Option<u32> {
+    pointer(cgroup, offset!(cgroup_root))
+        .and_then(|root| field::<i32>(root, offset!(cgroup_root_hierarchy_id)))
+        .map(|id| id as u32)
 }
 
 /// `cgroup_attach_task(struct cgroup *dst, const char *path, struct task_struct *task, bool
-/// threadgroup)`, after the move; runs in the task that wrote `cgroup.procs`. See
-/// [`identity::moved`].
+/// threadgroup)`, after the move; runs in the task that wrote `cgroup.procs`. In the identity
+/// hierarchy, see [`identity::moved`]; in another cgroup v1 hierarchy (pids, cpu, ...), a
+/// container process's move is sent whatever its destination, which the agent judges by its
+/// path: the kernel knows no other hierarchy's container cgroups, and container processes
+/// seldom move.
 pub fn on_cgroup_attach(ctx: &RawTracePointContext) {
-    let Some(dst) = identity_cgroup(ctx.arg(0)) else {
+    let cgroup: *const u8 = ctx.arg(0);
+    let Some(hierarchy_id) = hierarchy_of(cgroup) else {
         return;
     };
+    let dst = identity::cgroup_id(cgroup);
     let moved: *const u8 = ctx.arg(2);
     let tgid = task::tgid(moved);
-    let Some(status) = identity::moved(moved, tgid, dst) else {
-        return;
-    };
     let start_ns = identity::leader_start(moved);
-    identity::mark(tgid, start_ns, status, EventKind::CgroupAttach);
-    let Status::Watched(who) = status else {
-        return;
+    let who = if hierarchy_id == identity_hierarchy() {
+        let Some(status) = identity::moved(moved, tgid, dst) else {
+            return;
+        };
+        identity::mark(tgid, start_ns, status, EventKind::CgroupAttach);
+        let Status::Watched(who) = status else {
+            return;
+        };
+        who
+    } else {
+        let Some(who) = identity::watched(moved, tgid) else {
+            return;
+        };
+        who
     };
     let Some(mut entry) = reserve::<CgroupAttachEvent>(EventKind::CgroupAttach) else {
         return;
@@ -182,7 +205,7 @@ pub fn on_cgroup_attach(ctx: &RawTracePointContext) {
         (*e).header = header(EventKind::CgroupAttach, tgid, task::pid(moved), who)
             .with_start(identity::started(moved));
         (*e).mover_tgid = current_ids().0;
-        (*e)._pad = 0;
+        (*e).hierarchy_id = hierarchy_id;
         (*e).start_ns = start_ns;
         (*e).cgroup_id = dst;
         kernel_str(ctx.arg(1), &mut (*e).path);

@@ -87,6 +87,32 @@ pub fn sys_exit_setns(ctx: TracePointContext) -> u32 {
     0
 }
 
+#[tracepoint(category = "syscalls", name = "sys_enter_unshare")]
+pub fn sys_enter_unshare(ctx: TracePointContext) -> u32 {
+    namespaces::on_unshare_enter(syscall_record::arg(&ctx, 0).unwrap_or(0));
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_unshare")]
+pub fn sys_exit_unshare(ctx: TracePointContext) -> u32 {
+    namespaces::on_unshare_exit(syscall_record::ret(&ctx));
+    0
+}
+
+/// `ksys_unshare(unsigned long unshare_flags)`.
+#[fentry(function = "ksys_unshare")]
+pub fn ksys_unshare_entry(ctx: FEntryContext) -> i32 {
+    namespaces::on_unshare_enter(ctx.arg(0));
+    0
+}
+
+#[fexit(function = "ksys_unshare")]
+pub fn ksys_unshare(ctx: FExitContext) -> i32 {
+    let result: i32 = ctx.arg(1);
+    namespaces::on_unshare_exit(result.into());
+    0
+}
+
 #[tracepoint(category = "syscalls", name = "sys_exit_openat")]
 pub fn sys_exit_openat(ctx: TracePointContext) -> u32 {
     files::on_open_exit(&ctx);

@@ -1,5 +1,6 @@
 //! Evasion variants of the rules that are not about one file: each act done by `escape-act`, a
-//! renamed copy of it, and a thread whose leader has exited, from the container's workload;
+//! renamed copy of it, and a thread whose leader has exited, from the container's workload
+//! (for namespace-escape, also the process that escapes is each of those);
 //! the namespace rules by `/proc/PID/ns/*` files and pidfds, and by `unshare`, `clone` and
 //! `clone3`; mounts by `mount(2)` and the new mount API. (The file rules' variants are in
 //! evasion_files.rs.)
@@ -11,10 +12,11 @@ use std::{
 
 use escape_detector_e2e::{
     By, CgroupLayout, Container, Detector, HostProcess, Profile, RunningContainer as _, alert,
+    alert_matches,
     evasion::{self, Act},
     exclusive, kernel_module,
-    rootfs::ACT,
-    scenario,
+    rootfs::{self, ACT},
+    scenario, skip,
     temp_dir::TempDir,
 };
 
@@ -66,6 +68,8 @@ const NO_USERNS_FOR_THREADS: &str =
     "the kernel refuses unshare(CLONE_NEWUSER) to a process of several threads";
 
 /// The user namespaces, each entered by a process that then runs `then` there, if anything.
+/// Reported where the kernel makes the namespace, by the process that is in it: the caller of
+/// `unshare`, the new process of `clone` (a process of its own, never a thread).
 fn userns_acts(then: &str) -> Vec<Act> {
     ["unshare", "clone", "clone3"]
         .map(|call| {
@@ -73,28 +77,20 @@ fn userns_acts(then: &str) -> Vec<Act> {
             if call == "unshare" {
                 act.closed_to_orphan_threads(NO_USERNS_FOR_THREADS)
             } else {
-                act
+                act.names_no_thread()
             }
         })
         .into()
 }
 
-/// Reported when the program in the new namespace starts.
+/// Reported once, when the namespace is made: the program then started there is no news.
 #[test]
 fn user_namespaces_by_unshare_clone_and_clone3_then_an_exec_are_reported() -> anyhow::Result<()> {
     let _machine = exclusive();
-    let acts: Vec<Act> = userns_acts(" /bin/true")
-        .into_iter()
-        .map(|act| act.reported_as("true"))
-        .collect();
-    expect_every_act_reported(Profile::Privileged, &acts)
+    expect_every_act_reported(Profile::Privileged, &userns_acts(" /bin/true"))
 }
 
 #[test]
-#[ignore = "known miss on every backend: userns-creation is judged at exec only, so a process \
-            that makes a user namespace (unshare, clone, clone3) and acts in it without an exec \
-            is not seen; it needs the fork event's namespaces and an unshare hook \
-            (sys_exit_unshare, LSM userns_create)"]
 fn user_namespaces_by_unshare_clone_and_clone3_without_an_exec_are_reported() -> anyhow::Result<()>
 {
     let _machine = exclusive();
@@ -281,13 +277,88 @@ fn identity_hierarchy() -> &'static str {
 /// A move out of the container's cgroup in a cgroup v1 hierarchy other than the one
 /// containers are known by: out of its pids limit, here.
 #[test]
-#[ignore = "known miss on cgroup v1 hosts: the kernel side reports cgroup moves in the identity \
-            hierarchy only (memory), so a move into the host's root pids (or cpu, ...) cgroup \
-            is not seen"]
 fn a_move_out_of_another_v1_hierarchy_is_reported() -> anyhow::Result<()> {
     let _machine = exclusive();
+    let own = fs::read_to_string("/proc/self/cgroup")?;
+    if !own.lines().any(|l| l.split(':').nth(1) == Some("pids")) {
+        return skip::skipped("no cgroup v1 pids hierarchy here: cgroup2 holds every controller");
+    }
     expect_every_act_reported(
         Profile::Privileged,
         &[move_to_host_root("-t cgroup -o pids cgroup")],
     )
+}
+
+/// namespace-escape, whoever is slipped into the container and whoever slips it in: a host
+/// `sleep`, a renamed copy of escape-act, and a host escape-act whose leader thread has exited
+/// (both blocked opening a FIFO no one reads), each written into the container's own cgroup by
+/// `escape-act`, a renamed copy of it, and a thread of it whose leader has exited. The alert is
+/// about the process found in the host's mount namespace, whichever hook saw how.
+#[test]
+fn a_host_process_slipped_in_is_reported_whoever_it_is_and_whoever_moves_it() -> anyhow::Result<()>
+{
+    let _machine = exclusive();
+    let dir = TempDir::new("namespace-escape")?;
+    let fifo = dir.path().join("blocked");
+    anyhow::ensure!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()?
+            .success(),
+        "mkfifo {}",
+        fifo.display()
+    );
+    let detector = Detector::start(&[])?;
+    // The host's pids, to name them.
+    let container = Container::start(Profile::HostPid, CgroupLayout::Docker)?;
+    // A copy of the static escape-act, not of `sleep`: a multi-call binary (busybox) knows
+    // no program of the new name.
+    let renamed = dir.path().join("kworker");
+    fs::copy(rootfs::host_act()?, &renamed)?;
+    let fifo_path = fifo.display().to_string();
+    // Ended before the container is deleted, which their being in its cgroup would hold up.
+    let escaped = [
+        ("sleep", HostProcess::sleep()?),
+        (
+            "kworker",
+            HostProcess::run(&renamed, &["write", &fifo_path, "x"])?,
+        ),
+        (
+            "escape-act",
+            HostProcess::run(
+                &rootfs::host_act()?,
+                &["orphan-thread", "write", &fifo_path, "x"],
+            )?,
+        ),
+    ];
+    let movers = [
+        ACT.to_owned(),
+        format!("cp {ACT} /tmp/kworker && /tmp/kworker"),
+        format!("{ACT} orphan-thread"),
+    ];
+    for ((name, host), mover) in escaped.iter().zip(movers) {
+        let pid = host.pid();
+        container.run(
+            By::Workload,
+            &format!(
+                "mkdir -p /mnt/cg && mount {} /mnt/cg && \
+                 path=$(grep -E '^[0-9]+:(memory)?:' /proc/self/cgroup | head -1 | cut -d: -f3) \
+                 && {mover} write \"/mnt/cg$path/cgroup.procs\" {pid}; status=$?; \
+                 umount /mnt/cg; exit $status",
+                identity_hierarchy()
+            ),
+        )?;
+        let alert = detector.wait_for_alert(
+            &format!("namespace-escape alert for host {name} (pid {pid}) moved by `{mover}`"),
+            |a| {
+                alert_matches(a, "namespace-escape", container.id())
+                    && a["process"]["pid"] == pid
+                    && alert::process_named(a, name)
+            },
+            scenario::ALERT_TIMEOUT,
+        )?;
+        alert::check_contract(&alert)?;
+        assert_eq!(alert["details"]["namespaces"][0], "mnt", "{alert:#}");
+    }
+    Ok(())
 }

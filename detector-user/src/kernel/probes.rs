@@ -162,7 +162,7 @@ pub const SENSORS: &[Sensor] = &[
     Sensor {
         name: "process and cgroup lifecycle",
         needs: Needs::Nothing,
-        feeds: "container identity, process table",
+        feeds: "container identity, process table, cgroup-escape, userns-creation by clone",
         required: true,
         implementations: &[tracepoints(&[
             raw("sched_process_exec"),
@@ -195,6 +195,31 @@ pub const SENSORS: &[Sensor] = &[
             tracepoints(&[
                 syscall("sys_enter_setns", false),
                 syscall("sys_exit_setns", false),
+            ]),
+        ],
+    },
+    Sensor {
+        name: "user namespaces by unshare",
+        needs: Needs::Nothing,
+        feeds: "userns-creation (clone and clone3 are seen at fork)",
+        required: false,
+        // No LSM hook is needed for a rule never enforced. The call's entry and exit, as with
+        // the tracepoints: `unshare_userns`, narrower, hands its result through a pointer 6.1's
+        // verifier does not let a program read.
+        implementations: &[
+            Implementation {
+                backend: Backend::Fentry,
+                probes: &[
+                    Probe {
+                        hook: Hook::FEntry("ksys_unshare"),
+                        ..fentry("ksys_unshare_entry")
+                    },
+                    fexit("ksys_unshare"),
+                ],
+            },
+            tracepoints(&[
+                syscall("sys_enter_unshare", false),
+                syscall("sys_exit_unshare", false),
             ]),
         ],
     },

@@ -20,7 +20,8 @@ use std::{
 };
 
 use detector_common::{
-    CgroupAttachEvent, EventKind, ExecEvent, FileId, NamespaceEvent, Namespaces, user::Event,
+    CgroupAttachEvent, EventKind, ExecEvent, FileId, NamespaceEvent, Namespaces, syscall,
+    user::Event,
 };
 
 use self::{
@@ -171,6 +172,12 @@ impl Pipeline {
                 self.judge.forget(e.header.tgid);
                 self.emit.end_process(e.header.tgid);
             }
+            // A move in another cgroup v1 hierarchy: the process's identity is unchanged.
+            Event::CgroupAttach(e)
+                if e.hierarchy_id != self.state.cgroups.hierarchy().hierarchy_id =>
+            {
+                self.judge_move(e);
+            }
             Event::CgroupAttach(e) => {
                 if !self.state.on_cgroup_attach(e) {
                     self.judge_act(event, None);
@@ -181,7 +188,15 @@ impl Pipeline {
                 self.state.cgroups.learn(e.cgroup_id, &rules::text(&e.path));
             }
             Event::CgroupRmdir(e) => self.state.cgroups.forget(e.cgroup_id),
-            Event::Namespace(e) => self.hold_namespace_change(e, now),
+            Event::Namespace(e) if e.syscall == syscall::SETNS => {
+                self.hold_namespace_change(e, now);
+            }
+            // A user namespace made (unshare, or clone for a new process): it lives there now,
+            // so its next exec is no news.
+            Event::Namespace(e) => {
+                self.state.set_namespaces(e.header.tgid, e.after);
+                self.judge_act(event, Some(e.before));
+            }
             Event::FileOpen(_)
             | Event::Mount(_)
             | Event::Module(_)
@@ -196,7 +211,8 @@ impl Pipeline {
 
     /// An act through every stage. The snapshot of the actor (ancestors, container metadata)
     /// is only taken for an act a rule reports.
-    /// `ns_before`: for an exec, the process's namespaces before it, when known.
+    /// `ns_before`: for an exec or a namespace change, the process's namespaces before it,
+    /// when known.
     fn judge_act(&mut self, event: &Event, ns_before: Option<Namespaces>) {
         let header = *event.header();
         if !self.state.is_container_actor(&header) {
@@ -596,6 +612,85 @@ mod tests {
         h.pipeline.handle(&setns(SH, 0, ns_bit::MNT), t0);
         h.pipeline.flush();
         assert!(h.alerts().is_empty());
+    }
+
+    /// A user namespace made by clone, then a program started there: one alert, about the new
+    /// process, where the namespace was made.
+    #[test]
+    fn a_user_namespace_is_one_alert_where_it_is_made() {
+        let mut h = Harness::new("userns", &[]);
+        let t0 = Instant::now();
+        let before = Namespaces {
+            mnt: HOST_NS.mnt + 1000,
+            pid_for_children: HOST_NS.pid_for_children + 1000,
+            user: HOST_NS.user + 1000,
+            ..HOST_NS
+        };
+        let after = Namespaces {
+            user: HOST_NS.user + 2000,
+            ..before
+        };
+        let fork = ForkEvent {
+            header: header(EventKind::Fork, NSENTER),
+            ppid: SH,
+            creator_tgid: SH,
+            start_ns: 1,
+        };
+        let clone = NamespaceEvent {
+            header: header(EventKind::Namespace, NSENTER),
+            syscall: syscall::CLONE,
+            nstype: 0,
+            before,
+            after,
+        };
+        let Event::Exec(mut started) = exec(NSENTER, "true") else {
+            unreachable!()
+        };
+        started.ns = after;
+        for event in [
+            Event::Fork(fork),
+            Event::Namespace(clone),
+            Event::Exec(started),
+        ] {
+            h.pipeline.handle(&event, t0);
+        }
+        h.pipeline.flush();
+        let alerts = h.alerts();
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(alerts[0]["rule"], "userns-creation");
+        assert_eq!(alerts[0]["container"]["id"], ID);
+        assert_eq!(alerts[0]["process"]["pid"], NSENTER);
+    }
+
+    /// A container process moving itself in a cgroup v1 hierarchy other than the identity
+    /// one (3), judged by the destination's path.
+    #[test]
+    fn a_move_in_another_v1_hierarchy_is_judged_by_its_path() {
+        let mut h = Harness::new("v1-move", &[]);
+        let t0 = Instant::now();
+        let moved = |path: &str| {
+            // SAFETY: plain data; all-zero is a valid CgroupAttachEvent.
+            let mut e: CgroupAttachEvent = unsafe { std::mem::zeroed() };
+            e.header = header(EventKind::CgroupAttach, SH);
+            e.mover_tgid = SH;
+            e.hierarchy_id = 3;
+            e.cgroup_id = CONTAINER_CGROUP + 7;
+            e.path[..path.len()].copy_from_slice(path.as_bytes());
+            Event::CgroupAttach(e)
+        };
+        h.pipeline.handle(&moved(&format!("/docker/{ID}/sub")), t0);
+        assert!(h.alerts().is_empty(), "within its container");
+        h.pipeline.handle(&moved("/"), t0);
+        let alerts = h.alerts();
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(alerts[0]["rule"], "cgroup-escape");
+        assert_eq!(alerts[0]["details"]["cgroup"], "/");
+        assert_eq!(alerts[0]["container"]["id"], ID);
+        // Its identity stays its container's.
+        assert_eq!(
+            h.pipeline.state.processes.get(SH).map(|p| p.cgroup_id),
+            Some(CONTAINER_CGROUP)
+        );
     }
 
     fn bpf(pid: u32, cmd: u32) -> Event {

@@ -12,8 +12,9 @@ use super::{emit::Actor, judge::Who};
 use crate::{
     alert::ProcessInfo,
     metrics::{ActDropped, Metrics},
-    rules::Target,
+    rules::{self, Target},
     state::{
+        cgroup,
         cgroup_table::CgroupTable,
         container::{ContainerTable, Origin},
         process::{Process, ProcessTable},
@@ -261,10 +262,14 @@ impl State {
         self.look_up(mover.tgid);
         self.attribute(mover.tgid)?;
         let moved = e.header.tgid;
-        let to = self
-            .cgroups
-            .lookup(e.cgroup_id, moved)
-            .map(|c| c.container.id.clone());
+        // Another v1 hierarchy's cgroup ids are not in the table: its path says whose it is.
+        let to = if e.hierarchy_id == self.cgroups.hierarchy().hierarchy_id {
+            self.cgroups
+                .lookup(e.cgroup_id, moved)
+                .map(|c| c.container.id.clone())
+        } else {
+            cgroup::classify(&rules::text(&e.path)).map(|c| c.id)
+        };
         let target = Target {
             pid: moved,
             comm: self

@@ -20,7 +20,7 @@ mod runtime_socket;
 mod sensitive_mount;
 pub mod usermode_helper;
 
-use detector_common::{FileId, Namespaces, file_open_reason, user::Event};
+use detector_common::{FileId, Namespaces, file_open_reason, syscall, user::Event};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -96,7 +96,8 @@ pub struct Subject<'a> {
     pub origin: Option<Origin>,
     /// The host's root directory.
     pub host_root: FileId,
-    /// For an exec, the process's namespaces before it, when the agent knew them.
+    /// For an exec or a namespace change, the process's namespaces before it, when the agent
+    /// knew them.
     pub ns_before: Option<Namespaces>,
     /// The process the act was aimed at, for acts that have one (ptrace).
     pub target: Option<Target>,
@@ -144,7 +145,11 @@ pub enum Repeat {
 pub fn evaluate(event: &Event, subject: &Subject) -> Vec<Finding> {
     let s = subject;
     let candidates = match event {
-        Event::Namespace(e) => vec![namespace::host_namespace_entry(e, s)],
+        Event::Namespace(e) if e.syscall == syscall::SETNS => {
+            vec![namespace::host_namespace_entry(e, s)]
+        }
+        // A user namespace made by unshare or clone, against the namespaces before.
+        Event::Namespace(_) => vec![namespace_invariant::userns_creation(s)],
         Event::FileOpen(e) => match e.reason {
             file_open_reason::SETTING => vec![
                 cgroup_release::release_agent_write(e, s),

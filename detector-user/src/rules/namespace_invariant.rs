@@ -4,9 +4,11 @@
 //!
 //! - namespace-escape: its cgroup says container, yet its mount namespace (or its pid
 //!   namespace, for a container that has its own) is the host's.
-//! - userns-creation: it made a user namespace (unshare, clone, clone3).
+//! - userns-creation: it made a user namespace (unshare, clone, clone3). Also checked where
+//!   the kernel sees the namespace made, so a process that never execs is no blind spot.
 //!
-//! Both speak on the change: against the process's namespaces before the exec, or, for a
+//! Both speak on the change: against the process's namespaces before the exec (or the
+//! `unshare`, or, for a new process, its creator's at the `clone`), or, for a
 //! process the agent sees for the first time, against its container's own. Its descendants,
 //! which start where it ended, repeat nothing; a `setns` into the host that host-namespace-entry
 //! reported updates what the agent knows, so the shell nsenter starts is no second alert.

@@ -24,11 +24,16 @@ fn open(pid: Option<u32>) -> ProcResult<ProcfsProcess> {
 /// than with `procfs`, which reports a refused read (PID 1's, in some sandboxes) as an
 /// internal error.
 pub fn namespaces(pid: Option<u32>) -> std::io::Result<Namespaces> {
+    namespaces_in(&match pid {
+        Some(pid) => format!("/proc/{pid}"),
+        None => "/proc/self".to_owned(),
+    })
+}
+
+/// Namespace inode numbers of the task whose /proc directory is `task_dir`.
+fn namespaces_in(task_dir: &str) -> std::io::Result<Namespaces> {
     use std::os::unix::fs::MetadataExt;
-    let dir = match pid {
-        Some(pid) => format!("/proc/{pid}/ns"),
-        None => "/proc/self/ns".to_owned(),
-    };
+    let dir = format!("{task_dir}/ns");
     let inum = |name: &str| -> std::io::Result<u32> {
         match std::fs::metadata(format!("{dir}/{name}")) {
             Ok(meta) => Ok(meta.ino() as u32),
@@ -84,14 +89,33 @@ fn innermost_pid(pid: u32) -> Option<u32> {
     nspid.last().map(|&p| p as u32)
 }
 
+/// The /proc directory of a live task of process `pid`: its own, or, once its leader has
+/// exited while other threads go on, one of those threads': an exited task has no namespaces
+/// and no root left to read, and shows the root cgroups.
+fn live_task_dir(pid: u32) -> String {
+    let own = format!("/proc/{pid}");
+    let alive = |dir: &str| std::fs::metadata(format!("{dir}/ns/mnt")).is_ok();
+    if alive(&own) {
+        return own;
+    }
+    std::fs::read_dir(format!("{own}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|task| format!("{own}/task/{}", task.file_name().to_string_lossy()))
+        .find(|dir| alive(dir))
+        .unwrap_or(own)
+}
+
 /// One process read from /proc, or `None` when it is gone. Its cgroup is the one it has in
 /// the identity hierarchy.
 pub fn read_process(pid: u32, hierarchy: &IdentityHierarchy) -> Option<Process> {
     let process = open(Some(pid)).ok()?;
     let stat = process.stat().ok()?;
     let status = process.status().ok();
-    let cgroup = process
-        .cgroups()
+    let task_dir = live_task_dir(pid);
+    let cgroup = ProcfsProcess::new_with_root(task_dir.clone().into())
+        .and_then(|task| task.cgroups())
         .ok()
         .and_then(|lines| hierarchy.path_of(&lines.0).map(str::to_owned));
     Some(Process {
@@ -109,8 +133,8 @@ pub fn read_process(pid: u32, hierarchy: &IdentityHierarchy) -> Option<Process> 
             .unwrap_or(0),
         cgroup,
         container_id: None,
-        ns: namespaces(Some(pid)).unwrap_or_default(),
-        root: file_id::of_path(std::path::Path::new(&format!("/proc/{pid}/root")))
+        ns: namespaces_in(&task_dir).unwrap_or_default(),
+        root: file_id::of_path(std::path::Path::new(&format!("{task_dir}/root")))
             .unwrap_or_default(),
         cap_effective: status.as_ref().map_or(0, |s| s.capeff),
         exited_at: None,
