@@ -145,10 +145,11 @@ fn one_shot_commands_end_quietly_when_their_reader_has_gone() -> anyhow::Result<
 #[test]
 fn one_shot_commands_piped_into_head_or_grep_exit_0_every_time() -> anyhow::Result<()> {
     use std::process::{Command, Stdio};
-    let pipelines: [(&[&str], &[&str]); 5] = [
+    // `probe`, which reads the kernel's BTF, has its closed-pipe case above: 20 rounds of it
+    // would cost the VM lane (TCG) minutes.
+    let pipelines: [(&[&str], &[&str]); 4] = [
         (&["rules"], &["head", "-1"]),
         (&["rules"], &["grep", "-q", "cgroup-release"]),
-        (&["probe"], &["head", "-1"]),
         (&["--help"], &["head", "-1"]),
         (&["--version"], &["head", "-c", "1"]),
     ];
