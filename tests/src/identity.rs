@@ -7,6 +7,9 @@ use std::{fs, path::Path, process::Command};
 
 use anyhow::{Context, bail, ensure};
 
+/// util-linux's: busybox's applet (first on the VM lane's PATH) sets no uid or bounding set.
+const SETPRIV: &str = "/usr/bin/setpriv";
+
 /// The stand-in for a dynamic user: like one, `nobody` owns no file and is in no group.
 pub const NOBODY: u32 = 65534;
 
@@ -84,7 +87,7 @@ impl Identity {
                 .collect();
             format!("-all,{}", added.join(","))
         };
-        let mut command = Command::new("setpriv");
+        let mut command = Command::new(SETPRIV);
         command
             .arg(format!("--reuid={}", self.uid))
             .arg(format!("--regid={}", self.uid))

@@ -4,6 +4,7 @@ mod bench;
 mod build;
 mod cmd;
 mod deploy_check;
+mod fuzz;
 mod image;
 mod run;
 mod setup;
@@ -52,6 +53,8 @@ enum Command {
     Image,
     /// Set up, then check deploy/: Kubernetes schemas and checkov, systemd-analyze, dashboard
     DeployCheck,
+    /// Set up, then fuzz the agent's parsers (cargo-fuzz, nightly) for --seconds each
+    Fuzz(fuzz::Options),
 }
 
 fn main() -> ExitCode {
@@ -83,6 +86,7 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Vmtest(options) => vmtest::run(&options)?,
         Command::Image => image::run()?,
         Command::DeployCheck => deploy_check::run()?,
+        Command::Fuzz(options) => fuzz::run(&options)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -64,12 +64,15 @@ const PYTHON_TOOLS: &[(&str, &str)] = &[
 const SYSTEM_PYTHON: &str = "/usr/bin/python3";
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
+/// `cargo xtask fuzz` and the test command's short fuzzing run.
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
 pub fn run() -> Result<()> {
     install_apt_packages()?;
     install_nightly_components()?;
     install_bpf_linker()?;
+    install_cargo_fuzz()?;
     install_python_tools()
 }
 
@@ -198,6 +201,28 @@ fn install_bpf_linker() -> Result<()> {
 fn bpf_linker_version() -> Option<String> {
     let printed = cmd::output(cmd::new("bpf-linker").arg("--version")).ok()?;
     printed.split_whitespace().nth(1).map(str::to_owned)
+}
+
+fn install_cargo_fuzz() -> Result<()> {
+    let version = || cmd::output(cmd::new("cargo").args(["fuzz", "--version"])).ok();
+    // "cargo-fuzz 0.13.2"
+    let installed = |printed: Option<String>| {
+        printed.is_some_and(|p| p.split_whitespace().nth(1) == Some(CARGO_FUZZ_VERSION))
+    };
+    if installed(version()) {
+        println!("ok: cargo-fuzz {CARGO_FUZZ_VERSION} present");
+        return Ok(());
+    }
+    println!("installing: cargo-fuzz {CARGO_FUZZ_VERSION} (cargo install)");
+    cmd::run(
+        cmd::new("cargo")
+            .args(["install", "cargo-fuzz", "--version", CARGO_FUZZ_VERSION])
+            .arg("--locked"),
+    )?;
+    if !installed(version()) {
+        bail!("after installing, `cargo fuzz --version` does not report {CARGO_FUZZ_VERSION}");
+    }
+    Ok(())
 }
 
 /// An executable of the Python tools' venv, e.g. `python_tool("checkov")`.

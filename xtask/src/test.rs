@@ -149,6 +149,10 @@ fn stages(options: &Options) -> Vec<Stage> {
         Stage::new("clippy (host crates)", task(clippy_host)),
         Stage::new("clippy (kernel crate, BPF target)", task(clippy_kernel)),
         Stage::new("unit tests", task(unit_tests)),
+        Stage::new(
+            "fuzz, 10 s per target (cargo-fuzz)",
+            task(crate::fuzz::quick),
+        ),
         Stage::new("prometheus rules (promtool)", task(prometheus_rules)),
         Stage::new(RELEASE_BUILD, task(release_build)),
         Stage::new(

@@ -775,6 +775,20 @@ mod tests {
         Btf::parse(&builder.build()).expect("synthetic BTF parses")
     }
 
+    /// The fuzz target's seeds (`fuzz/seeds/btf`) are valid BTF: fuzzing starts from blobs
+    /// the parser accepts, and mutates them from there.
+    #[test]
+    fn the_fuzz_seeds_parse() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/btf");
+        let seeds: Vec<_> = std::fs::read_dir(dir).unwrap().collect();
+        assert!(!seeds.is_empty());
+        for seed in seeds {
+            let path = seed.unwrap().path();
+            let btf = Btf::parse(&std::fs::read(&path).unwrap());
+            assert!(btf.is_ok(), "{}: {:?}", path.display(), btf.err());
+        }
+    }
+
     #[test]
     fn finds_plain_and_nested_members() {
         let mut b = BtfBuilder::new();

@@ -72,7 +72,7 @@ fn is_runtime_container_id(id: &str) -> bool {
     !id.is_empty() && id != "." && id != ".." && id.chars().all(allowed)
 }
 
-type Annotations = HashMap<String, String>;
+pub(crate) type Annotations = HashMap<String, String>;
 
 fn read_annotations(state_dir: &Path) -> Annotations {
     // runc (and runc-like runtimes) write state.json; crun writes status
@@ -105,7 +105,7 @@ const BUNDLE_LABEL: &str = "bundle";
 
 /// Annotations recorded in the state itself: runc's `config.labels`, or the OCI state format's
 /// `annotations` object.
-fn annotations_in_state(state: &Value) -> Annotations {
+pub(crate) fn annotations_in_state(state: &Value) -> Annotations {
     let mut annotations = string_map(&state["annotations"]);
     annotations.extend(
         runc_labels(state)
@@ -117,7 +117,7 @@ fn annotations_in_state(state: &Value) -> Annotations {
 
 /// The bundle directory: top-level `bundle` in the OCI state format and in crun's status file,
 /// the `bundle=` label in runc's state.json.
-fn bundle_of(state: &Value) -> Option<PathBuf> {
+pub(crate) fn bundle_of(state: &Value) -> Option<PathBuf> {
     state["bundle"]
         .as_str()
         .or_else(|| {
@@ -164,7 +164,10 @@ const CRIO_IMAGE_NAME: &str = "io.kubernetes.cri-o.ImageName";
 // Set by CRI-O (`cri-o`) and podman (`libpod`).
 const CONTAINER_MANAGER: &str = "io.container.manager";
 
-fn state_from_annotations(root_runtime: Runtime, annotations: &Annotations) -> RuntimeState {
+pub(crate) fn state_from_annotations(
+    root_runtime: Runtime,
+    annotations: &Annotations,
+) -> RuntimeState {
     let first = |keys: &[&str]| {
         keys.iter()
             .find_map(|key| annotations.get(*key))

@@ -26,13 +26,15 @@ const INIT_SCRIPT: &str = include_str!("init.sh");
 const BUSYBOX: &str = "/bin/busybox";
 /// Host programs the guest runs from the same paths: runc; promtool, which checks the metrics
 /// page; and tools of which the e2e harness asks more than busybox's applets offer (`losetup
-/// --find --show`, `mkfs.ext2 -q -F`, `readlink` of several links).
+/// --find --show`, `mkfs.ext2 -q -F`, `readlink` of several links, `setpriv --reuid
+/// --bounding-set`).
 const HOST_PROGRAMS: &[&str] = &[
     "/usr/sbin/runc",
     "/usr/bin/promtool",
     "/usr/sbin/losetup",
     "/usr/sbin/mkfs.ext2",
     "/usr/bin/readlink",
+    "/usr/bin/setpriv",
     SHELL,
 ];
 /// /bin/sh, as on the development VMs: busybox's sh runs its own applets before any program
