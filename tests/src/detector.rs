@@ -140,6 +140,31 @@ impl Detector {
         Ok(())
     }
 
+    /// Waits until the agent's own code runs and holds SIGTERM (blocked, later caught): before
+    /// that, the process is still in exec or the dynamic loader, where no program can catch a
+    /// signal (systemd and the kubelet count a SIGTERM death there as a clean stop).
+    pub fn wait_holding_stop_signals(&mut self) -> anyhow::Result<()> {
+        let status = format!("/proc/{}/status", self.pid());
+        let sigterm_bit = 1u64 << (libc::SIGTERM - 1);
+        let held = poll::eventually(READY_TIMEOUT, || {
+            fs::read_to_string(&status).is_ok_and(|text| {
+                text.lines()
+                    .filter_map(|line| {
+                        line.strip_prefix("SigBlk:")
+                            .or_else(|| line.strip_prefix("SigCgt:"))
+                    })
+                    .filter_map(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+                    .any(|mask| mask & sigterm_bit != 0)
+            })
+        });
+        ensure!(
+            held,
+            "the detector did not block SIGTERM within {READY_TIMEOUT:?}\n{}",
+            self.log_tail()
+        );
+        Ok(())
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

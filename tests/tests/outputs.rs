@@ -97,6 +97,7 @@ fn sigterm_at_any_moment_of_the_start_exits_0() -> anyhow::Result<()> {
     let _machine = exclusive();
     for delay_ms in [5, 50, 300, 1000, 2500] {
         let mut detector = Detector::launch(&[])?;
+        detector.wait_holding_stop_signals()?;
         thread::sleep(Duration::from_millis(delay_ms));
         detector
             .terminate()

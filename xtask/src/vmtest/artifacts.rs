@@ -16,16 +16,20 @@ use serde_json::Value;
 
 const E2E_PACKAGE: &str = "escape-detector-e2e";
 
+#[derive(Clone)]
 pub struct Artifacts {
     pub detector: PathBuf,
     pub act: PathBuf,
     pub tests: Vec<TestBinary>,
 }
 
+#[derive(Clone, Debug)]
 pub struct TestBinary {
     /// The test target's name (`harness` for tests/harness.rs).
     pub name: String,
     pub path: PathBuf,
+    /// The tests the guest runs, by exact name; none for all of them.
+    pub only: Vec<String>,
 }
 
 pub fn build() -> Result<Artifacts> {
@@ -59,6 +63,18 @@ fn e2e_test_binaries() -> Result<Vec<TestBinary>> {
     }
     tests.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(tests)
+}
+
+/// The names of `binary`'s tests (libtest's `--list`, which runs none of them).
+pub fn list_tests(binary: &TestBinary) -> Result<Vec<String>> {
+    let mut list = Command::new(&binary.path);
+    list.args(["--list", "--format", "terse"]);
+    let listing = stdout_of(&mut list)?;
+    Ok(listing
+        .lines()
+        .filter_map(|line| line.strip_suffix(": test"))
+        .map(str::to_owned)
+        .collect())
 }
 
 /// Runs `command` with its progress (stderr) shown and returns its stdout.
@@ -95,6 +111,7 @@ fn test_binary(message: &Value) -> Option<TestBinary> {
     Some(TestBinary {
         name: target.get("name")?.as_str()?.to_owned(),
         path: PathBuf::from(message.get("executable")?.as_str()?),
+        only: Vec::new(),
     })
 }
 

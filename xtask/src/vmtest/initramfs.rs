@@ -50,6 +50,8 @@ const DETECTOR: &str = "/bin/escape-detector";
 /// init.sh names it to the tests, which copy it into every container rootfs.
 const ACT: &str = "/bin/escape-act";
 const TESTS_DIR: &str = "/vmtest/tests";
+/// A test binary's file here names the only tests init.sh runs of it, one per line.
+const ONLY_DIR: &str = "/vmtest/only";
 /// Modules to load, one path a line, relative to /lib/modules/RELEASE.
 const MODULE_LIST: &str = "/vmtest/modules";
 
@@ -99,6 +101,13 @@ fn project_tree(artifacts: &Artifacts) -> Result<Tree> {
     tree.host_file(ACT, &artifacts.act)?;
     for test in &artifacts.tests {
         tree.host_file(&format!("{TESTS_DIR}/{}", test.name), &test.path)?;
+        if !test.only.is_empty() {
+            let names = test.only.iter().map(|name| format!("{name}\n")).collect();
+            tree.insert(
+                &format!("{ONLY_DIR}/{}", test.name),
+                Node::Text(names, 0o644),
+            );
+        }
     }
     Ok(tree)
 }

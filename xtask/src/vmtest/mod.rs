@@ -11,9 +11,11 @@ mod kmod;
 mod ldd;
 mod qemu;
 mod report;
+mod representative;
 
 use std::{
-    path::Path,
+    path::{Path, PathBuf},
+    thread,
     time::{Duration, Instant},
 };
 
@@ -38,6 +40,10 @@ pub struct Options {
     /// /sys/fs/cgroup/unified), unified is cgroup2 alone at /sys/fs/cgroup
     #[arg(long, value_enum, default_value_t = Cgroups::Hybrid)]
     cgroups: Cgroups,
+    /// Only the representative subset: one workload scenario per sensor, one enforcement, the
+    /// loss accounting and the benign suite (xtask/src/vmtest/representative.rs)
+    #[arg(long)]
+    representative: bool,
     /// Arguments for every test binary in the guest, after `--` (e.g. a test's name to run only
     /// that test)
     #[arg(last = true)]
@@ -86,23 +92,49 @@ pub fn run(options: &Options) -> Result<()> {
 /// The VM lane on a machine that is set up (`cargo xtask test` has run setup already).
 pub fn lane(options: &Options) -> Result<()> {
     let artifacts = artifacts::build()?;
-    let boot = Boot {
-        dir: "vmtest",
-        mode: "tests",
-        kernel: options.kernel,
-        lsm: options.lsm,
-        extra: &[],
-        args: &options.test_args,
-        cgroups: options.cgroups,
-        timeout: Duration::from_secs(options.timeout),
-    };
-    let report = boot.run(&artifacts)?;
-    report.verdict(artifacts.tests.len())
+    let boot = Boot::tests(options, &artifacts, true)?;
+    boot.run()?.finish()
+}
+
+/// Several lanes at once, each guest on a host CPU of its own (TCG runs a guest on one thread),
+/// their consoles to their logs only; the summaries follow one another once all have ended.
+pub fn lanes_side_by_side(lanes: &[Options]) -> Result<()> {
+    let artifacts = artifacts::build()?;
+    let boots = lanes
+        .iter()
+        .map(|options| Boot::tests(options, &artifacts, false))
+        .collect::<Result<Vec<_>>>()?;
+    let ended: Vec<Result<Booted>> = thread::scope(|scope| {
+        let running: Vec<_> = boots
+            .iter()
+            .map(|boot| scope.spawn(|| boot.run()))
+            .collect();
+        running
+            .into_iter()
+            .map(|guest| {
+                guest
+                    .join()
+                    .unwrap_or_else(|_| bail!("a guest's thread panicked"))
+            })
+            .collect()
+    });
+    let mut failed = Vec::new();
+    for (boot, booted) in boots.iter().zip(ended) {
+        if let Err(error) = booted.and_then(Booted::finish) {
+            eprintln!("error: the {} lane: {error:#}", boot.kernel.name());
+            failed.push(boot.kernel.name());
+        }
+    }
+    if !failed.is_empty() {
+        bail!("the VM lanes failed: {}", failed.join(", "));
+    }
+    Ok(())
 }
 
 /// `cargo xtask bench` in the guest, with `args`, on the detector and programs `extra` puts at
 /// their guest paths (the xtask binary at /bin/xtask among them).
 pub fn bench(extra: &[(&str, &Path)], args: &[String], timeout: Duration) -> Result<()> {
+    let artifacts = artifacts::build()?;
     let boot = Boot {
         dir: "vmbench",
         mode: "bench",
@@ -112,8 +144,12 @@ pub fn bench(extra: &[(&str, &Path)], args: &[String], timeout: Duration) -> Res
         args,
         cgroups: Cgroups::Hybrid,
         timeout,
+        image: PathBuf::new(),
+        initramfs: PathBuf::new(),
+        echo: true,
+        expected: 1,
     };
-    boot.run(&artifacts::build()?)?.verdict(1)
+    boot.prepared(&artifacts)?.run()?.finish()
 }
 
 /// One boot of the guest, which runs the tests or the bench and powers off.
@@ -128,35 +164,113 @@ struct Boot<'a> {
     args: &'a [String],
     cgroups: Cgroups,
     timeout: Duration,
+    /// The kernel image and the initramfs, from [`Boot::prepared`].
+    image: PathBuf,
+    initramfs: PathBuf,
+    /// The console on stdout too.
+    echo: bool,
+    /// How many test binaries the guest must run and pass.
+    expected: usize,
 }
 
-impl Boot<'_> {
-    fn run(&self, artifacts: &artifacts::Artifacts) -> Result<report::Report> {
-        let started = Instant::now();
+/// A guest that has powered off or been stopped.
+struct Booted {
+    report: report::Report,
+    console: qemu::Console,
+    cgroups: Cgroups,
+    took: Duration,
+    log: PathBuf,
+    timeout: Duration,
+    expected: usize,
+}
+
+impl<'a> Boot<'a> {
+    /// The e2e tests as `options` says, on `artifacts` (the representative subset of them or
+    /// all); the full and the subset runs keep their files apart, so both can run at once.
+    fn tests(options: &'a Options, artifacts: &artifacts::Artifacts, echo: bool) -> Result<Self> {
+        let (dir, artifacts) = if options.representative {
+            let tests = representative::select(artifacts.tests.clone(), artifacts::list_tests)?;
+            let subset = artifacts::Artifacts {
+                tests,
+                ..artifacts.clone()
+            };
+            ("vmtest-representative", subset)
+        } else {
+            ("vmtest", artifacts.clone())
+        };
+        let boot = Boot {
+            dir,
+            mode: "tests",
+            kernel: options.kernel,
+            lsm: options.lsm,
+            extra: &[],
+            args: &options.test_args,
+            cgroups: options.cgroups,
+            timeout: Duration::from_secs(options.timeout),
+            image: PathBuf::new(),
+            initramfs: PathBuf::new(),
+            echo,
+            expected: artifacts.tests.len(),
+        };
+        boot.prepared(&artifacts)
+    }
+
+    /// With the kernel fetched and the initramfs built.
+    fn prepared(mut self, artifacts: &artifacts::Artifacts) -> Result<Self> {
         let kernel = kernel::ensure_fetched(self.kernel)?;
         let dir = build::target_dir().join("xtask").join(self.dir);
-        let initramfs = initramfs::build(&dir, &kernel, artifacts, self.extra)?;
-        let log = dir.join(format!("console-{}.log", self.kernel.name()));
+        self.initramfs = initramfs::build(&dir, &kernel, artifacts, self.extra)?;
+        self.image = kernel.image;
+        Ok(self)
+    }
+
+    fn run(&self) -> Result<Booted> {
+        let started = Instant::now();
+        let log = build::target_dir()
+            .join("xtask")
+            .join(self.dir)
+            .join(format!("console-{}.log", self.kernel.name()));
         let guest = qemu::Guest {
-            kernel: &kernel.image,
-            initramfs: &initramfs,
+            kernel: &self.image,
+            initramfs: &self.initramfs,
             lsm: self.lsm.parameter(),
             init_env: &[
                 ("vmtest_cgroups", self.cgroups.name()),
                 ("vmtest_mode", self.mode),
             ],
             init_args: self.args,
+            echo: self.echo,
         };
         let console = qemu::run(&guest, &log, self.timeout, report::BOOTED)?;
-        let report = report::parse(&console.text);
-        print_summary(&report, self.cgroups, &console, started.elapsed(), &log);
-        if console.timed_out {
+        Ok(Booted {
+            report: report::parse(&console.text),
+            console,
+            cgroups: self.cgroups,
+            took: started.elapsed(),
+            log,
+            timeout: self.timeout,
+            expected: self.expected,
+        })
+    }
+}
+
+impl Booted {
+    /// Prints the summary; ok only if the guest ended in time and ran and passed everything.
+    fn finish(self) -> Result<()> {
+        print_summary(
+            &self.report,
+            self.cgroups,
+            &self.console,
+            self.took,
+            &self.log,
+        );
+        if self.console.timed_out {
             bail!(
                 "the guest did not finish within {} s (raise it with --timeout)",
                 self.timeout.as_secs()
             );
         }
-        Ok(report)
+        self.report.verdict(self.expected)
     }
 }
 

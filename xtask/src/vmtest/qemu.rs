@@ -32,6 +32,9 @@ pub struct Guest<'a> {
     pub init_env: &'a [(&'a str, &'a str)],
     /// For the guest's /init, after `--` on the kernel command line.
     pub init_args: &'a [String],
+    /// The console goes to stdout as it comes, besides the log (not when guests run side by
+    /// side).
+    pub echo: bool,
 }
 
 pub struct Console {
@@ -75,7 +78,8 @@ pub fn run(guest: &Guest, log: &Path, timeout: Duration, boot_marker: &str) -> R
         .with_context(|| format!("could not start `{shown}`"))?;
     let stdout = child.stdout.take().context("QEMU's stdout is not piped")?;
     let marker = boot_marker.to_owned();
-    let streamer = thread::spawn(move || stream(stdout, log_file, &marker, started));
+    let echo = guest.echo;
+    let streamer = thread::spawn(move || stream(stdout, log_file, echo, &marker, started));
 
     let mut timed_out = false;
     loop {
@@ -130,6 +134,7 @@ fn kernel_command_line(guest: &Guest) -> Result<String> {
 fn stream(
     mut from: ChildStdout,
     mut log: File,
+    echo: bool,
     marker: &str,
     started: Instant,
 ) -> io::Result<(String, Option<Duration>)> {
@@ -148,9 +153,11 @@ fn stream(
             .copied()
             .filter(|&b| b != b'\r')
             .collect();
-        let mut stdout = io::stdout().lock();
-        stdout.write_all(&cleaned)?;
-        stdout.flush()?;
+        if echo {
+            let mut stdout = io::stdout().lock();
+            stdout.write_all(&cleaned)?;
+            stdout.flush()?;
+        }
         log.write_all(&cleaned)?;
         text.extend_from_slice(&cleaned);
         if booted_after.is_none() {
@@ -184,6 +191,7 @@ mod tests {
             lsm,
             init_env,
             init_args,
+            echo: false,
         }
     }
 
