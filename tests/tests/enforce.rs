@@ -6,7 +6,8 @@ use std::process::Output;
 
 use escape_detector_e2e::{
     By, CgroupLayout, Container, Detector, HostProcess, KernelSetting, Profile, RunningContainer,
-    alert_matches, exclusive, kernel_module, scenario::ALERT_TIMEOUT, skip, technique,
+    alert_matches, exclusive, ids, kernel_module, runc, scenario::ALERT_TIMEOUT, skip, technique,
+    temp_dir::TempDir,
 };
 
 const CORE_PATTERN: &str = "/proc/sys/kernel/core_pattern";
@@ -130,4 +131,112 @@ fn a_host_namespace_entry_is_killed() -> anyhow::Result<()> {
     );
     eprintln!("{}", alert["message"]);
     Ok(())
+}
+
+/// The workload runs `act` in a shell of its own (the process that acts, so the one a kill
+/// stops); returns that shell's exit status and the output.
+fn workload_act(container: &Container, act: &str) -> anyhow::Result<(i32, String)> {
+    let output = container.run(
+        By::Workload,
+        &format!("sh -c '{act}'; echo \"act exit $?\""),
+    )?;
+    let status = output
+        .lines()
+        .find_map(|line| line.strip_prefix("act exit ")?.trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("the act's status is missing: {output:?}"))?;
+    Ok((status, output))
+}
+
+/// Waits for `rule` about the container with the expected action, and checks that the acting
+/// shell was refused (the open failed, status 1 or 2 from busybox) or killed.
+fn expect_workload_enforced(
+    detector: &Detector,
+    container: &Container,
+    rule: &str,
+    action: &str,
+    status: i32,
+) -> anyhow::Result<()> {
+    let alert = detector.wait_for_alert(
+        &format!("{rule} alert with action {action}"),
+        |a| alert_matches(a, rule, container.id()) && a["action"] == action,
+        ALERT_TIMEOUT,
+    )?;
+    match action {
+        "denied" => anyhow::ensure!(
+            status != 0 && status != KILLED,
+            "a denied act should fail at once: exit {status}"
+        ),
+        _ => anyhow::ensure!(
+            status == KILLED,
+            "the act should have been killed: exit {status}"
+        ),
+    }
+    eprintln!("{rule}: {} ({})", alert["action"], alert["message"]);
+    Ok(())
+}
+
+/// runc's binary opened for writing through a host process's root (CVE-2019-5736 waits for
+/// runc to exit, then writes): refused before the write, or killed while it holds the
+/// descriptor. Either way the write that follows never happens; nothing is ever written to
+/// runc itself (an empty append), the marker stands in for the payload.
+#[test]
+fn a_runtime_binary_overwrite_is_stopped() -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let runc = runc::binary()?;
+    let host = HostProcess::sleep()?;
+    let detector = Detector::start(&["--enforce"])?;
+    let action = match detector.backend()?.as_str() {
+        "lsm" => "denied",
+        _ => "killed",
+    };
+    let container = Container::start(Profile::HostPid, CgroupLayout::Docker)?;
+    let marker = "/escdet-overwritten";
+    let (status, _) = workload_act(
+        &container,
+        &format!(
+            "echo -n >> /proc/{}/root{} && sleep 5 && touch {marker}",
+            host.pid(),
+            runc.display()
+        ),
+    )?;
+    expect_workload_enforced(
+        &detector,
+        &container,
+        "runtime-binary-overwrite",
+        action,
+        status,
+    )?;
+    let payload = container
+        .rootfs_on_host()
+        .join(marker.trim_start_matches('/'));
+    anyhow::ensure!(!payload.exists(), "the act went on after the open");
+    Ok(())
+}
+
+/// A chroot into the host's root through a host process: the shell it starts there is killed
+/// before it reads the host's file (there is no LSM hook on chroot to refuse it, so the action
+/// is a kill on every backend).
+#[test]
+fn a_host_root_chroot_is_killed() -> anyhow::Result<()> {
+    let _machine = exclusive();
+    let host_only = TempDir::new("host-only")?;
+    let secret = ids::random_hex(8);
+    let file = host_only.path().join("secret");
+    std::fs::write(&file, &secret)?;
+    let host = HostProcess::sleep()?;
+    let detector = Detector::start(&["--enforce"])?;
+    let container = Container::start(Profile::HostPid, CgroupLayout::Docker)?;
+    let (status, output) = workload_act(
+        &container,
+        &format!(
+            "chroot /proc/{}/root /bin/sh -c \"sleep 5; cat {}\"",
+            host.pid(),
+            file.display()
+        ),
+    )?;
+    anyhow::ensure!(
+        !output.contains(&secret),
+        "the shell in the host's root read the host's file: {output:?}"
+    );
+    expect_workload_enforced(&detector, &container, "host-root-chroot", "killed", status)
 }
