@@ -334,6 +334,9 @@ pub struct Config {
     /// [`FIELD_MISSING`] for the unified hierarchy (`css_set.dfl_cgrp`).
     pub identity_subsys: u32,
     pub offsets: Offsets,
+    /// TCP ports whose connects are reported (to the agent, which keeps those to this node's
+    /// own addresses); 0 fills the unused slots.
+    pub runtime_api_ports: [u16; crate::event::MAX_RUNTIME_API_PORTS],
 }
 
 impl Config {
@@ -355,6 +358,7 @@ impl Config {
         identity_hierarchy: 0,
         identity_subsys: FIELD_MISSING,
         offsets: Offsets::MISSING,
+        runtime_api_ports: [0; crate::event::MAX_RUNTIME_API_PORTS],
     };
 }
 

@@ -567,9 +567,13 @@ pub struct TcpConnectEvent {
     pub addr: [u8; 16],
 }
 
-/// TCP ports of the node-local APIs that start containers or run commands in them: the
-/// kubelet's (10250, and its read-only 10255) and docker's (2375 plain, 2376 TLS).
-pub const RUNTIME_API_PORTS: [u16; 4] = [10250, 10255, 2375, 2376];
+/// TCP ports of the node-local APIs that start containers or run commands in them, by default
+/// (`runtime_api_ports` in the config file): the kubelet's (10250, and its read-only 10255) and
+/// docker's (2375 plain, 2376 TLS).
+pub const DEFAULT_RUNTIME_API_PORTS: [u16; 4] = [10250, 10255, 2375, 2376];
+
+/// How many ports the kernel filter of TCP connects holds (`Config::runtime_api_ports`).
+pub const MAX_RUNTIME_API_PORTS: usize = 8;
 
 /// A container process sent a signal to the agent.
 #[repr(C)]

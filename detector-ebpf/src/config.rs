@@ -48,6 +48,13 @@ pub fn identity_hierarchy() -> u32 {
     volatile(&CONFIG.identity_hierarchy)
 }
 
+/// A TCP port of a node-local API the agent watches (`runtime_api_ports`).
+#[inline(always)]
+pub fn is_runtime_api_port(port: u16) -> bool {
+    let ports = volatile(&CONFIG.runtime_api_ports);
+    port != 0 && ports.contains(&port)
+}
+
 #[inline(always)]
 pub fn enforcing() -> bool {
     volatile(&CONFIG.enforce) != 0

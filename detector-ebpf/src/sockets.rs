@@ -4,12 +4,12 @@
 
 use aya_ebpf::programs::{FExitContext, RawTracePointContext, TracePointContext};
 use detector_common::{
-    ABSTRACT_NAME_LEN, EventKind, FIELD_MISSING, LossReason, RUNTIME_API_PORTS, TcpConnectEvent,
-    UnixConnectEvent, WatchedFile,
+    ABSTRACT_NAME_LEN, EventKind, FIELD_MISSING, LossReason, TcpConnectEvent, UnixConnectEvent,
+    WatchedFile,
 };
 
 use crate::{
-    config::offset,
+    config::{is_runtime_api_port, offset},
     emit::{count_loss, reserve},
     files::fd_private_data,
     identity::{self, Actor},
@@ -116,7 +116,7 @@ pub fn on_inet_sock_set_state(ctx: &RawTracePointContext) {
     }
     let sock: *const u8 = ctx.arg(0);
     let port = u16::from_be(read_or_zero::<u16>(sock, offset!(sock_dport)));
-    if !RUNTIME_API_PORTS.contains(&port) {
+    if !is_runtime_api_port(port) {
         return;
     }
     let family = read_or_zero::<u16>(sock, offset!(sock_family));

@@ -11,6 +11,7 @@ use std::marker::PhantomData;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 
+use detector_common::{DEFAULT_RUNTIME_API_PORTS, MAX_RUNTIME_API_PORTS};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor, value::MapAccessDeserializer};
 
@@ -51,6 +52,9 @@ pub struct Settings {
     /// Socket paths watched by runtime-socket-access besides the well-known ones.
     #[serde(deserialize_with = "absolute_paths")]
     pub extra_runtime_sockets: Vec<PathBuf>,
+    /// TCP ports of the node's own APIs runtime-socket-access watches.
+    #[serde(deserialize_with = "api_ports")]
+    pub runtime_api_ports: Vec<u16>,
     /// Programs usermode-helper-exec allows the kernel to run besides the distributions' own.
     #[serde(deserialize_with = "absolute_paths")]
     pub extra_usermode_helpers: Vec<PathBuf>,
@@ -236,6 +240,7 @@ impl Default for Settings {
             hostname: None,
             ring_buffer_bytes: DEFAULT_RING_BUFFER_BYTES,
             extra_runtime_sockets: Vec::new(),
+            runtime_api_ports: DEFAULT_RUNTIME_API_PORTS.to_vec(),
             extra_usermode_helpers: Vec::new(),
             disabled_rules: Vec::new(),
             exceptions: Vec::new(),
@@ -561,6 +566,33 @@ fn absolute_paths<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Er
     Ok(paths.into_iter().map(|path| path.0).collect())
 }
 
+/// A TCP port, 1 to 65535.
+struct ApiPort(u16);
+
+impl<'de> Deserialize<'de> for ApiPort {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked_integer(d, |port: i64| {
+            u16::try_from(port)
+                .ok()
+                .filter(|&port| port > 0)
+                .map(ApiPort)
+                .ok_or_else(|| format!("{port} is not a TCP port; expected 1 to 65535"))
+        })
+    }
+}
+
+/// As many ports as the kernel filter holds.
+fn api_ports<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u16>, D::Error> {
+    let ports = Vec::<ApiPort>::deserialize(d)?;
+    if ports.len() > MAX_RUNTIME_API_PORTS {
+        return Err(de::Error::custom(format!(
+            "{} ports; the kernel's filter holds at most {MAX_RUNTIME_API_PORTS}",
+            ports.len()
+        )));
+    }
+    Ok(ports.into_iter().map(|port| port.0).collect())
+}
+
 /// The id of a rule in the catalogue.
 struct RuleId(String);
 
@@ -629,6 +661,7 @@ cgroup_identity = "pids"
 hostname = "node-7"
 ring_buffer_bytes = 4096
 extra_runtime_sockets = ["/run/user/1000/docker.sock"]
+runtime_api_ports = [10250, 6443]
 extra_usermode_helpers = ["/usr/local/bin/crash-collector"]
 
 [rules]
@@ -656,6 +689,7 @@ format = "alertmanager"
             hostname: Some("node-7".to_owned()),
             ring_buffer_bytes: 4096,
             extra_runtime_sockets: vec![PathBuf::from("/run/user/1000/docker.sock")],
+            runtime_api_ports: vec![10250, 6443],
             extra_usermode_helpers: vec![PathBuf::from("/usr/local/bin/crash-collector")],
             disabled_rules: vec!["sensitive-mount".to_owned(), "userns-creation".to_owned()],
             exceptions: vec![ExceptionSpec {
@@ -936,6 +970,22 @@ format = "alertmanager"
             column: 41,
             field: Some("extra_runtime_sockets"),
             message: "\"b.sock\" is not an absolute path",
+        },
+        InvalidCase {
+            name: "port out of range",
+            text: "runtime_api_ports = [10250, 0]\n",
+            line: 1,
+            column: 29,
+            field: Some("runtime_api_ports"),
+            message: "0 is not a TCP port; expected 1 to 65535",
+        },
+        InvalidCase {
+            name: "more ports than the kernel filter holds",
+            text: "runtime_api_ports = [1, 2, 3, 4, 5, 6, 7, 8, 9]\n",
+            line: 1,
+            column: 21,
+            field: Some("runtime_api_ports"),
+            message: "9 ports; the kernel's filter holds at most 8",
         },
         InvalidCase {
             name: "TOML syntax error",

@@ -124,26 +124,39 @@ fn connecting_to_a_shims_abstract_socket_is_reported(by: By) -> anyhow::Result<(
 
 #[test]
 fn an_exec_session_connecting_to_the_nodes_docker_tcp_api_is_reported() -> anyhow::Result<()> {
-    connecting_to_the_nodes_tcp_api_is_reported(By::ExecSession, 2375, "docker")
+    connecting_to_the_nodes_tcp_api_is_reported(By::ExecSession, 2375, "docker", "")
 }
 
 #[test]
 fn the_workload_connecting_to_the_nodes_kubelet_tcp_api_is_reported() -> anyhow::Result<()> {
-    connecting_to_the_nodes_tcp_api_is_reported(By::Workload, 10250, "kubelet")
+    connecting_to_the_nodes_tcp_api_is_reported(By::Workload, 10250, "kubelet", "")
+}
+
+/// A node whose runtime listens elsewhere (the kernel filter takes the configured ports).
+#[test]
+fn a_port_listed_in_runtime_api_ports_is_watched() -> anyhow::Result<()> {
+    connecting_to_the_nodes_tcp_api_is_reported(
+        By::Workload,
+        18443,
+        "runtime",
+        "runtime_api_ports = [10250, 18443]\n",
+    )
 }
 
 /// A host-network container (a `hostNetwork` pod) reaches the node's kubelet or a docker daemon
 /// listening on TCP at the host's loopback. A container with a network of its own that
-/// connects to the same port of its own loopback reaches only itself: silent.
+/// connects to the same port of its own loopback reaches only itself: silent. `config` is the
+/// detector's configuration file.
 fn connecting_to_the_nodes_tcp_api_is_reported(
     by: By,
     port: u16,
     service: &str,
+    config: &str,
 ) -> anyhow::Result<()> {
     let _machine = exclusive();
     let _api = TcpListener::bind(("127.0.0.1", port))
         .map_err(|e| anyhow::anyhow!("the test listens on 127.0.0.1:{port} as the API: {e}"))?;
-    let detector = Detector::start(&[])?;
+    let detector = Detector::start_with_config(config, &[])?;
     let own_network = Container::start(Profile::Default, CgroupLayout::Docker)?;
     // Nothing listens there: refused, yet the connection was attempted (SYN_SENT).
     own_network.run(by, &format!("{ACT} connect tcp://127.0.0.1:{port} || true"))?;

@@ -111,7 +111,8 @@ fn keep_restart_only(running: &Settings, next: &mut Settings) -> Vec<&'static st
         host_reference_pid,
         cgroup_identity,
         ring_buffer_bytes,
-        extra_runtime_sockets
+        extra_runtime_sockets,
+        runtime_api_ports
     );
     kept
 }

@@ -11,7 +11,7 @@ use aya::{
     Ebpf,
     maps::{HashMap, PerCpuArray, RingBuf},
 };
-use detector_common::{Config, FIELD_MISSING, user::Event};
+use detector_common::{Config, FIELD_MISSING, MAX_RUNTIME_API_PORTS, user::Event};
 use nix::sys::signal::{self, SigHandler, SigSet, Signal};
 use tokio::{
     signal::unix::{SignalKind, signal},
@@ -194,8 +194,18 @@ fn load_kernel_object(
         identity_hierarchy: hierarchy.hierarchy_id,
         identity_subsys,
         offsets: resolved.offsets,
+        runtime_api_ports: kernel_ports(&settings.runtime_api_ports),
     };
     Ok((loader::load(&config, settings.ring_buffer_bytes)?, host))
+}
+
+/// The configured ports in the kernel filter's slots (the config holds no more than fit).
+fn kernel_ports(ports: &[u16]) -> [u16; MAX_RUNTIME_API_PORTS] {
+    let mut slots = [0; MAX_RUNTIME_API_PORTS];
+    for (slot, port) in slots.iter_mut().zip(ports) {
+        *slot = *port;
+    }
+    slots
 }
 
 /// An enumerator the programs compare with, from BTF; never matching when absent.

@@ -68,7 +68,8 @@ pub fn runtime_tcp_api_access(
     }
     let service = match e.port {
         10250 | 10255 => "kubelet",
-        _ => "docker",
+        2375 | 2376 => "docker",
+        _ => "runtime",
     };
     let endpoint = match addr {
         IpAddr::V4(a) => format!("tcp://{a}:{}", e.port),
@@ -190,6 +191,10 @@ mod tests {
         let finding = runtime_tcp_api_access(&docker, &s, &host()).unwrap();
         assert_eq!(finding.details["socket"], "tcp://[fd00::2]:2375");
         assert_eq!(finding.details["service"], "docker");
+        // A port from `runtime_api_ports`: the kernel only sends the configured ones.
+        let custom = tcp("192.0.2.2".parse().unwrap(), 18443, own_net);
+        let finding = runtime_tcp_api_access(&custom, &s, &host()).unwrap();
+        assert_eq!(finding.details["service"], "runtime");
     }
 
     #[test]
