@@ -15,6 +15,7 @@ use detector_common::{DEFAULT_RUNTIME_API_PORTS, MAX_RUNTIME_API_PORTS};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor, value::MapAccessDeserializer};
 
+use crate::redaction::DEFAULT_PATTERNS;
 use crate::rules::CATALOGUE;
 use crate::state::identity_hierarchy::Choice;
 use crate::webhook::Format;
@@ -65,6 +66,42 @@ pub struct Settings {
     pub exceptions: Vec<ExceptionSpec>,
     /// `[webhook]`: alerts also POSTed there.
     pub webhook: Option<WebhookSettings>,
+    /// `[redaction]`: secrets masked in every alert.
+    pub redaction: RedactionSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedactionSettings {
+    /// Regular expressions; what their groups match is masked (`redaction::DEFAULT_PATTERNS`
+    /// unless given; an empty list masks nothing).
+    #[serde(deserialize_with = "regex_patterns")]
+    pub patterns: Vec<String>,
+}
+
+impl Default for RedactionSettings {
+    fn default() -> Self {
+        RedactionSettings {
+            patterns: DEFAULT_PATTERNS.iter().map(|p| (*p).to_owned()).collect(),
+        }
+    }
+}
+
+/// A regular expression that compiles.
+struct RegexPattern(String);
+
+impl<'de> Deserialize<'de> for RegexPattern {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked_string(d, |pattern| match regex::Regex::new(&pattern) {
+            Ok(_) => Ok(RegexPattern(pattern)),
+            Err(e) => Err(format!("{pattern:?} is not a regular expression: {e}")),
+        })
+    }
+}
+
+fn regex_patterns<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let patterns = Vec::<RegexPattern>::deserialize(d)?;
+    Ok(patterns.into_iter().map(|pattern| pattern.0).collect())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -245,6 +282,7 @@ impl Default for Settings {
             disabled_rules: Vec::new(),
             exceptions: Vec::new(),
             webhook: None,
+            redaction: RedactionSettings::default(),
         }
     }
 }
@@ -676,6 +714,9 @@ ancestor_exes = ["/usr/bin/gitlab-runner"]
 [webhook]
 url = "http://alertmanager:9093/api/v2/alerts"
 format = "alertmanager"
+
+[redaction]
+patterns = ["customer-([0-9]+)"]
 "#,
             alerts_file.display()
         );
@@ -703,6 +744,9 @@ format = "alertmanager"
                 url: "http://alertmanager:9093/api/v2/alerts".to_owned(),
                 format: Format::Alertmanager,
             }),
+            redaction: RedactionSettings {
+                patterns: vec!["customer-([0-9]+)".to_owned()],
+            },
         };
         assert_eq!(parse_text(&text).unwrap(), expected);
     }
@@ -986,6 +1030,14 @@ format = "alertmanager"
             column: 21,
             field: Some("runtime_api_ports"),
             message: "9 ports; the kernel's filter holds at most 8",
+        },
+        InvalidCase {
+            name: "redaction pattern that does not compile",
+            text: "[redaction]\npatterns = [\"ok\", \"(unclosed\"]\n",
+            line: 2,
+            column: 19,
+            field: Some("redaction.patterns"),
+            message: "\"(unclosed\" is not a regular expression",
         },
         InvalidCase {
             name: "TOML syntax error",

@@ -17,6 +17,7 @@ mod kernel;
 mod metrics;
 mod outputs;
 mod pipeline;
+mod redaction;
 mod rules;
 mod state;
 mod truncation;

@@ -232,6 +232,18 @@ impl Detector {
         http::get(self.addr, path)
     }
 
+    /// The backend `sensor` (its name in the probe table) runs on, as /readyz lists it
+    /// (`fentry`, `lsm`, `tracepoint`, ...); `None` when it is not attached.
+    pub fn sensor_backend(&self, sensor: &str) -> anyhow::Result<Option<String>> {
+        let (_, sensors) = self.http_get("/readyz")?;
+        Ok(sensors
+            .lines()
+            .filter_map(|line| line.strip_prefix(sensor)?.strip_prefix(": "))
+            .filter_map(|state| state.split_whitespace().next())
+            .find(|backend| *backend != "not")
+            .map(str::to_owned))
+    }
+
     /// The /metrics page.
     pub fn metrics(&self) -> anyhow::Result<String> {
         let (status, body) = self.http_get("/metrics")?;

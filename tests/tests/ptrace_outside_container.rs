@@ -6,7 +6,7 @@ use escape_detector_e2e::{
     exclusive,
     rootfs::ACT,
     scenario::{self, ALERT_TIMEOUT},
-    technique,
+    skip, technique,
 };
 
 #[test]
@@ -99,12 +99,8 @@ fn reading_a_host_process_environment_is_reported() -> anyhow::Result<()> {
     let _machine = exclusive();
     let target = HostProcess::sleep()?;
     let detector = Detector::start(&[])?;
-    if !detector
-        .log()
-        .contains("process access (ptrace-outside-container): fentry backend")
-    {
-        eprintln!("skipped (process access on syscall tracepoints: /proc opens are not theirs)");
-        return Ok(());
+    if detector.sensor_backend("process access")?.as_deref() != Some("fentry") {
+        return skip::skipped("process access on syscall tracepoints: /proc opens are not theirs");
     }
     let container = Container::start(Profile::HostPid, CgroupLayout::Docker)?;
     let by = By::ExecSession;

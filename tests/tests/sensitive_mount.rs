@@ -147,10 +147,7 @@ fn a_bind_of_a_host_path_by_the_new_mount_api_is_reported() -> anyhow::Result<()
     let dir = TempDir::new("bind-source")?;
     let host = HostProcess::sleep()?;
     let detector = Detector::start(&[])?;
-    if !detector
-        .log()
-        .contains("mounts (sensitive-mount): fentry backend")
-    {
+    if detector.sensor_backend("mounts")?.as_deref() != Some("fentry") {
         return skip::skipped("mounts on syscall tracepoints: open_tree has no string to judge");
     }
     let container = Container::start(Profile::HostPid, CgroupLayout::Docker)?;

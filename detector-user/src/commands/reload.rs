@@ -14,6 +14,7 @@ use crate::{
     metrics::Metrics,
     outputs::Outputs,
     pipeline::{Pipeline, PipelineSettings},
+    redaction::Redaction,
 };
 
 /// The pipeline's share of the settings: everything a reload may change.
@@ -36,6 +37,8 @@ pub fn pipeline_settings(
         extra_usermode_helpers: settings.extra_usermode_helpers.clone(),
         exceptions: Exceptions::new(&settings.exceptions)
             .context("compiling the exceptions' patterns")?,
+        redaction: Redaction::new(&settings.redaction.patterns)
+            .context("compiling the redaction patterns")?,
     })
 }
 

@@ -12,6 +12,7 @@ use crate::{
     incidents::{Incidents, Raised},
     metrics::Metrics,
     outputs::Outputs,
+    redaction::Redaction,
     rules::{Finding, Repeat},
     state::container::Origin,
 };
@@ -52,10 +53,17 @@ pub struct Emitter {
     boot_id: String,
     incidents: Incidents,
     folds: Folds,
+    redaction: Redaction,
 }
 
 impl Emitter {
-    pub fn new(outputs: Outputs, metrics: Arc<Metrics>, hostname: String, boot_id: String) -> Self {
+    pub fn new(
+        outputs: Outputs,
+        metrics: Arc<Metrics>,
+        hostname: String,
+        boot_id: String,
+        redaction: Redaction,
+    ) -> Self {
         Emitter {
             outputs,
             metrics,
@@ -63,6 +71,7 @@ impl Emitter {
             boot_id,
             incidents: Incidents::default(),
             folds: Folds::default(),
+            redaction,
         }
     }
 
@@ -73,9 +82,10 @@ impl Emitter {
     }
 
     /// A reload's outputs and node name.
-    pub fn reconfigure(&mut self, outputs: Outputs, hostname: String) {
+    pub fn reconfigure(&mut self, outputs: Outputs, hostname: String, redaction: Redaction) {
         self.outputs = outputs;
         self.hostname = hostname;
+        self.redaction = redaction;
     }
 
     /// True, and counted, when the act repeats one of the same process alerted lately.
@@ -176,6 +186,8 @@ impl Emitter {
             .alerts_total
             .with_label_values(&[alert.rule, alert.severity.as_str()])
             .inc();
+        // Masked last, so no output, webhook or fold holds a secret.
+        let alert = self.redaction.apply(alert.clone());
         self.outputs.emit(&alert.to_json_line(), &self.metrics);
     }
 }

@@ -36,6 +36,7 @@ use crate::{
     kernel::watched_files::WatchFiles,
     metrics::{ActDropped, Metrics},
     outputs::Outputs,
+    redaction::Redaction,
     rules,
     state::{
         agent_self::OwnBpfObjects,
@@ -68,6 +69,7 @@ pub struct PipelineSettings {
     /// usermode-helper-exec's allowlist beyond the distributions' helpers.
     pub extra_usermode_helpers: Vec<PathBuf>,
     pub exceptions: Exceptions,
+    pub redaction: Redaction,
 }
 
 /// Namespace changes of one thread being merged into one act, with the process as it was at
@@ -125,7 +127,13 @@ impl Pipeline {
                 settings.extra_usermode_helpers,
             ),
             decide: Decider::new(settings.enforce, settings.exceptions, metrics.clone()),
-            emit: Emitter::new(outputs, metrics, settings.hostname, settings.boot_id),
+            emit: Emitter::new(
+                outputs,
+                metrics,
+                settings.hostname,
+                settings.boot_id,
+                settings.redaction,
+            ),
         }
     }
 
@@ -136,7 +144,8 @@ impl Pipeline {
         self.judge
             .reconfigure(settings.disabled_rules, settings.extra_usermode_helpers);
         self.decide.reconfigure(settings.exceptions);
-        self.emit.reconfigure(outputs, settings.hostname);
+        self.emit
+            .reconfigure(outputs, settings.hostname, settings.redaction);
     }
 
     /// Classifies the cgroups that exist (the kernel records those made from now on), so the
@@ -469,6 +478,7 @@ mod tests {
                     disabled_rules: disabled.iter().map(|r| r.to_string()).collect(),
                     extra_usermode_helpers: Vec::new(),
                     exceptions: Exceptions::new(&[]).unwrap(),
+                    redaction: Redaction::default(),
                 },
             );
             let process = |pid, comm: &str, cgroup_id| Process {
