@@ -417,7 +417,7 @@ fn vm_tests() -> Result<()> {
     };
     crate::vmtest::lanes_side_by_side(&[
         lane(&["--kernel", "6.1", "--timeout", "2400"])?,
-        lane(&["--kernel", "5.10", "--representative"])?,
+        lane(&["--kernel", "5.10", "--representative", "--timeout", "1800"])?,
     ])
 }
 
