@@ -212,7 +212,10 @@ mod tests {
         assert_eq!(size_of::<OpenByHandleEvent>(), 48 + 8 + 16 + 64);
         assert_eq!(size_of::<TaskMark>(), 24);
         assert_eq!(size_of::<Offsets>(), 96 * 4);
-        assert_eq!(size_of::<Config>(), 32 + 24 + 96 * 4);
+        assert_eq!(
+            size_of::<Config>(),
+            32 + 24 + 96 * 4 + 2 * crate::event::MAX_RUNTIME_API_PORTS
+        );
     }
 
     fn bytes_of<T>(v: &T) -> &[u8] {
