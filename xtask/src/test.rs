@@ -57,6 +57,9 @@ impl Stage {
 enum Action {
     Run(Box<dyn Fn() -> Result<()>>),
     Skip(&'static str),
+    /// Run unless the check names something missing. It is checked when the stage's turn
+    /// comes, not before: setup installs what later stages need on a fresh machine.
+    Needs(fn() -> Option<&'static str>, Box<dyn Fn() -> Result<()>>),
 }
 
 fn task(action: fn() -> Result<()>) -> Action {
@@ -79,9 +82,14 @@ pub fn run(options: &Options) -> Result<()> {
             outcomes.push(Outcome::NotRun);
             continue;
         }
-        let run = match &stage.action {
-            Action::Run(run) => run,
-            Action::Skip(reason) => {
+        let skipped = match &stage.action {
+            Action::Run(run) => Ok(run),
+            Action::Skip(reason) => Err(*reason),
+            Action::Needs(missing, run) => missing().map_or(Ok(run), Err),
+        };
+        let run = match skipped {
+            Ok(run) => run,
+            Err(reason) => {
                 println!(
                     "\n==> [{}/{}] {}: skipped ({reason})",
                     index + 1,
@@ -131,16 +139,11 @@ fn stages(options: &Options) -> Vec<Stage> {
             task(vm_tests),
         )
     };
-    let podman = image::podman_present();
-    let container_image = if podman {
-        task(container_image)
+    let container_image = Action::Needs(podman_missing, Box::new(container_image));
+    let deploy_e2e = if options.skip_e2e {
+        Action::Skip("--skip-e2e")
     } else {
-        Action::Skip("podman is not installed")
-    };
-    let deploy_e2e = match (options.skip_e2e, podman) {
-        (true, _) => Action::Skip("--skip-e2e"),
-        (false, false) => Action::Skip("podman is not installed"),
-        (false, true) => task(deploy_e2e_tests),
+        Action::Needs(podman_missing, Box::new(deploy_e2e_tests))
     };
     let stages = vec![
         Stage::new("setup", task(setup::run)),
@@ -186,6 +189,10 @@ fn stages(options: &Options) -> Vec<Stage> {
             _ => Stage::new(stage.name, Action::Skip("--e2e-only")),
         })
         .collect()
+}
+
+fn podman_missing() -> Option<&'static str> {
+    (!image::podman_present()).then_some("podman is not installed")
 }
 
 const RELEASE_BUILD: &str = "release build";
@@ -489,6 +496,22 @@ mod tests {
         assert_eq!(runs(&stages(&options)), ["setup", RELEASE_BUILD, E2E]);
         let options = parse(&["--e2e-only", "--", "sigterm"]).unwrap();
         assert_eq!(options.e2e_filters, ["sigterm"]);
+    }
+
+    #[test]
+    fn what_setup_installs_is_looked_for_when_the_stage_comes() {
+        // Looked for before setup, podman was missing on every fresh machine.
+        let stages = stages(&parse(&[]).unwrap());
+        let podman_stages: Vec<_> = stages
+            .iter()
+            .filter(|stage| stage.name.contains("podman") || stage.name.contains("pod spec"))
+            .collect();
+        assert_eq!(podman_stages.len(), 2);
+        assert!(
+            podman_stages
+                .iter()
+                .all(|stage| matches!(stage.action, Action::Needs(..)))
+        );
     }
 
     #[test]
