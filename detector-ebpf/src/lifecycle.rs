@@ -4,8 +4,10 @@
 //! each hook costs them the identity check alone.
 
 use aya_ebpf::{helpers::bpf_get_current_comm, programs::RawTracePointContext};
+use aya_log_ebpf::debug;
 use detector_common::{
     ARGS_LEN, CgroupAttachEvent, CgroupEvent, EventKind, ExecEvent, ExitEvent, ForkEvent, Identity,
+    identity::CGROUP_CONTAINER,
 };
 
 use crate::{
@@ -225,6 +227,11 @@ pub fn on_cgroup_mkdir(ctx: &RawTracePointContext) {
         .map(identity::cgroup_id)
         .unwrap_or(0);
     let class = identity::record_new_cgroup(id, parent);
+    if class == CGROUP_CONTAINER {
+        debug!(ctx, "cgroup {} made below {}: a container's", id, parent);
+    } else {
+        debug!(ctx, "cgroup {} made below {}: pending", id, parent);
+    }
     report_cgroup(EventKind::CgroupMkdir, ctx, cgroup, id, parent, class);
 }
 
@@ -235,6 +242,7 @@ pub fn on_cgroup_rmdir(ctx: &RawTracePointContext) {
         return;
     };
     let class = identity::forget_cgroup(id);
+    debug!(ctx, "cgroup {} removed (class {})", id, class);
     if class != 0 {
         report_cgroup(EventKind::CgroupRmdir, ctx, cgroup, id, 0, class);
     }

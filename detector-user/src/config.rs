@@ -39,6 +39,10 @@ pub struct Settings {
     pub enforce: bool,
     #[serde(deserialize_with = "log_level")]
     pub log_level: LogLevel,
+    /// The kernel programs' own diagnostics (aya-log), at this level and above; `None` ("off")
+    /// leaves the logging code out of the programs the kernel runs.
+    #[serde(deserialize_with = "kernel_log")]
+    pub kernel_log: Option<LogLevel>,
     /// The process whose namespaces count as "the host".
     #[serde(deserialize_with = "pid")]
     pub host_reference_pid: u32,
@@ -272,6 +276,7 @@ impl Default for Settings {
             alerts_file: None,
             enforce: false,
             log_level: LogLevel::Info,
+            kernel_log: None,
             host_reference_pid: 1,
             cgroup_identity: Choice::Auto,
             hostname: None,
@@ -505,14 +510,25 @@ fn alerts_file<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Er
 
 fn log_level<'de, D: Deserializer<'de>>(d: D) -> Result<LogLevel, D::Error> {
     checked_string(d, |name: String| {
-        LogLevel::from_name(&name).ok_or_else(|| {
-            let names: Vec<_> = LogLevel::ALL.iter().map(|level| level.as_str()).collect();
-            format!(
-                "{name:?} is not a log level; expected one of {}",
-                names.join(", ")
-            )
-        })
+        LogLevel::from_name(&name).ok_or_else(|| not_a_log_level(&name, ""))
     })
+}
+
+fn kernel_log<'de, D: Deserializer<'de>>(d: D) -> Result<Option<LogLevel>, D::Error> {
+    checked_string(d, |name: String| match name.as_str() {
+        "off" => Ok(None),
+        _ => LogLevel::from_name(&name)
+            .map(Some)
+            .ok_or_else(|| not_a_log_level(&name, "off, ")),
+    })
+}
+
+fn not_a_log_level(name: &str, also: &str) -> String {
+    let names: Vec<_> = LogLevel::ALL.iter().map(|level| level.as_str()).collect();
+    format!(
+        "{name:?} is not a log level; expected one of {also}{}",
+        names.join(", ")
+    )
 }
 
 /// The cgroup v1 controllers a kernel may have (`/proc/cgroups`).
@@ -694,6 +710,7 @@ metrics_addr = "0.0.0.0:9999"
 alerts_file = '{}'
 enforce = true
 log_level = "debug"
+kernel_log = "warn"
 host_reference_pid = 42
 cgroup_identity = "pids"
 hostname = "node-7"
@@ -725,6 +742,7 @@ patterns = ["customer-([0-9]+)"]
             alerts_file: Some(alerts_file),
             enforce: true,
             log_level: LogLevel::Debug,
+            kernel_log: Some(LogLevel::Warn),
             host_reference_pid: 42,
             cgroup_identity: Choice::Controller("pids".to_owned()),
             hostname: Some("node-7".to_owned()),
@@ -918,6 +936,15 @@ patterns = ["customer-([0-9]+)"]
             column: 13,
             field: Some("log_level"),
             message: "\"verbose\" is not a log level; expected one of error, warn, info, debug, trace",
+        },
+        InvalidCase {
+            name: "bad kernel log level",
+            text: "kernel_log = \"all\"\n",
+            line: 1,
+            column: 14,
+            field: Some("kernel_log"),
+            message: "\"all\" is not a log level; expected one of off, error, warn, info, debug, \
+                      trace",
         },
         InvalidCase {
             name: "zero pid",

@@ -169,6 +169,28 @@ impl Detector {
         self.child.id()
     }
 
+    /// The size in bytes of the detector's program `name` as the kernel runs it (after the
+    /// verifier's rewrites, dead code removed), found among the BPF objects its descriptors
+    /// hold.
+    pub fn translated_program_size(&self, name: &str) -> anyhow::Result<u32> {
+        let mut ids = Vec::new();
+        for fd in fs::read_dir(format!("/proc/{}/fdinfo", self.pid()))? {
+            let info = fs::read_to_string(fd?.path()).unwrap_or_default();
+            ids.extend(
+                info.lines()
+                    .filter_map(|line| line.strip_prefix("prog_id:"))
+                    .filter_map(|id| id.trim().parse::<u32>().ok()),
+            );
+        }
+        let program = aya::programs::loaded_programs()
+            .filter_map(Result::ok)
+            .find(|p| ids.contains(&p.id()) && p.name_as_str() == Some(name))
+            .with_context(|| format!("the detector holds no program {name}"))?;
+        program
+            .size_translated()
+            .with_context(|| format!("the kernel gives no translated size for {name}"))
+    }
+
     /// Where /metrics, /healthz and /readyz are served.
     pub fn addr(&self) -> SocketAddr {
         self.addr

@@ -95,8 +95,8 @@ pub fn failed(metrics: &Metrics, why: &dyn std::fmt::Display) {
 }
 
 /// Puts the running values back into `next` where only a restart can change them (the kernel
-/// programs' configuration, the HTTP listener, the ring buffer, the identity hierarchy, the
-/// log filter, the watched sockets), and names those that differed.
+/// programs' configuration and log level, the HTTP listener, the ring buffer, the identity
+/// hierarchy, the log filter, the watched sockets), and names those that differed.
 fn keep_restart_only(running: &Settings, next: &mut Settings) -> Vec<&'static str> {
     let mut kept = Vec::new();
     macro_rules! keep {
@@ -111,6 +111,7 @@ fn keep_restart_only(running: &Settings, next: &mut Settings) -> Vec<&'static st
         metrics_addr,
         enforce,
         log_level,
+        kernel_log,
         host_reference_pid,
         cgroup_identity,
         ring_buffer_bytes,

@@ -30,7 +30,7 @@ use crate::{
         btf::Btf,
         container_cgroups::KernelContainerCgroups,
         host::{HostReference, host_reference},
-        loader,
+        kernel_log, loader,
         loss::LossCounters,
         offsets, own_bpf_objects,
         probes::{self, SENSORS, Sensor, SensorOutcome},
@@ -126,8 +126,13 @@ fn settings(args: &RunArgs) -> Result<Settings, config::ConfigError> {
     Ok(settings)
 }
 
+/// The kernel programs' records pass at their own level, whatever the agent's is.
 fn init_logging(settings: &Settings) {
-    let env = env_logger::Env::default().default_filter_or(settings.log_level.as_str());
+    let mut filter = settings.log_level.as_str().to_owned();
+    if let Some(level) = settings.kernel_log {
+        filter = format!("{filter},{}={}", kernel_log::TARGET, level.as_str());
+    }
+    let env = env_logger::Env::default().default_filter_or(filter);
     env_logger::Builder::from_env(env)
         .format_timestamp_millis()
         .init();
@@ -196,7 +201,12 @@ fn load_kernel_object(
         offsets: resolved.offsets,
         runtime_api_ports: kernel_ports(&settings.runtime_api_ports),
     };
-    Ok((loader::load(&config, settings.ring_buffer_bytes)?, host))
+    let ebpf = loader::load(
+        &config,
+        settings.ring_buffer_bytes,
+        kernel_log::level(settings.kernel_log),
+    )?;
+    Ok((ebpf, host))
 }
 
 /// The configured ports in the kernel filter's slots (the config holds no more than fit).
@@ -301,6 +311,9 @@ async fn daemon(args: &RunArgs, settings: Settings, outputs: Vec<Output>) -> any
 
     let hierarchy = identity_hierarchy(&settings)?;
     let (mut ebpf, host) = load_kernel_object(&settings, &hierarchy)?;
+    if settings.kernel_log.is_some() {
+        kernel_log::forward(&mut ebpf).context("reading the kernel programs' log")?;
+    }
     let ring = RingBuf::try_from(take_map(&mut ebpf, "EVENTS")?)?;
     let loss = Arc::new(Mutex::new(LossCounters::new(PerCpuArray::try_from(
         take_map(&mut ebpf, "LOST")?,

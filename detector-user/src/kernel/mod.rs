@@ -4,6 +4,7 @@
 pub mod btf;
 pub mod container_cgroups;
 pub mod host;
+pub mod kernel_log;
 pub mod loader;
 pub mod loss;
 pub mod lsm;

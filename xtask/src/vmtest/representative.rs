@@ -1,6 +1,7 @@
 //! The representative subset of the e2e suite (`vmtest --representative`, the 5.10 lane of
 //! `cargo xtask test`): one scenario per sensor of the probe table, acted by the container's
-//! workload, one enforcement, the loss accounting and the whole benign suite. The full suite
+//! workload, one enforcement, the loss accounting, the kernel programs' log and the whole
+//! benign suite. The full suite
 //! runs on 6.18 (host) and 6.1; this proves every fallback a 5.10 kernel needs at a third of
 //! the guest time.
 
@@ -12,6 +13,8 @@ use super::artifacts::TestBinary;
 const SUBSET: &[(&str, &[&str])] = &[
     ("benign", &[]),
     ("loss_accounting", &[]),
+    // the programs still load with their logging code, and log.
+    ("kernel_log", &[]),
     // process and cgroup lifecycle, namespace changes: a thread outliving its leader.
     (
         "identity",
