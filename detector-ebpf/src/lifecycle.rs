@@ -7,7 +7,6 @@ use aya_ebpf::{helpers::bpf_get_current_comm, programs::RawTracePointContext};
 use aya_log_ebpf::debug;
 use detector_common::{
     ARGS_LEN, CgroupAttachEvent, CgroupEvent, EventKind, ExecEvent, ExitEvent, ForkEvent, Identity,
-    identity::CGROUP_CONTAINER,
 };
 
 use crate::{
@@ -227,11 +226,7 @@ pub fn on_cgroup_mkdir(ctx: &RawTracePointContext) {
         .map(identity::cgroup_id)
         .unwrap_or(0);
     let class = identity::record_new_cgroup(id, parent);
-    if class == CGROUP_CONTAINER {
-        debug!(ctx, "cgroup {} made below {}: a container's", id, parent);
-    } else {
-        debug!(ctx, "cgroup {} made below {}: pending", id, parent);
-    }
+    debug!(ctx, "cgroup {} made below {} (class {})", id, parent, class);
     report_cgroup(EventKind::CgroupMkdir, ctx, cgroup, id, parent, class);
 }
 

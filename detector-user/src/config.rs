@@ -303,7 +303,7 @@ pub enum LogLevel {
 }
 
 impl LogLevel {
-    const ALL: [LogLevel; 5] = [
+    pub(crate) const ALL: [LogLevel; 5] = [
         LogLevel::Error,
         LogLevel::Warn,
         LogLevel::Info,
