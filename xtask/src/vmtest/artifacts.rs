@@ -65,6 +65,17 @@ fn e2e_test_binaries() -> Result<Vec<TestBinary>> {
     Ok(tests)
 }
 
+impl TestBinary {
+    /// How many tests the guest will run of it, which is what its guest time follows.
+    pub fn tests_run(&self) -> Result<usize> {
+        if self.only.is_empty() {
+            Ok(list_tests(self)?.len())
+        } else {
+            Ok(self.only.len())
+        }
+    }
+}
+
 /// The names of `binary`'s tests (libtest's `--list`, which runs none of them).
 pub fn list_tests(binary: &TestBinary) -> Result<Vec<String>> {
     let mut list = Command::new(&binary.path);

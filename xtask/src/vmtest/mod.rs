@@ -10,18 +10,23 @@ mod kernel;
 mod kmod;
 mod ldd;
 mod qemu;
+mod queues;
 mod report;
 mod representative;
+mod shard;
 
 use std::{
     path::{Path, PathBuf},
-    thread,
     time::{Duration, Instant},
 };
 
 use anyhow::{Result, bail};
 
+use artifacts::{Artifacts, TestBinary};
+
 use crate::{build, setup, table::seconds, testlog};
+
+pub use queues::queues_side_by_side;
 
 #[derive(clap::Args)]
 pub struct Options {
@@ -92,43 +97,18 @@ pub fn run(options: &Options) -> Result<()> {
 /// The VM lane on a machine that is set up (`cargo xtask test` has run setup already).
 pub fn lane(options: &Options) -> Result<()> {
     let artifacts = artifacts::build()?;
-    let boot = Boot::tests(options, &artifacts, true)?;
+    let tests = selected(options, &artifacts)?;
+    let boot = Boot::tests(options, &artifacts, tests, Share::All, true)?;
     boot.run()?.finish()
 }
 
-/// Several lanes at once, each guest on a host CPU of its own (TCG runs a guest on one thread),
-/// their consoles to their logs only; the summaries follow one another once all have ended.
-pub fn lanes_side_by_side(lanes: &[Options]) -> Result<()> {
-    let artifacts = artifacts::build()?;
-    let boots = lanes
-        .iter()
-        .map(|options| Boot::tests(options, &artifacts, false))
-        .collect::<Result<Vec<_>>>()?;
-    let ended: Vec<Result<Booted>> = thread::scope(|scope| {
-        let running: Vec<_> = boots
-            .iter()
-            .map(|boot| scope.spawn(|| boot.run()))
-            .collect();
-        running
-            .into_iter()
-            .map(|guest| {
-                guest
-                    .join()
-                    .unwrap_or_else(|_| bail!("a guest's thread panicked"))
-            })
-            .collect()
-    });
-    let mut failed = Vec::new();
-    for (boot, booted) in boots.iter().zip(ended) {
-        if let Err(error) = booted.and_then(Booted::finish) {
-            eprintln!("error: the {} lane: {error:#}", boot.kernel.name());
-            failed.push(boot.kernel.name());
-        }
+/// The test binaries `options` selects: the representative subset, or all.
+fn selected(options: &Options, artifacts: &Artifacts) -> Result<Vec<TestBinary>> {
+    if options.representative {
+        representative::select(artifacts.tests.clone(), artifacts::list_tests)
+    } else {
+        Ok(artifacts.tests.clone())
     }
-    if !failed.is_empty() {
-        bail!("the VM lanes failed: {}", failed.join(", "));
-    }
-    Ok(())
 }
 
 /// `cargo xtask bench` in the guest, with `args`, on the detector and programs `extra` puts at
@@ -136,7 +116,8 @@ pub fn lanes_side_by_side(lanes: &[Options]) -> Result<()> {
 pub fn bench(extra: &[(&str, &Path)], args: &[String], timeout: Duration) -> Result<()> {
     let artifacts = artifacts::build()?;
     let boot = Boot {
-        dir: "vmbench",
+        dir: "vmbench".to_owned(),
+        name: "bench on 6.1".to_owned(),
         mode: "bench",
         kernel: kernel::Version::V6_1,
         lsm: Lsm::Bpf,
@@ -152,10 +133,20 @@ pub fn bench(extra: &[(&str, &Path)], args: &[String], timeout: Duration) -> Res
     boot.prepared(&artifacts)?.run()?.finish()
 }
 
+/// Which of the tests its options select a boot runs.
+#[derive(Clone, Copy)]
+enum Share {
+    All,
+    /// (which, of how many), from 1.
+    Shard(usize, usize),
+}
+
 /// One boot of the guest, which runs the tests or the bench and powers off.
 struct Boot<'a> {
     /// Under target/xtask/: the initramfs cache and the console log.
-    dir: &'a str,
+    dir: String,
+    /// What the summary and the errors call it.
+    name: String,
     /// `vmtest_mode` for init.sh.
     mode: &'a str,
     kernel: kernel::Version,
@@ -175,6 +166,7 @@ struct Boot<'a> {
 
 /// A guest that has powered off or been stopped.
 struct Booted {
+    name: String,
     report: report::Report,
     console: qemu::Console,
     cgroups: Cgroups,
@@ -185,21 +177,33 @@ struct Booted {
 }
 
 impl<'a> Boot<'a> {
-    /// The e2e tests as `options` says, on `artifacts` (the representative subset of them or
-    /// all); the full and the subset runs keep their files apart, so both can run at once.
-    fn tests(options: &'a Options, artifacts: &artifacts::Artifacts, echo: bool) -> Result<Self> {
-        let (dir, artifacts) = if options.representative {
-            let tests = representative::select(artifacts.tests.clone(), artifacts::list_tests)?;
-            let subset = artifacts::Artifacts {
-                tests,
-                ..artifacts.clone()
-            };
-            ("vmtest-representative", subset)
-        } else {
-            ("vmtest", artifacts.clone())
+    /// The e2e `tests`, the `share` of those `options` selects, with the rest of `artifacts`.
+    /// The whole suite, the subset and each shard keep their files in directories of their own,
+    /// so that any of them can run at once.
+    fn tests(
+        options: &'a Options,
+        artifacts: &Artifacts,
+        tests: Vec<TestBinary>,
+        share: Share,
+        echo: bool,
+    ) -> Result<Self> {
+        let mut dir = "vmtest".to_owned();
+        let mut name = options.kernel.name().to_owned();
+        if options.representative {
+            dir.push_str("-representative");
+            name.push_str(" representative");
+        }
+        if let Share::Shard(which, of) = share {
+            dir.push_str(&format!("-shard-{which}"));
+            name.push_str(&format!(" shard {which} of {of}"));
+        }
+        let artifacts = Artifacts {
+            tests,
+            ..artifacts.clone()
         };
         let boot = Boot {
             dir,
+            name,
             mode: "tests",
             kernel: options.kernel,
             lsm: options.lsm,
@@ -216,9 +220,9 @@ impl<'a> Boot<'a> {
     }
 
     /// With the kernel fetched and the initramfs built.
-    fn prepared(mut self, artifacts: &artifacts::Artifacts) -> Result<Self> {
+    fn prepared(mut self, artifacts: &Artifacts) -> Result<Self> {
         let kernel = kernel::ensure_fetched(self.kernel)?;
-        let dir = build::target_dir().join("xtask").join(self.dir);
+        let dir = build::target_dir().join("xtask").join(&self.dir);
         self.initramfs = initramfs::build(&dir, &kernel, artifacts, self.extra)?;
         self.image = kernel.image;
         Ok(self)
@@ -228,7 +232,7 @@ impl<'a> Boot<'a> {
         let started = Instant::now();
         let log = build::target_dir()
             .join("xtask")
-            .join(self.dir)
+            .join(&self.dir)
             .join(format!("console-{}.log", self.kernel.name()));
         let guest = qemu::Guest {
             kernel: &self.image,
@@ -243,6 +247,7 @@ impl<'a> Boot<'a> {
         };
         let console = qemu::run(&guest, &log, self.timeout, report::BOOTED)?;
         Ok(Booted {
+            name: self.name.clone(),
             report: report::parse(&console.text),
             console,
             cgroups: self.cgroups,
@@ -258,6 +263,7 @@ impl Booted {
     /// Prints the summary; ok only if the guest ended in time and ran and passed everything.
     fn finish(self) -> Result<()> {
         print_summary(
+            &self.name,
             &self.report,
             self.cgroups,
             &self.console,
@@ -275,13 +281,14 @@ impl Booted {
 }
 
 fn print_summary(
+    name: &str,
     report: &report::Report,
     cgroups: Cgroups,
     console: &qemu::Console,
     total: Duration,
     log: &Path,
 ) {
-    println!("\nvmtest summary");
+    println!("\nvmtest summary: {name}");
     println!(
         "kernel: {} (LSMs: {}; cgroups: {})",
         report
