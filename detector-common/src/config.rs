@@ -320,8 +320,8 @@ pub struct Config {
     pub host_ns: Namespaces,
     /// The agent's own tgid: nothing it does is reported.
     pub agent_tgid: u32,
-    /// Non-zero: hooks that can refuse an act (LSM) refuse container processes' writes to helper
-    /// files and their module loads and requests.
+    /// The acts hooks that can refuse one (LSM) refuse for container processes: a set of
+    /// [`refusal`] bits, each the act of one critical rule; 0 refuses nothing.
     pub enforce: u32,
     /// `READING_MODULE` of `enum kernel_read_file_id` and `LOADING_MODULE` of
     /// `enum kernel_load_data_id`, from BTF; [`FIELD_MISSING`] when unknown (never matches).
@@ -360,6 +360,19 @@ impl Config {
         offsets: Offsets::MISSING,
         runtime_api_ports: [0; crate::event::MAX_RUNTIME_API_PORTS],
     };
+}
+
+/// Bits of [`Config::enforce`]: each names the acts of one critical rule an LSM hook can refuse,
+/// so enforcement can be switched on rule by rule.
+pub mod refusal {
+    /// Writes to cgroup v1 `release_agent` and `notify_on_release` (cgroup-release-agent).
+    pub const RELEASE_AGENT: u32 = 1 << 0;
+    /// Writes to the other helper files (kernel-helper-hijack).
+    pub const KERNEL_HELPER: u32 = 1 << 1;
+    /// Write-opens of a runtime binary (runtime-binary-overwrite).
+    pub const RUNTIME_BINARY: u32 = 1 << 2;
+    /// Module loads and requests (kernel-module-load).
+    pub const MODULE_LOAD: u32 = 1 << 3;
 }
 
 /// How the kernel tells container processes from the host's: by cgroup, as the agent

@@ -31,6 +31,14 @@ impl HelperFile {
         }
     }
 
+    /// The [`refusal`](crate::refusal) bit of the rule whose act a write to this file is.
+    pub const fn refusal(self) -> u32 {
+        match self {
+            HelperFile::ReleaseAgent | HelperFile::NotifyOnRelease => crate::refusal::RELEASE_AGENT,
+            _ => crate::refusal::KERNEL_HELPER,
+        }
+    }
+
     /// Which helper file this is, from its filesystem's magic, its own dentry name and its
     /// parent's (NUL-terminated buffers or exact slices).
     #[inline(always)]

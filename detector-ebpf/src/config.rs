@@ -55,8 +55,15 @@ pub fn is_runtime_api_port(port: u16) -> bool {
     port != 0 && ports.contains(&port)
 }
 
+/// Whether the acts of `refusal` (a [`detector_common::refusal`] bit) are refused.
 #[inline(always)]
-pub fn enforcing() -> bool {
+pub fn enforcing(refusal: u32) -> bool {
+    volatile(&CONFIG.enforce) & refusal != 0
+}
+
+/// Whether any act is refused: the one test on the path every write-open takes.
+#[inline(always)]
+pub fn enforcing_any() -> bool {
     volatile(&CONFIG.enforce) != 0
 }
 

@@ -13,11 +13,11 @@
 use aya_ebpf::programs::{FExitContext, LsmContext, TracePointContext};
 use detector_common::{
     EventKind, FMODE_WRITE, FileOpenEvent, LossReason, NAME_DEPTH, WatchedFile, file_open_reason,
-    file_type, helper_files::HelperFile, magic::KERNEL_SETTING_FILESYSTEMS,
+    file_type, helper_files::HelperFile, magic::KERNEL_SETTING_FILESYSTEMS, refusal,
 };
 
 use crate::{
-    config::{enforcing, lsm_verdict, offset},
+    config::{enforcing, enforcing_any, lsm_verdict, offset},
     devices,
     emit::{count_loss, reserve},
     identity::{self, Actor},
@@ -64,7 +64,7 @@ pub fn on_file_open(ctx: &LsmContext) -> i32 {
     let Some(actor) = identity::current(EventKind::FileOpen) else {
         return 0;
     };
-    let may_deny = enforcing() && actor.may_be_refused();
+    let may_deny = enforcing_any() && actor.may_be_refused();
     lsm_verdict(inspect_write_open(&Opened::of(file, -1), &actor, may_deny))
 }
 
@@ -161,15 +161,13 @@ fn inspect_write_open(opened: &Opened, actor: &Actor, may_deny: bool) -> bool {
 }
 
 /// Sends the event; returns true when `may_deny` and the act is one to refuse: a write to a
-/// helper file or a runtime binary.
+/// helper file or a runtime binary, whose rule is enforced.
 #[inline(always)]
 pub fn report(opened: &Opened, actor: &Actor, reason: u32, rdev: u32, may_deny: bool) -> bool {
     let refusable =
         may_deny && (reason == file_open_reason::SETTING || reason == file_open_reason::WATCHED);
     let Some(mut entry) = reserve::<FileOpenEvent>(EventKind::FileOpen) else {
-        return refusable
-            && (reason == file_open_reason::WATCHED
-                || is_helper_file(opened.magic, opened.dentry));
+        return refusable && refused(reason, || helper_file(opened.magic, opened.dentry));
     };
     let e = entry.as_mut_ptr();
     // SAFETY: `e` points at a reserved, exclusively owned FileOpenEvent.
@@ -195,24 +193,35 @@ pub fn report(opened: &Opened, actor: &Actor, reason: u32, rdev: u32, may_deny: 
         }
     }
     // SAFETY: the names were just written into the exclusively owned record.
-    let deny = refusable
-        && (reason == file_open_reason::WATCHED || unsafe { is_helper(opened.magic, &(*e).names) });
+    let deny = refusable && refused(reason, || unsafe { helper(opened.magic, &(*e).names) });
     // SAFETY: as above.
     unsafe { (*e).denied = u32::from(deny) };
     entry.submit(0);
     deny
 }
 
+/// Whether a refusable write-open for `reason` is refused: its rule's enforcement is on (for a
+/// setting, the rule of the helper file `helper` names; a setting that is no helper file is
+/// never refused).
+#[inline(always)]
+fn refused(reason: u32, helper: impl FnOnce() -> Option<HelperFile>) -> bool {
+    if reason == file_open_reason::WATCHED {
+        enforcing(refusal::RUNTIME_BINARY)
+    } else {
+        helper().is_some_and(|file| enforcing(file.refusal()))
+    }
+}
+
 /// Decided from the names already copied into the event.
 #[inline(always)]
-fn is_helper(magic: u64, names: &[[u8; detector_common::NAME_LEN]; NAME_DEPTH]) -> bool {
-    HelperFile::identify(magic, &names[0], &names[1]).is_some()
+fn helper(magic: u64, names: &[[u8; detector_common::NAME_LEN]; NAME_DEPTH]) -> Option<HelperFile> {
+    HelperFile::identify(magic, &names[0], &names[1])
 }
 
 /// When no event could be made, the file's own name and its parent's are read here; both
 /// fit small stack buffers.
 #[inline(always)]
-fn is_helper_file(magic: u64, dentry: *const u8) -> bool {
+fn helper_file(magic: u64, dentry: *const u8) -> Option<HelperFile> {
     let mut name = [0u8; 24];
     let mut parent = [0u8; 8];
     kernel_str(
@@ -225,7 +234,7 @@ fn is_helper_file(magic: u64, dentry: *const u8) -> bool {
             &mut parent,
         );
     }
-    HelperFile::identify(magic, &name, &parent).is_some()
+    HelperFile::identify(magic, &name, &parent)
 }
 
 /// The `struct file` behind descriptor `fd` of `task`: `task->files->fdt->fd[fd]`.

@@ -3,7 +3,7 @@
 //! the system call starts.
 
 use aya_ebpf::programs::{LsmContext, RawTracePointContext};
-use detector_common::{EventKind, FIELD_MISSING, ModuleEvent, module_source};
+use detector_common::{EventKind, FIELD_MISSING, ModuleEvent, module_source, refusal};
 
 use crate::{
     config::{enforcing, loading_module_id, lsm_verdict, offset, reading_module_id},
@@ -68,7 +68,7 @@ pub fn on_kernel_read_file(ctx: &LsmContext) -> i32 {
     lsm_verdict(report(
         module_source::FILE,
         || file_name(ctx.arg(0)),
-        enforcing(),
+        enforcing(refusal::MODULE_LOAD),
     ))
 }
 
@@ -81,7 +81,11 @@ pub fn on_kernel_load_data(ctx: &LsmContext) -> i32 {
     if previous != 0 || id != loading_module_id() {
         return previous;
     }
-    lsm_verdict(report(module_source::IMAGE, core::ptr::null, enforcing()))
+    lsm_verdict(report(
+        module_source::IMAGE,
+        core::ptr::null,
+        enforcing(refusal::MODULE_LOAD),
+    ))
 }
 
 /// `security_kernel_module_request(char *kmod_name)`.
@@ -90,5 +94,9 @@ pub fn on_kernel_module_request(ctx: &LsmContext) -> i32 {
     if previous != 0 {
         return previous;
     }
-    lsm_verdict(report(module_source::REQUEST, || ctx.arg(0), enforcing()))
+    lsm_verdict(report(
+        module_source::REQUEST,
+        || ctx.arg(0),
+        enforcing(refusal::MODULE_LOAD),
+    ))
 }

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor, value::MapAccessDeserializer};
 
 use crate::redaction::DEFAULT_PATTERNS;
-use crate::rules::CATALOGUE;
+use crate::rules::{CATALOGUE, RuleInfo, Severity};
 use crate::state::identity_hierarchy::Choice;
 use crate::webhook::Format;
 
@@ -35,8 +35,10 @@ pub struct Settings {
     pub metrics_addr: SocketAddr,
     #[serde(deserialize_with = "alerts_file")]
     pub alerts_file: Option<PathBuf>,
-    /// Kill the offending process on critical alerts.
+    /// Stop the acts of critical rules (refused by the kernel, or the process killed).
     pub enforce: bool,
+    /// `[enforcement]`: which of them `enforce` stops, and where.
+    pub enforcement: EnforcementSettings,
     #[serde(deserialize_with = "log_level")]
     pub log_level: LogLevel,
     /// The kernel programs' own diagnostics (aya-log), at this level and above; `None` ("off")
@@ -236,6 +238,43 @@ impl<'de> Deserialize<'de> for ExceptionSpec {
     }
 }
 
+/// `[enforcement]`: narrows what `enforce` stops, so a rollout can be staged rule by rule and
+/// namespace by namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnforcementSettings {
+    /// The critical rules whose acts are stopped; `None`: every critical rule.
+    pub rules: Option<Vec<String>>,
+    /// Only in containers of the pod namespaces these patterns match; empty: everywhere.
+    pub pod_namespaces: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnforcementTable {
+    #[serde(default)]
+    rules: Option<Vec<CriticalRuleId>>,
+    #[serde(default)]
+    pod_namespaces: Vec<Pattern>,
+}
+
+impl<'de> Deserialize<'de> for EnforcementSettings {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let table: EnforcementTable = d.deserialize_map(TableOnly(PhantomData))?;
+        if table.rules.as_ref().is_some_and(Vec::is_empty) {
+            return Err(de::Error::custom(
+                "[enforcement] rules lists no rule: leave it out to enforce every critical \
+                 rule, or set enforce = false to enforce none",
+            ));
+        }
+        Ok(EnforcementSettings {
+            rules: table
+                .rules
+                .map(|rules| rules.into_iter().map(|id| id.0).collect()),
+            pod_namespaces: table.pod_namespaces.into_iter().map(|p| p.0).collect(),
+        })
+    }
+}
+
 /// A metric label value: letters, digits, `-` and `_`.
 struct ExceptionName(String);
 
@@ -275,6 +314,7 @@ impl Default for Settings {
             metrics_addr: DEFAULT_METRICS_ADDR,
             alerts_file: None,
             enforce: false,
+            enforcement: EnforcementSettings::default(),
             log_level: LogLevel::Info,
             kernel_log: None,
             host_reference_pid: 1,
@@ -652,17 +692,43 @@ struct RuleId(String);
 
 impl<'de> Deserialize<'de> for RuleId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked_string(d, |id| known_rule(&id).map(|_| RuleId(id)))
+    }
+}
+
+/// The id of a critical rule: the only ones enforcement stops.
+struct CriticalRuleId(String);
+
+impl<'de> Deserialize<'de> for CriticalRuleId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         checked_string(d, |id| {
-            if CATALOGUE.iter().any(|rule| rule.id == id) {
-                return Ok(RuleId(id));
+            let rule = known_rule(&id)?;
+            if rule.severity == Severity::Critical {
+                return Ok(CriticalRuleId(id));
             }
-            let known: Vec<&str> = CATALOGUE.iter().map(|rule| rule.id).collect();
+            let critical: Vec<&str> = CATALOGUE
+                .iter()
+                .filter(|rule| rule.severity == Severity::Critical)
+                .map(|rule| rule.id)
+                .collect();
             Err(format!(
-                "unknown rule id {id:?}; known: {}",
-                known.join(", ")
+                "{id:?} is a {} rule, and only critical rules are enforced: {}",
+                rule.severity.as_str(),
+                critical.join(", ")
             ))
         })
     }
+}
+
+fn known_rule(id: &str) -> Result<&'static RuleInfo, String> {
+    CATALOGUE
+        .iter()
+        .copied()
+        .find(|rule| rule.id == id)
+        .ok_or_else(|| {
+            let known: Vec<&str> = CATALOGUE.iter().map(|rule| rule.id).collect();
+            format!("unknown rule id {id:?}; known: {}", known.join(", "))
+        })
 }
 
 #[derive(Deserialize)]
@@ -719,6 +785,10 @@ extra_runtime_sockets = ["/run/user/1000/docker.sock"]
 runtime_api_ports = [10250, 6443]
 extra_usermode_helpers = ["/usr/local/bin/crash-collector"]
 
+[enforcement]
+rules = ["kernel-helper-hijack", "host-namespace-entry"]
+pod_namespaces = ["staging-*"]
+
 [rules]
 disabled = ["sensitive-mount", "userns-creation"]
 
@@ -741,6 +811,13 @@ patterns = ["customer-([0-9]+)"]
             metrics_addr: "0.0.0.0:9999".parse().unwrap(),
             alerts_file: Some(alerts_file),
             enforce: true,
+            enforcement: EnforcementSettings {
+                rules: Some(vec![
+                    "kernel-helper-hijack".to_owned(),
+                    "host-namespace-entry".to_owned(),
+                ]),
+                pod_namespaces: vec!["staging-*".to_owned()],
+            },
             log_level: LogLevel::Debug,
             kernel_log: Some(LogLevel::Warn),
             host_reference_pid: 42,
@@ -854,6 +931,22 @@ patterns = ["customer-([0-9]+)"]
             column: 9,
             field: Some("rules"),
             message: "invalid type: sequence, expected a table",
+        },
+        InvalidCase {
+            name: "enforcement of a rule that is not critical",
+            text: "[enforcement]\nrules = [\"userns-creation\"]\n",
+            line: 2,
+            column: 10,
+            field: Some("enforcement.rules"),
+            message: "\"userns-creation\" is a medium rule, and only critical rules are enforced",
+        },
+        InvalidCase {
+            name: "enforcement of no rule",
+            text: "[enforcement]\nrules = []\n",
+            line: 1,
+            column: 1,
+            field: Some("enforcement"),
+            message: "[enforcement] rules lists no rule",
         },
         InvalidCase {
             name: "bad address",

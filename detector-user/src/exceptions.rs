@@ -17,18 +17,33 @@ struct Exception {
     name: String,
     /// Empty: every rule.
     rules: Vec<String>,
-    /// (what the scope reads, its patterns); every scope given must match.
-    scopes: Vec<(Scope, GlobSet)>,
+    scopes: Scopes,
 }
 
+/// Where a setting applies: every scope given must match (none given: everywhere), each by
+/// any of its glob patterns. Exceptions and enforcement share it.
+pub struct Scopes(Vec<(Scope, GlobSet)>);
+
 #[derive(Clone, Copy)]
-enum Scope {
+pub enum Scope {
     Image,
     PodNamespace,
     Pod,
     Container,
     Exe,
     AncestorExe,
+}
+
+impl Scope {
+    /// In the order of `ExceptionSpec::scopes`.
+    const OF_EXCEPTIONS: [Scope; 6] = [
+        Scope::Image,
+        Scope::PodNamespace,
+        Scope::Pod,
+        Scope::Container,
+        Scope::Exe,
+        Scope::AncestorExe,
+    ];
 }
 
 impl Exceptions {
@@ -40,21 +55,12 @@ impl Exceptions {
                 let scopes = spec
                     .scopes()
                     .into_iter()
-                    .zip([
-                        Scope::Image,
-                        Scope::PodNamespace,
-                        Scope::Pod,
-                        Scope::Container,
-                        Scope::Exe,
-                        Scope::AncestorExe,
-                    ])
-                    .filter(|((_, patterns), _)| !patterns.is_empty())
-                    .map(|((_, patterns), scope)| Ok((scope, glob_set(patterns)?)))
-                    .collect::<Result<_, globset::Error>>()?;
+                    .zip(Scope::OF_EXCEPTIONS)
+                    .map(|((_, patterns), scope)| (scope, patterns));
                 Ok(Exception {
                     name: spec.name.clone(),
                     rules: spec.rules.clone(),
-                    scopes,
+                    scopes: Scopes::new(scopes)?,
                 })
             })
             .collect::<Result<_, _>>()?;
@@ -72,17 +78,40 @@ impl Exceptions {
             .iter()
             .find(|e| {
                 (e.rules.is_empty() || e.rules.iter().any(|r| r == rule))
-                    && e.scopes
-                        .iter()
-                        .all(|(scope, set)| scope.matches(set, container, process))
+                    && e.scopes.matches(container, process)
             })
             .map(|e| e.name.as_str())
     }
 }
 
+impl Scopes {
+    /// From (scope, its patterns); a scope without patterns is left out.
+    pub fn new<'a>(
+        scopes: impl IntoIterator<Item = (Scope, &'a [String])>,
+    ) -> Result<Scopes, globset::Error> {
+        let scopes = scopes
+            .into_iter()
+            .filter(|(_, patterns)| !patterns.is_empty())
+            .map(|(scope, patterns)| Ok((scope, glob_set(patterns)?)))
+            .collect::<Result<_, globset::Error>>()?;
+        Ok(Scopes(scopes))
+    }
+
+    /// Whether no scope narrows it: it applies everywhere.
+    pub fn is_everywhere(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn matches(&self, container: Option<&ContainerInfo>, process: &ProcessInfo) -> bool {
+        self.0
+            .iter()
+            .all(|(scope, set)| scope.matches(set, container, process))
+    }
+}
+
 impl Scope {
     /// An unknown value (a container without a pod, a process whose exe could not be read)
-    /// matches no pattern: an exception never covers what it cannot see.
+    /// matches no pattern: neither an exception nor enforcement reaches what it cannot see.
     fn matches(
         self,
         set: &GlobSet,

@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod config;
 mod enforce;
+mod enforcement;
 mod exceptions;
 mod folds;
 pub mod fuzz;

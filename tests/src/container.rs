@@ -76,7 +76,7 @@ impl Container {
                 std::os::unix::fs::PermissionsExt::from_mode(0o1777),
             )?;
         }
-        spec::write_config(bundle.path(), profile, &cgroup_path)?;
+        spec::write_config(bundle.path(), profile, &layout, &cgroup_path)?;
         spec::add_binds(bundle.path(), binds)?;
         let mut container = Container {
             cgroups: CgroupDirs::prepare(&cgroup_path),

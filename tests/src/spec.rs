@@ -33,8 +33,13 @@ pub const USER_UID: u32 = 1000;
 pub enum CgroupLayout {
     /// Docker with the cgroupfs driver: `/docker/<id>`.
     Docker,
-    /// The kubelet with the cgroupfs driver: `/kubepods/besteffort/pod<uid>/<id>`.
-    Kubepods { pod_uid: String },
+    /// The kubelet with the cgroupfs driver: `/kubepods/besteffort/pod<uid>/<id>`; with a
+    /// pod namespace, the spec carries the pod's annotations as the kubelet's runtimes write
+    /// them.
+    Kubepods {
+        pod_uid: String,
+        pod_namespace: Option<String>,
+    },
 }
 
 impl CgroupLayout {
@@ -42,6 +47,30 @@ impl CgroupLayout {
     pub fn kubepods() -> CgroupLayout {
         CgroupLayout::Kubepods {
             pod_uid: ids::pod_uid(),
+            pod_namespace: None,
+        }
+    }
+
+    /// A fresh random pod in namespace `namespace`, annotated as such.
+    pub fn kubepods_in(namespace: &str) -> CgroupLayout {
+        CgroupLayout::Kubepods {
+            pod_uid: ids::pod_uid(),
+            pod_namespace: Some(namespace.to_owned()),
+        }
+    }
+
+    /// The spec's annotations for this layout, as (key, value).
+    fn annotations(&self) -> Vec<(&'static str, String)> {
+        match self {
+            CgroupLayout::Kubepods {
+                pod_uid,
+                pod_namespace: Some(namespace),
+            } => vec![
+                ("io.kubernetes.pod.uid", pod_uid.clone()),
+                ("io.kubernetes.pod.namespace", namespace.clone()),
+                ("io.kubernetes.pod.name", format!("escdet-{namespace}")),
+            ],
+            _ => Vec::new(),
         }
     }
 
@@ -49,7 +78,7 @@ impl CgroupLayout {
     pub fn cgroups_path(&self, id: &str) -> String {
         match self {
             CgroupLayout::Docker => format!("/docker/{id}"),
-            CgroupLayout::Kubepods { pod_uid } => {
+            CgroupLayout::Kubepods { pod_uid, .. } => {
                 format!("/kubepods/besteffort/pod{pod_uid}/{id}")
             }
         }
@@ -58,12 +87,25 @@ impl CgroupLayout {
 
 /// Writes `<bundle>/config.json` for a container running the test workload
 /// ([`workload::command`]) on `<bundle>/rootfs`.
-pub fn write_config(bundle: &Path, profile: Profile, cgroups_path: &str) -> anyhow::Result<()> {
+pub fn write_config(
+    bundle: &Path,
+    profile: Profile,
+    layout: &CgroupLayout,
+    cgroups_path: &str,
+) -> anyhow::Result<()> {
     let bundle_arg = bundle.to_str().context("bundle path is not UTF-8")?;
     runc::stdout_of(&["spec", "--bundle", bundle_arg])?;
     let path = bundle.join("config.json");
     let mut spec: Value = serde_json::from_slice(&fs::read(&path)?)?;
     detach(&mut spec, cgroups_path)?;
+    let annotations = layout.annotations();
+    if !annotations.is_empty() {
+        spec["annotations"] = annotations
+            .into_iter()
+            .map(|(key, value)| (key.to_owned(), json!(value)))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+    }
     match profile {
         Profile::Default => add_cgroup_namespace(&mut spec)?,
         Profile::Privileged => privilege(&mut spec)?,
@@ -189,6 +231,7 @@ mod tests {
         assert_eq!(CgroupLayout::Docker.cgroups_path("abc"), "/docker/abc");
         let pod = CgroupLayout::Kubepods {
             pod_uid: "1-2".into(),
+            pod_namespace: None,
         };
         assert_eq!(pod.cgroups_path("abc"), "/kubepods/besteffort/pod1-2/abc");
     }

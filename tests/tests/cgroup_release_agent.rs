@@ -20,7 +20,7 @@ fn release_agent_escape_from_a_privileged_pod_is_reported(by: By) -> anyhow::Res
     let _machine = exclusive();
     let detector = Detector::start(&[])?;
     let layout = CgroupLayout::kubepods();
-    let CgroupLayout::Kubepods { pod_uid } = &layout else {
+    let CgroupLayout::Kubepods { pod_uid, .. } = &layout else {
         unreachable!("kubepods() is the Kubepods layout")
     };
     let pod_uid = pod_uid.clone();

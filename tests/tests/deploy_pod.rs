@@ -21,7 +21,7 @@ fn the_daemonset_pod_catches_an_escape_from_another_container_and_names_the_node
     }
 
     let layout = CgroupLayout::kubepods();
-    let CgroupLayout::Kubepods { pod_uid } = &layout else {
+    let CgroupLayout::Kubepods { pod_uid, .. } = &layout else {
         unreachable!("kubepods() makes a Kubepods layout")
     };
     let pod_uid = pod_uid.clone();

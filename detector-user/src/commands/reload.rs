@@ -9,6 +9,7 @@ use anyhow::Context as _;
 
 use crate::{
     config::Settings,
+    enforcement::Enforcement,
     exceptions::Exceptions,
     kernel::host::HostReference,
     metrics::Metrics,
@@ -28,7 +29,8 @@ pub fn pipeline_settings(
         host_ns: host.namespaces,
         host_pid: host.pid,
         host_root: host.root,
-        enforce: settings.enforce,
+        enforcement: Enforcement::new(settings.enforce, &settings.enforcement)
+            .context("compiling the enforcement's patterns")?,
         disabled_rules: settings
             .disabled_rules
             .iter()
@@ -110,6 +112,7 @@ fn keep_restart_only(running: &Settings, next: &mut Settings) -> Vec<&'static st
     keep!(
         metrics_addr,
         enforce,
+        enforcement,
         log_level,
         kernel_log,
         host_reference_pid,

@@ -23,6 +23,7 @@ use crate::webhook::Webhook;
 use crate::{
     cli::RunArgs,
     config::{self, Settings},
+    enforcement::Enforcement,
     health::Health,
     http::{self, Endpoints},
     ingest,
@@ -190,10 +191,13 @@ fn load_kernel_object(
             index => index,
         },
     };
+    let enforcement = Enforcement::new(settings.enforce, &settings.enforcement)
+        .context("compiling the enforcement's patterns")?;
+    log::info!("enforce: {}", enforcement.describe());
     let config = Config {
         host_ns: host.namespaces,
         agent_tgid: std::process::id(),
-        enforce: u32::from(settings.enforce),
+        enforce: enforcement.kernel_refusals(),
         reading_module: kernel_enum(&btf, "READING_MODULE"),
         loading_module: kernel_enum(&btf, "LOADING_MODULE"),
         identity_hierarchy: hierarchy.hierarchy_id,
@@ -201,12 +205,22 @@ fn load_kernel_object(
         offsets: resolved.offsets,
         runtime_api_ports: kernel_ports(&settings.runtime_api_ports),
     };
+    // Parsed BTF is the agent's largest allocation, and aya's loader parses its own: one at
+    // a time.
+    drop(btf);
     let ebpf = loader::load(
         &config,
         settings.ring_buffer_bytes,
         kernel_log::level(settings.kernel_log),
     )?;
     Ok((ebpf, host))
+}
+
+/// Gives the heap glibc keeps after start-up (the parsed BTF, some 20 MiB) back to the system:
+/// the steady RSS is then what the agent holds.
+fn release_free_heap() {
+    // SAFETY: malloc_trim only walks glibc's own arenas.
+    unsafe { libc::malloc_trim(0) };
 }
 
 /// The configured ports in the kernel filter's slots (the config holds no more than fit).
@@ -375,6 +389,9 @@ async fn daemon(args: &RunArgs, settings: Settings, outputs: Vec<Output>) -> any
     );
     pipeline.load_cgroups();
     outcomes.extend(attach_sensors(&mut ebpf, btf.as_ref(), acts, &metrics)?);
+    // The parsed BTF has served.
+    drop(btf);
+    release_free_heap();
     pipeline.know_own_bpf_objects(own_bpf_objects::collect(&ebpf));
     let backend = probes::backend_label(&outcomes);
     metrics
@@ -385,9 +402,8 @@ async fn daemon(args: &RunArgs, settings: Settings, outputs: Vec<Output>) -> any
     let sensors: Vec<String> = outcomes.iter().map(SensorOutcome::state).collect();
     health.set_ready(sensors.join("\n"));
     log::info!(
-        "ready: backend {backend}, metrics on http://{}, enforce {}",
+        "ready: backend {backend}, metrics on http://{}",
         settings.metrics_addr,
-        settings.enforce
     );
 
     let mut running = settings;

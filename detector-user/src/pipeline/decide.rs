@@ -1,6 +1,6 @@
 //! Decide: what is done about a finding. Nothing when an exception covers the act (counted);
-//! else an alert, and under `--enforce`, for a critical rule, the kill of the process that
-//! acted.
+//! else an alert, and where enforcement covers the act (`--enforce`, a critical rule, in
+//! `[enforcement]`'s scope), the kill of the process that acted.
 
 use std::sync::Arc;
 
@@ -8,23 +8,20 @@ use detector_common::Header;
 
 use super::emit::Actor;
 use crate::{
-    alert::Action,
-    enforce,
-    exceptions::Exceptions,
-    metrics::Metrics,
-    rules::{Finding, Severity},
+    alert::Action, enforce, enforcement::Enforcement, exceptions::Exceptions, metrics::Metrics,
+    rules::Finding,
 };
 
 pub struct Decider {
-    enforce: bool,
+    enforcement: Enforcement,
     exceptions: Exceptions,
     metrics: Arc<Metrics>,
 }
 
 impl Decider {
-    pub fn new(enforce: bool, exceptions: Exceptions, metrics: Arc<Metrics>) -> Self {
+    pub fn new(enforcement: Enforcement, exceptions: Exceptions, metrics: Arc<Metrics>) -> Self {
         Decider {
-            enforce,
+            enforcement,
             exceptions,
             metrics,
         }
@@ -58,7 +55,10 @@ impl Decider {
                 .inc();
             return None;
         }
-        if !self.enforce || finding.rule.severity != Severity::Critical {
+        if !self
+            .enforcement
+            .applies(finding.rule, actor.container.as_ref(), &actor.process)
+        {
             return Some(Action::Alert);
         }
         Some(match enforce::kill(header.tgid, header.start_ns) {

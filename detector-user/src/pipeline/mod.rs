@@ -32,6 +32,7 @@ use self::{
 };
 use crate::{
     alert::{Action, ProcessInfo},
+    enforcement::Enforcement,
     exceptions::Exceptions,
     kernel::watched_files::WatchFiles,
     metrics::{ActDropped, Metrics},
@@ -64,7 +65,7 @@ pub struct PipelineSettings {
     pub host_pid: u32,
     /// The host's root directory.
     pub host_root: FileId,
-    pub enforce: bool,
+    pub enforcement: Enforcement,
     pub disabled_rules: HashSet<String>,
     /// usermode-helper-exec's allowlist beyond the distributions' helpers.
     pub extra_usermode_helpers: Vec<PathBuf>,
@@ -126,7 +127,7 @@ impl Pipeline {
                 settings.disabled_rules,
                 settings.extra_usermode_helpers,
             ),
-            decide: Decider::new(settings.enforce, settings.exceptions, metrics.clone()),
+            decide: Decider::new(settings.enforcement, settings.exceptions, metrics.clone()),
             emit: Emitter::new(
                 outputs,
                 metrics,
@@ -474,7 +475,7 @@ mod tests {
                     host_ns: HOST_NS,
                     host_pid: 1,
                     host_root: FileId::default(),
-                    enforce: false,
+                    enforcement: Enforcement::new(false, &Default::default()).unwrap(),
                     disabled_rules: disabled.iter().map(|r| r.to_string()).collect(),
                     extra_usermode_helpers: Vec::new(),
                     exceptions: Exceptions::new(&[]).unwrap(),

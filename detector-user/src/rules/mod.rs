@@ -20,7 +20,7 @@ mod runtime_socket;
 mod sensitive_mount;
 pub mod usermode_helper;
 
-use detector_common::{FileId, Namespaces, file_open_reason, syscall, user::Event};
+use detector_common::{FileId, Namespaces, file_open_reason, refusal, syscall, user::Event};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -54,6 +54,21 @@ pub struct RuleInfo {
     pub mitre: &'static [&'static str],
     pub description: &'static str,
 }
+
+/// The critical rules whose acts an LSM hook can refuse, each with its bit of the kernel's
+/// `Config::enforce`.
+pub const KERNEL_REFUSABLE: [(&RuleInfo, u32); 4] = [
+    (
+        &cgroup_release::CGROUP_RELEASE_AGENT,
+        refusal::RELEASE_AGENT,
+    ),
+    (&kernel_helper::KERNEL_HELPER_HIJACK, refusal::KERNEL_HELPER),
+    (
+        &host_file_write::RUNTIME_BINARY_OVERWRITE,
+        refusal::RUNTIME_BINARY,
+    ),
+    (&kernel_module::KERNEL_MODULE_LOAD, refusal::MODULE_LOAD),
+];
 
 /// Every rule this build implements, in the contract's order.
 pub const CATALOGUE: &[&RuleInfo] = &[
