@@ -36,6 +36,9 @@ const APT_PACKAGES: &[&str] = &[
     // fetches and unpacks itself) under TCG, and writes the unpacked modules' index (depmod).
     "qemu-system-x86",
     "kmod",
+    // `cargo xtask vmtest --systemd` boots a Debian root made by mmdebstrap, packed by cpio.
+    "mmdebstrap",
+    "cpio",
     // The machine image's qemu-img is a backport that Debian's qemu-system-x86 conflicts with:
     // apt removes it while installing the VM lane, and this puts Debian's own back.
     "qemu-utils",

@@ -129,13 +129,14 @@ fn stages(options: &Options) -> Vec<Stage> {
         files: options.e2e_tests.clone(),
         filters: options.e2e_filters.clone(),
     };
-    let (e2e, bench, vms) = if options.skip_e2e {
+    let (e2e, bench, systemd_boot, vms) = if options.skip_e2e {
         let skip = || Action::Skip("--skip-e2e");
-        (skip(), skip(), skip())
+        (skip(), skip(), skip(), skip())
     } else {
         (
             Action::Run(Box::new(move || e2e_rounds(&e2e))),
             task(crate::bench::quick),
+            task(crate::vmtest::systemd_boot),
             task(vm_tests),
         )
     };
@@ -174,6 +175,10 @@ fn stages(options: &Options) -> Vec<Stage> {
         Stage::new(
             "deploy e2e: pod spec, alerting, systemd privileges (root)",
             deploy_e2e,
+        ),
+        Stage::new(
+            "deploy e2e: the systemd unit under systemd (Debian 12 VM, root)",
+            systemd_boot,
         ),
         // One round with small counts: the bench keeps working; its figures are not judged.
         Stage::new("bench, quick (root)", bench),

@@ -173,7 +173,7 @@ fn busybox_applets() -> Result<Vec<String>> {
 }
 
 /// Writes `archive` unless the manifest beside it shows it holds what `manifest` describes.
-fn write_cached(
+pub(super) fn write_cached(
     archive: &Path,
     manifest: &str,
     write: impl FnOnce(&mut BufWriter<File>) -> Result<()>,
@@ -221,12 +221,12 @@ fn path_str(path: &Path) -> Result<&str> {
 /// A file tree by absolute guest path. A BTreeMap visits a directory before anything in it,
 /// the order the kernel needs when it unpacks.
 #[derive(Default)]
-struct Tree {
+pub(super) struct Tree {
     nodes: BTreeMap<String, Node>,
 }
 
 #[derive(Debug)]
-enum Node {
+pub(super) enum Node {
     Dir,
     /// A host file copied with its permissions.
     HostFile(PathBuf),
@@ -238,7 +238,7 @@ enum Node {
 impl Tree {
     /// Adds `node` at `path` and every missing parent directory. A later node replaces an
     /// earlier one at the same path.
-    fn insert(&mut self, path: &str, node: Node) {
+    pub(super) fn insert(&mut self, path: &str, node: Node) {
         let mut parent = Path::new(path).parent();
         while let Some(dir) = parent.and_then(Path::to_str).filter(|dir| *dir != "/") {
             self.nodes.entry(dir.to_owned()).or_insert(Node::Dir);
@@ -247,7 +247,7 @@ impl Tree {
         self.nodes.insert(path.to_owned(), node);
     }
 
-    fn host_file(&mut self, guest_path: &str, source: &Path) -> Result<()> {
+    pub(super) fn host_file(&mut self, guest_path: &str, source: &Path) -> Result<()> {
         if !source.is_file() {
             bail!(
                 "{} is missing (needed at {guest_path} in the guest)",
@@ -267,7 +267,7 @@ impl Tree {
 
     /// One line per node; a host file's line has its size and modification time, so that a
     /// rebuilt binary or an upgraded package changes the manifest.
-    fn manifest(&self) -> Result<String> {
+    pub(super) fn manifest(&self) -> Result<String> {
         let mut manifest = String::new();
         for (path, node) in &self.nodes {
             let stamp = match node {
@@ -289,7 +289,7 @@ impl Tree {
         Ok(manifest)
     }
 
-    fn write_cpio(&self, out: &mut impl io::Write) -> Result<()> {
+    pub(super) fn write_cpio(&self, out: &mut impl io::Write) -> Result<()> {
         let mut writer = cpio::Writer::new(out);
         for (path, node) in &self.nodes {
             match node {

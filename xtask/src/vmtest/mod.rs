@@ -14,6 +14,7 @@ mod queues;
 mod report;
 mod representative;
 mod shard;
+mod systemd_boot;
 
 use std::{
     path::{Path, PathBuf},
@@ -49,6 +50,11 @@ pub struct Options {
     /// loss accounting and the benign suite (xtask/src/vmtest/representative.rs)
     #[arg(long)]
     representative: bool,
+    /// Instead of the e2e tests: boot 6.1 with a Debian 12 root and systemd as PID 1, the unit
+    /// from deploy/systemd installed and enabled, and check it there (start, an escape alerted,
+    /// reload, stop; xtask/src/vmtest/systemd_boot.rs)
+    #[arg(long, conflicts_with_all = ["representative", "kernel", "test_args"])]
+    pub systemd: bool,
     /// Arguments for every test binary in the guest, after `--` (e.g. a test's name to run only
     /// that test)
     #[arg(last = true)]
@@ -96,10 +102,21 @@ pub fn run(options: &Options) -> Result<()> {
 
 /// The VM lane on a machine that is set up (`cargo xtask test` has run setup already).
 pub fn lane(options: &Options) -> Result<()> {
+    if options.systemd {
+        return systemd_boot::run(
+            options.lsm.parameter(),
+            Duration::from_secs(options.timeout),
+        );
+    }
     let artifacts = artifacts::build()?;
     let tests = selected(options, &artifacts)?;
     let boot = Boot::tests(options, &artifacts, tests, Share::All, true)?;
     boot.run()?.finish()
+}
+
+/// `cargo xtask vmtest --systemd` on a machine that is set up, as `cargo xtask test` runs it.
+pub fn systemd_boot() -> Result<()> {
+    systemd_boot::run(Lsm::Bpf.parameter(), Duration::from_secs(900))
 }
 
 /// The test binaries `options` selects: the representative subset, or all.
