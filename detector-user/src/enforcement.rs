@@ -86,7 +86,7 @@ impl Enforcement {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::PodInfo;
+    use crate::exceptions::{self, tests::container};
     use detector_common::refusal;
 
     fn enforcement(on: bool, rules: Option<&[&str]>, namespaces: &[&str]) -> Enforcement {
@@ -106,32 +106,11 @@ mod tests {
     }
 
     fn in_namespace(namespace: Option<&str>) -> ContainerInfo {
-        ContainerInfo {
-            id: "c".into(),
-            runtime: "containerd",
-            name: None,
-            image: None,
-            pod: PodInfo {
-                name: None,
-                namespace: namespace.map(str::to_owned),
-                uid: None,
-            },
-        }
+        container("registry.example/app:1", namespace)
     }
 
     fn process() -> ProcessInfo {
-        ProcessInfo {
-            pid: 2,
-            tid: 2,
-            ppid: 1,
-            uid: None,
-            euid: None,
-            comm: "sh".into(),
-            exe: None,
-            args: vec![],
-            cgroup: None,
-            ancestors: vec![],
-        }
+        exceptions::tests::process("/bin/sh", &[])
     }
 
     #[test]

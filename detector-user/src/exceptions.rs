@@ -140,11 +140,11 @@ fn glob_set(patterns: &[String]) -> Result<GlobSet, globset::Error> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::alert::{Ancestor, PodInfo};
 
-    fn container(image: &str, namespace: Option<&str>) -> ContainerInfo {
+    pub(crate) fn container(image: &str, namespace: Option<&str>) -> ContainerInfo {
         ContainerInfo {
             id: "c".into(),
             runtime: "containerd",
@@ -158,7 +158,7 @@ mod tests {
         }
     }
 
-    fn process(exe: &str, ancestors: &[&str]) -> ProcessInfo {
+    pub(crate) fn process(exe: &str, ancestors: &[&str]) -> ProcessInfo {
         ProcessInfo {
             pid: 2,
             tid: 2,

@@ -45,6 +45,36 @@ pub fn expect_alert(
     )
 }
 
+/// The container walks every BPF object by id (`escape-act bpf-walk`): taking the detector's
+/// programs, maps and links is tampering, one agent-tamper alert per kind, programs first.
+pub fn expect_bpf_objects_tamper(
+    detector: &Detector,
+    container: &dyn RunningContainer,
+    by: By,
+) -> anyhow::Result<Value> {
+    let alert = expect_alert(
+        detector,
+        "agent-tamper",
+        container,
+        Some("escape-act"),
+        by,
+        || technique::walk_bpf_objects(container, by),
+    )?;
+    anyhow::ensure!(alert["details"]["tamper"] == "bpf", "{alert:#}");
+    anyhow::ensure!(
+        alert["details"]["command"] == "BPF_PROG_GET_FD_BY_ID",
+        "{alert:#}"
+    );
+    for command in ["BPF_MAP_GET_FD_BY_ID", "BPF_LINK_GET_FD_BY_ID"] {
+        detector.wait_for_alert(
+            &format!("agent-tamper alert for {command}"),
+            |a| a["rule"] == "agent-tamper" && a["details"]["command"] == command,
+            ALERT_TIMEOUT,
+        )?;
+    }
+    Ok(alert)
+}
+
 /// Like [`expect_alert`], for the alert that also satisfies `which`, described in errors by
 /// `described` (" raised by ..."): several acts of one container, told apart by their process.
 pub fn expect_alert_where(

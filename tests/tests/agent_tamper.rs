@@ -79,28 +79,7 @@ fn taking_the_detectors_bpf_objects_is_reported() -> anyhow::Result<()> {
     let _machine = exclusive();
     let detector = Detector::start(&[])?;
     let container = Container::start(Profile::Privileged, CgroupLayout::kubepods())?;
-    let by = By::ExecSession;
-    let alert = scenario::expect_alert(
-        &detector,
-        "agent-tamper",
-        &container,
-        Some("escape-act"),
-        by,
-        || technique::walk_bpf_objects(&container, by),
-    )?;
-    assert_eq!(alert["details"]["tamper"], "bpf", "{alert:#}");
-    // Programs are walked first, then maps, then links: each kind is its own alert.
-    assert_eq!(
-        alert["details"]["command"], "BPF_PROG_GET_FD_BY_ID",
-        "{alert:#}"
-    );
-    for command in ["BPF_MAP_GET_FD_BY_ID", "BPF_LINK_GET_FD_BY_ID"] {
-        detector.wait_for_alert(
-            &format!("agent-tamper alert for {command}"),
-            |a| a["rule"] == "agent-tamper" && a["details"]["command"] == command,
-            scenario::ALERT_TIMEOUT,
-        )?;
-    }
+    scenario::expect_bpf_objects_tamper(&detector, &container, By::ExecSession)?;
     Ok(())
 }
 

@@ -53,6 +53,9 @@ fn core_scenarios_are_caught_with_only_the_readmes_capabilities() -> anyhow::Res
         by,
         || technique::create_bpf_map(&privileged, by),
     )?;
+    // Its own programs, maps and links, known from its descriptors without CAP_SYS_ADMIN:
+    // taking any of them by id is tampering.
+    scenario::expect_bpf_objects_tamper(&detector, &privileged, by)?;
 
     let host = HostProcess::sleep()?;
     let host_pid = Container::start(Profile::HostPid, CgroupLayout::Docker)?;
