@@ -17,6 +17,11 @@ pub struct Binary {
     pub tests: Vec<(String, String)>,
     /// (test, why) of each skip line.
     pub skips: Vec<(String, String)>,
+    /// (test, what it printed) of each failed test, from libtest's `---- NAME stdout ----`
+    /// sections: a VM's console is gone with its run, so the summary keeps why.
+    pub failures: Vec<(String, Vec<String>)>,
+    /// Whether the lines now read belong to the last of `failures`.
+    in_failure: bool,
     /// A test whose outcome is still to come on a line of its own: with one test thread,
     /// libtest writes "test NAME ... " before the test runs, and a skip line lands after it.
     pending: Option<String>,
@@ -30,6 +35,8 @@ impl Binary {
             seconds: None,
             tests: Vec::new(),
             skips: Vec::new(),
+            failures: Vec::new(),
+            in_failure: false,
             pending: None,
         }
     }
@@ -37,6 +44,21 @@ impl Binary {
     /// A line printed while this binary ran. A marker is searched anywhere in the line, since
     /// a kernel message can land in front of it on a shared console.
     pub fn read_line(&mut self, line: &str) {
+        if let Some(test) = failure_header(line) {
+            self.failures.push((test.to_owned(), Vec::new()));
+            self.in_failure = true;
+            return;
+        }
+        if self.in_failure {
+            // libtest lists the failed tests' names after their sections, under "failures:".
+            match self.failures.last_mut() {
+                Some((_, output)) if line.trim_end() != "failures:" => {
+                    output.push(line.to_owned());
+                    return;
+                }
+                _ => self.in_failure = false,
+            }
+        }
         if let Some((test, why)) = after(line, SKIPPED).and_then(|skip| skip.split_once(": ")) {
             self.skips.push((test.to_owned(), why.to_owned()));
         }
@@ -114,6 +136,14 @@ fn test_start(line: &str) -> Option<(&str, &str)> {
     line.strip_prefix("test ")?.split_once(" ... ")
 }
 
+/// libtest's `---- NAME stdout ----`, which starts what a failed test printed.
+fn failure_header(line: &str) -> Option<&str> {
+    line.strip_prefix("---- ")?.strip_suffix(" stdout ----")
+}
+
+/// The last lines of a failed test's output the summary repeats: its error comes last.
+const FAILURE_LINES: usize = 40;
+
 /// libtest's outcome of a test: ok, FAILED, ignored (or "ignored, WHY").
 fn outcome(text: &str) -> Option<&str> {
     let text = text.trim();
@@ -163,6 +193,21 @@ pub fn print_table(binaries: &[Binary]) {
             .filter(|(_, outcome)| outcome == "FAILED")
         {
             println!("failed: {}::{test}", binary.name);
+        }
+    }
+    for binary in binaries {
+        for (test, output) in &binary.failures {
+            let output: Vec<&String> = output.iter().filter(|l| !l.trim().is_empty()).collect();
+            let shown = &output[output.len().saturating_sub(FAILURE_LINES)..];
+            println!(
+                "\nwhat {}::{test} printed (its last {} of {} lines):",
+                binary.name,
+                shown.len(),
+                output.len()
+            );
+            for line in shown {
+                println!("    {line}");
+            }
         }
     }
 }
@@ -215,6 +260,42 @@ mod tests {
             binary.skips,
             [("a_module_load_is_stopped".into(), "no modules".into())]
         );
+    }
+
+    #[test]
+    fn keeps_what_a_failed_test_printed() {
+        let mut binary = Binary::new("evasion_acts");
+        for line in "\
+test a_bind_is_reported ... FAILED
+test a_mount_is_reported ... ok
+
+failures:
+
+---- a_bind_is_reported stdout ----
+sensitive-mount by Act: reported
+Error: no sensitive-mount alert within 10 s
+
+failures:
+    a_bind_is_reported
+
+test result: FAILED. 1 passed; 1 failed; 0 ignored; finished in 9.1s
+"
+        .lines()
+        {
+            binary.read_line(line);
+        }
+        assert_eq!(
+            binary.failures,
+            [(
+                "a_bind_is_reported".to_owned(),
+                vec![
+                    "sensitive-mount by Act: reported".to_owned(),
+                    "Error: no sensitive-mount alert within 10 s".to_owned(),
+                    String::new(),
+                ]
+            )]
+        );
+        assert_eq!(binary.tests.len(), 2, "the names listed after are no tests");
     }
 
     #[test]
