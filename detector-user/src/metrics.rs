@@ -4,8 +4,8 @@
 
 use detector_common::{EventKind, LossReason};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::rules::CATALOGUE;
@@ -28,6 +28,8 @@ pub struct Metrics {
     pub output_errors_total: IntCounterVec,
     pub alerts_dropped_total: IntCounterVec,
     pub build_info: IntGaugeVec,
+    bpf_program_runs_total: IntCounterVec,
+    bpf_program_run_seconds_total: CounterVec,
 }
 
 const PREFIX: &str = "escape_detector_";
@@ -173,6 +175,22 @@ impl Metrics {
                 opts("build_info", "Version and detection backend; always 1."),
                 &["version", "backend"],
             )?,
+            bpf_program_runs_total: IntCounterVec::new(
+                opts(
+                    "bpf_program_runs_total",
+                    "Runs of each of the agent's BPF programs, as the kernel counts them: only \
+                     while the sysctl kernel.bpf_stats_enabled is 1.",
+                ),
+                &["program"],
+            )?,
+            bpf_program_run_seconds_total: CounterVec::new(
+                opts(
+                    "bpf_program_run_seconds_total",
+                    "Time the kernel spent in each of the agent's BPF programs: only while the \
+                     sysctl kernel.bpf_stats_enabled is 1, which adds about 20 ns to every run.",
+                ),
+                &["program"],
+            )?,
         };
         m.register_all()?;
         m.create_series();
@@ -196,7 +214,9 @@ impl Metrics {
         r.register(Box::new(self.process_cache_misses_total.clone()))?;
         r.register(Box::new(self.output_errors_total.clone()))?;
         r.register(Box::new(self.alerts_dropped_total.clone()))?;
-        r.register(Box::new(self.build_info.clone()))
+        r.register(Box::new(self.build_info.clone()))?;
+        r.register(Box::new(self.bpf_program_runs_total.clone()))?;
+        r.register(Box::new(self.bpf_program_run_seconds_total.clone()))
     }
 
     /// A SIGHUP reload that took (`true`) or kept the running configuration.
@@ -244,6 +264,16 @@ impl Metrics {
         self.acts_dropped_total
             .with_label_values(&[kind.name(), reason.name()])
             .inc();
+    }
+
+    /// BPF program `program` ran `runs` more times, for `nanoseconds` more in all.
+    pub fn program_ran(&self, program: &str, runs: u64, nanoseconds: u64) {
+        self.bpf_program_runs_total
+            .with_label_values(&[program])
+            .inc_by(runs);
+        self.bpf_program_run_seconds_total
+            .with_label_values(&[program])
+            .inc_by(nanoseconds as f64 / 1e9);
     }
 
     pub fn render(&self) -> String {

@@ -3,8 +3,8 @@
 use std::fs;
 
 use escape_detector_e2e::{
-    By, CgroupLayout, Container, Detector, Profile, RunningContainer, alert, alert_matches,
-    detector, exclusive,
+    By, CgroupLayout, Container, Detector, KernelSetting, Profile, RunningContainer, alert,
+    alert_matches, detector, exclusive,
     scenario::{self, SETTLE},
     technique,
 };
@@ -47,6 +47,55 @@ fn serves_health_and_contract_metrics_then_exits_0_on_sigterm() -> anyhow::Resul
     promtool_accepts(&metrics)?;
     detector.stop()?;
     Ok(())
+}
+
+/// Each BPF program's runs and run time, as the kernel counts them while bpf_stats_enabled is 1
+/// (the setting is restored after): the exec program runs for a container's exec, and its time
+/// grows with it.
+#[test]
+fn each_bpf_program_s_runs_and_time_are_counted_while_the_kernel_keeps_them() -> anyhow::Result<()>
+{
+    const RUNS: &str = "escape_detector_bpf_program_runs_total";
+    const SECONDS: &str = "escape_detector_bpf_program_run_seconds_total";
+    let _machine = exclusive();
+    let stats = KernelSetting::save("/proc/sys/kernel/bpf_stats_enabled")?;
+    fs::write("/proc/sys/kernel/bpf_stats_enabled", "1")?;
+    let detector = Detector::start(&[])?;
+    let exec = [("program", "sched_process_exec")];
+    let before = detector.metrics()?;
+    let container = Container::start(Profile::Default, CgroupLayout::Docker)?;
+    container.run(By::Workload, "/bin/true && /bin/true")?;
+    let after = detector.metrics()?;
+    let (runs, seconds) = (
+        sample(&after, RUNS, &exec) - sample(&before, RUNS, &exec),
+        sample(&after, SECONDS, &exec) - sample(&before, SECONDS, &exec),
+    );
+    // runc's own execs and the container's: the host's count as well.
+    assert!(
+        runs >= 2.0,
+        "{runs} exec program runs for two execs and more\n{after}"
+    );
+    assert!(
+        seconds > 0.0,
+        "no exec program time over {runs} runs\n{after}"
+    );
+    let programs = after.lines().filter(|l| l.starts_with(RUNS)).count();
+    assert!(
+        programs > 5,
+        "{programs} programs with a runs series\n{after}"
+    );
+    drop(stats);
+    Ok(())
+}
+
+/// The value of `name`'s sample with exactly `labels`; 0 when there is none.
+fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    let series = format!("{name}{{{}}} ", labels.join(","));
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&series)?.trim().parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// `escape-detector probe` predicts, per sensor, the implementation `run` will attach; the

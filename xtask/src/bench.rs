@@ -17,6 +17,7 @@ mod binaries;
 mod cpu;
 mod daemon;
 mod extras;
+mod kernel_cost;
 mod process;
 mod profile;
 mod prometheus;
@@ -149,6 +150,11 @@ pub fn run(options: &Options) -> Result<()> {
     } else {
         Some(extras::measure(&counts, rounds, &binaries)?)
     };
+    let kernel_cost = if kinds.contains(&SystemKind::EscapeDetector) {
+        Some(kernel_cost::measure(&counts, &binaries.load)?)
+    } else {
+        None
+    };
     let setting = report::Setting {
         quick: options.quick,
         rounds,
@@ -157,7 +163,12 @@ pub fn run(options: &Options) -> Result<()> {
         counts,
         detector_backend: system::backend(&binaries.detector)?,
     };
-    let report = report::Report::new(setting, runs, extras)?;
+    let measured = report::Measured {
+        runs,
+        extras,
+        kernel_cost,
+    };
+    let report = report::Report::new(setting, measured)?;
     report.print();
     let path = report.write_json()?;
     println!("\nwritten: {}", path.display());

@@ -3,6 +3,7 @@
 
 pub mod btf;
 pub mod container_cgroups;
+pub mod fdinfo;
 pub mod host;
 pub mod kernel_log;
 pub mod loader;
@@ -11,5 +12,6 @@ pub mod lsm;
 pub mod offsets;
 pub mod own_bpf_objects;
 pub mod probes;
+pub mod program_runs;
 pub mod tracefs;
 pub mod watched_files;

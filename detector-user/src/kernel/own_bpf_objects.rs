@@ -1,13 +1,12 @@
 //! The ids of the BPF objects the detector loaded and attached, as the kernel numbers them.
-//! Read from what the agent holds: its programs' info and its descriptors' /proc fdinfo. The
+//! Read from what the agent holds: its programs' info and its descriptors' fdinfo. The
 //! kernel's by-id calls (`BPF_PROG_GET_FD_BY_ID` behind a program's map ids, the link walk)
 //! need CAP_SYS_ADMIN, which the least-privilege deployments (the systemd unit, the DaemonSet)
-//! leave out; reading one's own descriptors needs nothing.
-
-use std::fs;
+//! leave out.
 
 use aya::{Ebpf, programs::ProgramInfo};
 
+use super::fdinfo;
 use crate::state::agent_self::OwnBpfObjects;
 
 /// Read once every program is attached: links exist only then.
@@ -26,14 +25,11 @@ pub fn collect(ebpf: &Ebpf) -> OwnBpfObjects {
         own.programs.insert(info.id());
         own.btf.extend(info.btf_id());
     }
-    match fs::read_dir("/proc/self/fdinfo") {
-        Ok(entries) => {
-            for fdinfo in entries
-                .flatten()
-                .filter_map(|e| fs::read_to_string(e.path()).ok())
-            {
-                own.maps.extend(id_in(&fdinfo, "map_id:"));
-                own.links.extend(id_in(&fdinfo, "link_id:"));
+    match fdinfo::own() {
+        Ok(fdinfos) => {
+            for fdinfo in &fdinfos {
+                own.maps.extend(id_in(fdinfo, "map_id:"));
+                own.links.extend(id_in(fdinfo, "link_id:"));
             }
         }
         Err(e) => {
@@ -49,29 +45,7 @@ pub fn collect(ebpf: &Ebpf) -> OwnBpfObjects {
     own
 }
 
-/// The id a descriptor's fdinfo gives after `key` (`map_id:` for a map, `link_id:` for a link).
+/// A 32-bit object id an fdinfo gives after `key`.
 fn id_in(fdinfo: &str, key: &str) -> Option<u32> {
-    fdinfo
-        .lines()
-        .find_map(|line| line.strip_prefix(key))
-        .and_then(|id| id.trim().parse().ok())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_from_map_and_link_fdinfo() {
-        let map = "pos:\t0\nflags:\t02000002\nmnt_id:\t15\nino:\t1057\nmap_type:\t1\n\
-                   key_size:\t8\nvalue_size:\t4\nmax_entries:\t65536\nmap_flags:\t0x0\n\
-                   map_extra:\t0x0\nmemlock:\t524288\nmap_id:\t42\nfrozen:\t0\n";
-        assert_eq!(id_in(map, "map_id:"), Some(42));
-        assert_eq!(id_in(map, "link_id:"), None);
-        let link = "pos:\t0\nflags:\t02000000\nlink_type:\ttracing\nlink_id:\t7\n\
-                    prog_tag:\ta04f5eef06a7f555\nprog_id:\t31\n";
-        assert_eq!(id_in(link, "link_id:"), Some(7));
-        assert_eq!(id_in(link, "map_id:"), None);
-        assert_eq!(id_in("pos:\t0\nflags:\t02\n", "map_id:"), None);
-    }
+    fdinfo::field(fdinfo, key).and_then(|id| id.try_into().ok())
 }

@@ -347,6 +347,11 @@ impl Pipeline {
         self.emit.tick();
     }
 
+    /// When the first held namespace change is due to be judged, if any is held.
+    pub fn held_until(&self) -> Option<Instant> {
+        self.held.iter().map(|held| held.due).min()
+    }
+
     /// Periodic work: forgets old exits, watches the runtimes' files as they are now.
     pub fn sweep(&mut self, now: Instant) {
         self.state.sweep(now);
@@ -599,7 +604,10 @@ mod tests {
             h.alerts().is_empty(),
             "raised before the merge window closed"
         );
+        // The event loop sleeps until then.
+        assert_eq!(h.pipeline.held_until(), Some(t0 + NAMESPACE_MERGE_WINDOW));
         h.pipeline.tick(t0 + NAMESPACE_MERGE_WINDOW);
+        assert_eq!(h.pipeline.held_until(), None, "nothing left to wake for");
         let alerts = h.alerts();
         assert_eq!(alerts.len(), 1, "{alerts:?}");
         let a = &alerts[0];

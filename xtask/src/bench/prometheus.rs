@@ -24,6 +24,21 @@ pub fn sum(exposition: &str, metric: &str, wanted: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
+/// Each value of label `label` among `metric`'s samples, with the sum of its samples.
+pub fn by_label(exposition: &str, metric: &str, label: &str) -> Vec<(String, f64)> {
+    let mut values: Vec<(String, f64)> = Vec::new();
+    for sample in samples(exposition).filter(|sample| sample.name == metric) {
+        let Some(value) = label_value(sample.labels, label) else {
+            continue;
+        };
+        match values.iter_mut().find(|(known, _)| *known == value) {
+            Some((_, sum)) => *sum += sample.value,
+            None => values.push((value, sample.value)),
+        }
+    }
+    values
+}
+
 /// The cumulative buckets of histogram `metric` for the series with the `wanted` labels, as
 /// (upper bound, observations at or below it), in increasing order of bound; `+Inf` last.
 pub fn histogram_buckets(
@@ -129,6 +144,16 @@ escape_detector_alert_latency_seconds_bucket{rule="sensitive-mount",le="0.001"} 
         );
         let lost = "escape_detector_events_lost_total";
         assert_eq!(sum(EXPOSITION, lost, &[("kind", "we\"ird, one")]), 12.0);
+    }
+
+    #[test]
+    fn sums_by_one_label_s_values_in_order_of_appearance() {
+        let events = "escape_detector_events_total";
+        assert_eq!(
+            by_label(EXPOSITION, events, "kind"),
+            [("exec".to_owned(), 10004.0), ("fork".to_owned(), 7.0)]
+        );
+        assert_eq!(by_label(EXPOSITION, events, "rule"), []);
     }
 
     #[test]

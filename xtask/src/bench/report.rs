@@ -9,6 +9,7 @@ use anyhow::{Result, bail};
 use super::{
     Counts,
     extras::{Extras, PeakMemory},
+    kernel_cost::KernelCost,
     rounds::SystemRun,
     stats::Spread,
     system::BASELINE,
@@ -24,6 +25,8 @@ const P99_TARGET_SECONDS: f64 = 0.05;
 /// target is the figure and the profile that explains it (`cargo xtask bench --profile`).
 const SYSCALL_LOOPS: [&str; 2] = ["getppid", "open/close"];
 const DETECTOR: &str = "escape-detector";
+/// Programs named per workload in the kernel cost table.
+const KERNEL_COST_PROGRAMS: usize = 4;
 
 #[derive(serde::Serialize)]
 pub struct Report {
@@ -41,6 +44,8 @@ pub struct Report {
     throughput: Vec<MeasureSummary>,
     watchers: Vec<WatcherSummary>,
     detector: Option<Extras>,
+    /// escape-detector's BPF program time per operation of each workload.
+    kernel_cost: Option<Vec<KernelCost>>,
     runs: Vec<SystemRun>,
 }
 
@@ -73,8 +78,20 @@ pub struct Setting {
     pub detector_backend: String,
 }
 
+/// What the report holds beside the rounds: escape-detector's own figures and its kernel cost.
+pub struct Measured {
+    pub runs: Vec<SystemRun>,
+    pub extras: Option<Extras>,
+    pub kernel_cost: Option<Vec<KernelCost>>,
+}
+
 impl Report {
-    pub fn new(setting: Setting, runs: Vec<SystemRun>, detector: Option<Extras>) -> Result<Report> {
+    pub fn new(setting: Setting, measured: Measured) -> Result<Report> {
+        let Measured {
+            runs,
+            extras,
+            kernel_cost,
+        } = measured;
         Ok(Report {
             kernel: fs::read_to_string("/proc/sys/kernel/osrelease")?
                 .trim()
@@ -88,7 +105,8 @@ impl Report {
             counts: setting.counts,
             throughput: summarize_throughput(&runs),
             watchers: summarize_watchers(&runs),
-            detector,
+            detector: extras,
+            kernel_cost,
             runs,
         })
     }
@@ -112,9 +130,95 @@ impl Report {
         }
         self.print_throughput();
         self.print_watchers();
+        if let Some(costs) = &self.kernel_cost {
+            self.print_kernel_cost(costs);
+        }
         if let Some(extras) = &self.detector {
             self.print_detector(extras);
         }
+    }
+
+    fn print_kernel_cost(&self, costs: &[KernelCost]) {
+        println!(
+            "\nescape-detector's BPF programs per operation (one run each, kernel.bpf_stats_enabled, \
+             which adds about 20 ns a program run); agent CPU: the agent's own CPU time per \
+             operation over the rounds (median), which competes with the workload where CPUs are \
+             few (a TCG guest runs both vCPUs on one host thread); lost: the time per operation \
+             the median ratio says the workload lost"
+        );
+        let nanoseconds =
+            |ns: Option<f64>| ns.map_or_else(|| "-".to_owned(), |ns| format!("{ns:.0} ns"));
+        let rows: Vec<Vec<String>> = costs
+            .iter()
+            .map(|cost| {
+                let programs: Vec<String> = cost
+                    .programs
+                    .iter()
+                    // Rare runs (a scrape's own open, the agent's bpf calls) say nothing here.
+                    .filter(|p| p.nanoseconds_per_op >= 0.5)
+                    .take(KERNEL_COST_PROGRAMS)
+                    .map(|p| {
+                        format!(
+                            "{} {:.0} ns ({:.2} runs)",
+                            p.program, p.nanoseconds_per_op, p.runs_per_op
+                        )
+                    })
+                    .collect();
+                let agent_cpu = cost
+                    .measures
+                    .first()
+                    .and_then(|measure| self.agent_cpu_per_op(measure));
+                vec![
+                    cost.measures.join(" + "),
+                    nanoseconds(Some(cost.nanoseconds_per_op())),
+                    nanoseconds(agent_cpu.map(|seconds| seconds * 1e9)),
+                    nanoseconds(self.lost_per_op(&cost.measures)),
+                    programs.join(", "),
+                ]
+            })
+            .collect();
+        table::print(
+            &[
+                "workload",
+                "BPF time",
+                "agent CPU",
+                "lost",
+                "costliest programs",
+            ],
+            &rows,
+        );
+    }
+
+    /// The median over the rounds of escape-detector's CPU seconds per operation of the
+    /// workload that has `measure`.
+    fn agent_cpu_per_op(&self, measure: &str) -> Option<f64> {
+        Spread::of(
+            self.runs
+                .iter()
+                .filter(|run| run.system == DETECTOR)
+                .filter_map(|run| run.watcher_cpu_per_op(measure)),
+        )
+        .map(|spread| spread.median)
+    }
+
+    /// The time per operation escape-detector's median ratio to no agent says `measures` lost,
+    /// averaged over them.
+    fn lost_per_op(&self, measures: &[&str]) -> Option<f64> {
+        let summary = |measure: &str, system: &str| {
+            self.throughput
+                .iter()
+                .find(|s| s.measure == measure && s.system == system)
+        };
+        let lost: Option<Vec<f64>> = measures
+            .iter()
+            .map(|measure| {
+                let baseline = summary(measure, BASELINE)?.ops_per_second.median;
+                let ratio = summary(measure, DETECTOR)?.ratio_to_no_agent?.median;
+                Some((1.0 / ratio - 1.0) * 1e9 / baseline)
+            })
+            .collect();
+        let lost = lost?;
+        Some(lost.iter().sum::<f64>() / lost.len().max(1) as f64)
     }
 
     fn print_throughput(&self) {
@@ -307,6 +411,16 @@ impl Report {
         }
         if let Some(extras) = &self.detector {
             problems.extend(detector_problems(extras));
+        }
+        // Every exec runs the detector's exec program, whoever execs.
+        let storm = self.kernel_cost.iter().flatten();
+        for cost in storm.filter(|cost| cost.measures.contains(&EXEC_STORM)) {
+            if cost.nanoseconds_per_op() <= 0.0 {
+                problems.push(format!(
+                    "no BPF program time over {} execs: the detector's programs went uncounted",
+                    cost.ops
+                ));
+            }
         }
         if problems.is_empty() {
             println!("\nsanity: every figure measured something");

@@ -47,6 +47,17 @@ impl SystemRun {
         })
     }
 
+    /// CPU seconds of the watching process per operation of the workload that has `measure`,
+    /// over all of that workload's operations (redis's SET and GET together).
+    pub fn watcher_cpu_per_op(&self, measure: &str) -> Option<f64> {
+        let workload = self
+            .workloads
+            .iter()
+            .find(|workload| workload.throughputs.iter().any(|t| t.measure == measure))?;
+        let ops: u64 = workload.throughputs.iter().map(|t| t.ops).sum();
+        Some(workload.watcher_cpu_seconds? / ops.max(1) as f64)
+    }
+
     fn throughputs(&self) -> impl Iterator<Item = &Throughput> {
         self.workloads
             .iter()
