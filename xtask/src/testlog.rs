@@ -141,8 +141,10 @@ fn failure_header(line: &str) -> Option<&str> {
     line.strip_prefix("---- ")?.strip_suffix(" stdout ----")
 }
 
-/// The last lines of a failed test's output the summary repeats: its error comes last.
-const FAILURE_LINES: usize = 40;
+/// Lines of a failed test's output the summary repeats, and characters of each: a VM's
+/// console is gone after the run, and CI keeps only part of a long log.
+const FAILURE_LINES: usize = 60;
+const FAILURE_LINE_CHARS: usize = 300;
 
 /// libtest's outcome of a test: ok, FAILED, ignored (or "ignored, WHY").
 fn outcome(text: &str) -> Option<&str> {
@@ -197,18 +199,34 @@ pub fn print_table(binaries: &[Binary]) {
     }
     for binary in binaries {
         for (test, output) in &binary.failures {
-            let output: Vec<&String> = output.iter().filter(|l| !l.trim().is_empty()).collect();
-            let shown = &output[output.len().saturating_sub(FAILURE_LINES)..];
+            let shown = why_it_failed(output);
             println!(
-                "\nwhat {}::{test} printed (its last {} of {} lines):",
+                "\nwhy {}::{test} failed ({} of the {} lines it printed):",
                 binary.name,
                 shown.len(),
                 output.len()
             );
             for line in shown {
-                println!("    {line}");
+                let cut = line
+                    .char_indices()
+                    .nth(FAILURE_LINE_CHARS)
+                    .map_or(line.len(), |(i, _)| i);
+                println!("    {}", &line[..cut]);
             }
         }
+    }
+}
+
+/// The lines of a failed test's output that say why: from its error (`Error: ...` of a test
+/// that returned one, or the panic), which comes last and is followed by the alerts and log it
+/// carries, else the last lines.
+fn why_it_failed(output: &[String]) -> &[String] {
+    let error = output
+        .iter()
+        .rposition(|line| line.starts_with("Error: ") || line.contains("' panicked at "));
+    match error {
+        Some(start) => &output[start..output.len().min(start + FAILURE_LINES)],
+        None => &output[output.len().saturating_sub(FAILURE_LINES)..],
     }
 }
 
@@ -296,6 +314,11 @@ test result: FAILED. 1 passed; 1 failed; 0 ignored; finished in 9.1s
             )]
         );
         assert_eq!(binary.tests.len(), 2, "the names listed after are no tests");
+        let why = why_it_failed(&binary.failures[0].1);
+        assert_eq!(why[0], "Error: no sensitive-mount alert within 10 s");
+        let no_error: Vec<String> = (0..100).map(|n| n.to_string()).collect();
+        assert_eq!(why_it_failed(&no_error).len(), FAILURE_LINES);
+        assert_eq!(why_it_failed(&no_error)[0], "40", "the last lines");
     }
 
     #[test]
