@@ -621,3 +621,6 @@ pub enum WatchedFile {
 
 /// `file.f_mode` bit for a file opened for writing.
 pub const FMODE_WRITE: u32 = 0x2;
+/// Set on a regular file's or directory's `f_mode` before `security_file_open` runs
+/// (`do_dentry_open`, unchanged since 3.14): a file without it may be a device.
+pub const FMODE_ATOMIC_POS: u32 = 0x8000;

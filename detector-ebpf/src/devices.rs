@@ -4,7 +4,9 @@
 //! never by the node's name, which a container chooses at `mknod`.
 
 use aya_ebpf::programs::{FEntryContext, TracePointContext};
-use detector_common::{EventKind, MEMORY_DEVICES, file_open_reason, file_type, kdev, magic};
+use detector_common::{
+    EventKind, FMODE_ATOMIC_POS, MEMORY_DEVICES, file_open_reason, file_type, kdev, magic,
+};
 
 use crate::{
     config::offset,
@@ -33,15 +35,28 @@ pub fn on_blkdev_open(ctx: &FEntryContext) {
     }
 }
 
-/// `chrdev_open(struct inode *inode, struct file *filp)`: every character device open, of
-/// which only the memory devices matter.
-pub fn on_chrdev_open(ctx: &FEntryContext) {
-    let inode: *const u8 = ctx.arg(0);
-    if !MEMORY_DEVICES.contains(&read_or_zero(inode, offset!(inode_rdev))) {
+/// A file `security_file_open` let open (with its `f_mode`), for the memory devices: every
+/// open passes there. A regular file or directory carries `FMODE_ATOMIC_POS` by then, so the
+/// ordinary opens cost nothing more, and other character devices (`/dev/null`, ttys) three reads
+/// instead of a hook of their own: an fentry on `chrdev_open` cost each of them a trampoline and
+/// a run.
+#[inline(always)]
+pub fn inspect_file_open(file: *const u8, f_mode: u32) {
+    if f_mode & FMODE_ATOMIC_POS != 0 {
+        return;
+    }
+    let inode = read_or_zero::<*const u8>(
+        read_or_zero::<*const u8>(file, offset!(file_dentry)),
+        offset!(dentry_inode),
+    );
+    let mode = read_or_zero::<u16>(inode, offset!(inode_mode)) as u32;
+    if mode & file_type::MASK != file_type::CHAR
+        || !MEMORY_DEVICES.contains(&read_or_zero(inode, offset!(inode_rdev)))
+    {
         return;
     }
     if let Some(actor) = identity::current(EventKind::FileOpen) {
-        report_open(ctx.arg(1), inode, &actor, file_open_reason::DEVICE);
+        report_open(file, inode, &actor, file_open_reason::DEVICE);
     }
 }
 

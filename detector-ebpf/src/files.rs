@@ -56,9 +56,12 @@ pub fn on_file_open(ctx: &LsmContext) -> i32 {
     if verdict != 0 {
         return verdict;
     }
-    // Every open on the host comes here: most are reads, told apart with one read.
+    // Every open on the host comes here: most are reads of regular files, told apart with one
+    // read.
     let file: *const u8 = ctx.arg(0);
-    if !opened_for_writing(file) {
+    let mode = f_mode(file);
+    devices::inspect_file_open(file, mode);
+    if mode & FMODE_WRITE == 0 {
         return 0;
     }
     let Some(actor) = identity::current(EventKind::FileOpen) else {
@@ -76,7 +79,9 @@ pub fn on_security_file_open(ctx: &FExitContext) {
         return;
     }
     let file: *const u8 = ctx.arg(0);
-    if !opened_for_writing(file) {
+    let mode = f_mode(file);
+    devices::inspect_file_open(file, mode);
+    if mode & FMODE_WRITE == 0 {
         return;
     }
     if let Some(actor) = identity::current(EventKind::FileOpen) {
@@ -84,9 +89,10 @@ pub fn on_security_file_open(ctx: &FExitContext) {
     }
 }
 
+/// The file's `f_mode`; 0 when it cannot be read.
 #[inline(always)]
-fn opened_for_writing(file: *const u8) -> bool {
-    field::<u32>(file, offset!(file_f_mode)).is_some_and(|mode| mode & FMODE_WRITE != 0)
+fn f_mode(file: *const u8) -> u32 {
+    field::<u32>(file, offset!(file_f_mode)).unwrap_or(0)
 }
 
 /// What the programs read of an opened (or created) file. Branch-free reads: a null pointer

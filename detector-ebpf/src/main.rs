@@ -156,12 +156,6 @@ pub fn blkdev_open(ctx: FEntryContext) -> i32 {
     0
 }
 
-#[fentry(function = "chrdev_open")]
-pub fn chrdev_open(ctx: FEntryContext) -> i32 {
-    devices::on_chrdev_open(&ctx);
-    0
-}
-
 #[fentry(function = "open_kcore")]
 pub fn open_kcore(ctx: FEntryContext) -> i32 {
     devices::on_open_kcore(&ctx);

@@ -229,15 +229,15 @@ pub const SENSORS: &[Sensor] = &[
         feeds: "cgroup-release-agent, kernel-helper-hijack, kernel-tunable-write, \
                 runtime-binary-overwrite, host-fd-leak, privileged-device-access",
         required: false,
-        // The devices are seen where they are opened (and made), which no ordinary open
-        // reaches; kernels without /proc/kcore have no open_kcore.
+        // Block devices and /proc/kcore are seen where they are opened (and block nodes where
+        // they are made), which no ordinary open reaches; the memory devices at file_open, by
+        // their inode. Kernels without /proc/kcore have no open_kcore.
         implementations: &[
             Implementation {
                 backend: Backend::Lsm,
                 probes: &[
                     lsm("file_open"),
                     fentry("blkdev_open"),
-                    fentry("chrdev_open"),
                     optional(fentry("open_kcore")),
                     fentry("security_inode_mknod"),
                 ],
@@ -247,7 +247,6 @@ pub const SENSORS: &[Sensor] = &[
                 probes: &[
                     fexit("security_file_open"),
                     fentry("blkdev_open"),
-                    fentry("chrdev_open"),
                     optional(fentry("open_kcore")),
                     fentry("security_inode_mknod"),
                 ],

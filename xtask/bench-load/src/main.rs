@@ -2,8 +2,8 @@
 //! starts in microseconds and the same program runs on the host, in a busybox container and in a
 //! VM guest.
 //!
-//! - `getppid N`, `open-close N`, `exec-storm N` make N operations, one after the other in one
-//!   process, and print `{"ops":N,"seconds":S}`: the wall time of the loop alone, process start
+//! - `getppid N`, `open-close N` (of `/dev/null`), `open-close-file N` (of `/etc/passwd`),
+//!   `exec-storm N` make N operations, one after the other in one process, and print `{"ops":N,"seconds":S}`: the wall time of the loop alone, process start
 //!   and exit left out.
 //! - `sleepers N` leaves N child processes sleeping (for ever: whoever asked for them kills them)
 //!   and prints the same line for their start.
@@ -25,11 +25,14 @@ use std::{
     time::Instant,
 };
 
-const USAGE: &str = "usage: bench-load getppid N | open-close N | exec-storm N | sleepers N | exit";
+const USAGE: &str = "usage: bench-load getppid N | open-close N | open-close-file N | \
+                     exec-storm N | sleepers N | exit";
 
-/// What the open/close loop opens: present on every Linux system, read-only so that no
-/// watcher's write filter reports it.
-const OPENED: &CStr = c"/dev/null";
+/// What the open/close loops open, read-only so that no watcher's write filter reports them,
+/// and present on every Linux system: a character device, and a regular file, which most opens
+/// are and which a hook may tell from a device more cheaply.
+const DEVICE: &CStr = c"/dev/null";
+const REGULAR_FILE: &CStr = c"/etc/passwd";
 
 enum Command {
     Run(Workload, u64),
@@ -38,7 +41,7 @@ enum Command {
 
 enum Workload {
     Getppid,
-    OpenClose,
+    OpenClose(&'static CStr),
     ExecStorm,
     Sleepers,
 }
@@ -60,7 +63,7 @@ fn main() -> ExitCode {
             getppid(count);
             Ok(())
         }
-        Workload::OpenClose => open_close(count),
+        Workload::OpenClose(path) => open_close(path, count),
         Workload::ExecStorm => exec_storm(count),
         Workload::Sleepers => sleepers(count),
     };
@@ -81,7 +84,8 @@ fn parse(args: &[&str]) -> Option<Command> {
     let workload = match args {
         ["exit"] => return Some(Command::Exit),
         ["getppid", _] => Workload::Getppid,
-        ["open-close", _] => Workload::OpenClose,
+        ["open-close", _] => Workload::OpenClose(DEVICE),
+        ["open-close-file", _] => Workload::OpenClose(REGULAR_FILE),
         ["exec-storm", _] => Workload::ExecStorm,
         ["sleepers", _] => Workload::Sleepers,
         _ => return None,
@@ -99,12 +103,12 @@ fn getppid(count: u64) {
     }
 }
 
-fn open_close(count: u64) -> Result<(), String> {
+fn open_close(path: &CStr, count: u64) -> Result<(), String> {
     for _ in 0..count {
-        // SAFETY: OPENED is a NUL-terminated path.
-        let fd = unsafe { libc::open(OPENED.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        // SAFETY: path is a NUL-terminated path.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
         if fd < 0 {
-            return Err(os_error(format!("open({OPENED:?})")));
+            return Err(os_error(format!("open({path:?})")));
         }
         // SAFETY: fd was just opened here and nothing else uses it.
         unsafe { libc::close(fd) };
@@ -198,6 +202,10 @@ mod tests {
         assert!(matches!(
             parse(&["exec-storm", "2"]),
             Some(Command::Run(Workload::ExecStorm, 2))
+        ));
+        assert!(matches!(
+            parse(&["open-close-file", "3"]),
+            Some(Command::Run(Workload::OpenClose(path), 3)) if path == REGULAR_FILE
         ));
         assert!(matches!(parse(&["exit"]), Some(Command::Exit)));
         assert!(parse(&["getppid", "0"]).is_none());

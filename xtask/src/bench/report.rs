@@ -23,7 +23,7 @@ const PEAK_RSS_TARGET_MIB: f64 = 64.0;
 const P99_TARGET_SECONDS: f64 = 0.05;
 /// On a kernel without LSM and fentry the syscall loops pay for syscall tracepoints, and the
 /// target is the figure and the profile that explains it (`cargo xtask bench --profile`).
-const SYSCALL_LOOPS: [&str; 2] = ["getppid", "open/close"];
+const SYSCALL_LOOPS: [&str; 3] = ["getppid", "open/close", "open/close, file"];
 const DETECTOR: &str = "escape-detector";
 /// Programs named per workload in the kernel cost table.
 const KERNEL_COST_PROGRAMS: usize = 4;

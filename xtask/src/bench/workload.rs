@@ -13,6 +13,8 @@ pub enum Workload {
     Getppid,
     /// open and close of /dev/null, read-only, in a loop.
     OpenClose,
+    /// open and close of a regular file (/etc/passwd), read-only, in a loop.
+    OpenCloseFile,
     /// fork and exec of a tiny static binary, one process after the other.
     ExecStorm,
     /// redis-benchmark SET and GET against a redis-server on loopback, on different CPUs.
@@ -20,9 +22,10 @@ pub enum Workload {
 }
 
 impl Workload {
-    pub const ALL: [Workload; 4] = [
+    pub const ALL: [Workload; 5] = [
         Workload::Getppid,
         Workload::OpenClose,
+        Workload::OpenCloseFile,
         Workload::ExecStorm,
         Workload::Redis,
     ];
@@ -50,6 +53,7 @@ pub fn run(workload: Workload, counts: &Counts, load: &Path) -> Result<Vec<Throu
     let (measure, subcommand, count) = match workload {
         Workload::Getppid => ("getppid", "getppid", counts.getppid),
         Workload::OpenClose => ("open/close", "open-close", counts.open_close),
+        Workload::OpenCloseFile => ("open/close, file", "open-close-file", counts.open_close),
         Workload::ExecStorm => (EXEC_STORM, "exec-storm", counts.exec_storm),
         Workload::Redis => return redis::benchmark(counts.redis_requests),
     };
