@@ -100,6 +100,12 @@ if within 60 alerted sensitive-mount "$id"; then
         ok escape-alerted
     else
         failed escape-alerted "program $program, fstype $fstype, cgroup $cgroup: $alert"
+        echo "every sensitive-mount alert of the container (pid, program, args):"
+        alerts_about sensitive-mount "$id" | jq -c '[.process.pid, .process.comm, .process.args]'
+        echo "the agent's log and its attribution counters:"
+        journalctl --unit "$UNIT" --output cat --no-pager | grep -v '^{' | tail -n 20
+        get /metrics | grep -E '^escape_detector_(unclassified_acts|acts_dropped|events_lost)_total' |
+            grep -v ' 0$'
     fi
 else
     failed escape-alerted "no sensitive-mount alert for container $id"
