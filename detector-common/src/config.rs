@@ -401,6 +401,12 @@ pub mod identity {
     /// Its children inherit this; its exec makes it a container process. Nothing a container
     /// runs can start such a process.
     pub const SETTING_UP: u32 = 1 << 0;
+    /// `TaskMark::flags`: marked at an act, found without a mark in the container's cgroup it
+    /// names: a process that ran before the agent started, or one a cgroup write has just put
+    /// there, whose move the kernel reports only after the move (`cgroup_attach_task`), so
+    /// that an act in between finds it in the container's cgroup already. That move, when it
+    /// comes, decides what the process is.
+    pub const FOUND_IN_CGROUP: u32 = 1 << 1;
 }
 
 /// The container-task map's value: which process (its tgid is the key) and which container.

@@ -127,6 +127,11 @@ pub fn mark(tgid: u32, start_ns: u64, status: Status, kind: EventKind) {
         Status::Watched(_) => return,
         Status::SettingUp { cgroup_id } => (cgroup_id, identity::SETTING_UP),
     };
+    insert_mark(tgid, start_ns, cgroup_id, flags, kind);
+}
+
+#[inline(always)]
+fn insert_mark(tgid: u32, start_ns: u64, cgroup_id: u64, flags: u32, kind: EventKind) {
     let mark = TaskMark {
         start_ns,
         cgroup_id,
@@ -172,7 +177,10 @@ fn judge(task: *const u8, tgid: u32, cgroup: u64, kind: EventKind) -> Option<Sta
         });
     }
     let who = unmarked(cgroup)?;
-    mark(tgid, leader_start(task), Status::Watched(who), kind);
+    if who.is_container() {
+        let found = identity::FOUND_IN_CGROUP;
+        insert_mark(tgid, leader_start(task), cgroup, found, kind);
+    }
     Some(Status::Watched(who))
 }
 
@@ -284,7 +292,11 @@ pub fn forked(child_cgroup: u64) -> Option<Status> {
 #[inline(always)]
 pub fn moved(moved: *const u8, tgid: u32, dst: u64) -> Option<Status> {
     let dst_class = cgroup_class(dst);
-    match mark_of(moved, tgid) {
+    // Found in `dst` by an act between the move and this report of it (runc's init starting
+    // up as runc moves it): the move says what it is, as for a process without a mark.
+    let mark = mark_of(moved, tgid)
+        .filter(|mark| !(mark.flags & identity::FOUND_IN_CGROUP != 0 && mark.cgroup_id == dst));
+    match mark {
         Some(mark) if mark.flags & identity::SETTING_UP != 0 => {
             Some(Status::SettingUp { cgroup_id: dst })
         }

@@ -210,6 +210,10 @@ impl<'a> Boot<'a> {
             dir.push_str("-representative");
             name.push_str(" representative");
         }
+        if matches!(options.cgroups, Cgroups::Unified) {
+            dir.push_str("-unified");
+            name.push_str(" on cgroup2 alone");
+        }
         if let Share::Shard(which, of) = share {
             dir.push_str(&format!("-shard-{which}"));
             name.push_str(&format!(" shard {which} of {of}"));
