@@ -456,6 +456,7 @@ async fn daemon(args: &RunArgs, settings: Settings, outputs: Vec<Output>) -> any
     // Detached first, so that what is queued is all there is; every event the kernel queued is
     // judged, and every alert written, before the exit.
     log::info!("signal received: detaching, then draining the queued events");
+    probes::detach_all(&mut ebpf);
     drop(ebpf);
     let _ = stop_reader.send(());
     while let Some(event) = events.recv().await {
