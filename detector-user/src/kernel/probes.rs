@@ -526,8 +526,10 @@ fn unload_program(name: &str, program: &mut Program) {
         Program::FExit(p) => p.unload(),
         _ => Ok(()),
     };
-    if let Err(e) = result {
-        log::warn!("unloading {name}: {e}");
+    match result {
+        // A sensor's passed-over implementations were never loaded.
+        Ok(()) | Err(ProgramError::NotLoaded) => {}
+        Err(e) => log::warn!("unloading {name}: {e}"),
     }
 }
 
