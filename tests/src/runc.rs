@@ -1,9 +1,23 @@
 //! The runc command line (the state directory is runc's default, so `runc list` shows the tests'
 //! containers next to anyone else's).
 
-use std::process::{Command, Output, Stdio};
+use std::{
+    fs::{self, File},
+    process::{Command, Output, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context, bail};
+
+use crate::temp_dir::TempDir;
+
+/// How long one runc command may take. A `runc exec` whose process left a child stopped for
+/// good (a ptrace race in a technique once did) waited for it, and the whole suite with it.
+const TIMEOUT: Duration = Duration::from_secs(60);
+/// How often a running command is checked on: runc commands take tens of milliseconds, and a
+/// test makes dozens.
+const CHECK_EVERY: Duration = Duration::from_millis(2);
 
 /// The runc binary `command` runs, links resolved.
 pub fn binary() -> anyhow::Result<std::path::PathBuf> {
@@ -18,12 +32,41 @@ pub fn command() -> Command {
     cmd
 }
 
-/// Runs `runc <args>` and captures its output, whatever the exit code.
+/// Runs `runc <args>` and captures its output, whatever the exit code; fails when it takes
+/// longer than [`TIMEOUT`], after killing it. The output goes to files, not pipes, so that a
+/// process left behind holding them cannot keep the reading open.
 pub fn output(args: &[&str]) -> anyhow::Result<Output> {
-    command()
+    let what = || format!("runc {}", args.join(" "));
+    let dir = TempDir::new("runc")?;
+    let (stdout, stderr) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let mut child = command()
         .args(args)
-        .output()
-        .with_context(|| format!("running runc {}", args.join(" ")))
+        .stdout(File::create(&stdout)?)
+        .stderr(File::create(&stderr)?)
+        .spawn()
+        .with_context(|| format!("running {}", what()))?;
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "{} did not end within {TIMEOUT:?}, killed\nstdout: {}\nstderr: {}",
+                what(),
+                fs::read_to_string(&stdout).unwrap_or_default().trim(),
+                fs::read_to_string(&stderr).unwrap_or_default().trim()
+            );
+        }
+        thread::sleep(CHECK_EVERY);
+    };
+    Ok(Output {
+        status,
+        stdout: fs::read(&stdout)?,
+        stderr: fs::read(&stderr)?,
+    })
 }
 
 /// Runs `runc <args>`, returns stdout, and fails with runc's stderr on a non-zero exit.

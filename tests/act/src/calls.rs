@@ -169,17 +169,41 @@ pub fn ptrace(pid: pid_t) -> Result<String, Failure> {
         return Err(Failure::os(format!("ptrace(PTRACE_ATTACH, {pid})")));
     }
     // An early return below leaves the tracee attached; the kernel detaches it when we exit.
-    let mut status = 0;
-    // __WALL: the tracee may be a thread or a clone child that does not report with SIGCHLD.
-    // SAFETY: status is a valid place for waitpid to write to.
-    if unsafe { libc::waitpid(pid, &mut status, libc::__WALL) } < 0 {
-        return Err(Failure::os(format!("waitpid({pid})")));
-    }
-    if !libc::WIFSTOPPED(status) {
-        return Err(Failure::new(
-            format!("waitpid({pid})"),
-            format!("status {status:#x} is no stop"),
-        ));
+    // The attach's SIGSTOP may come after another stop: a tracee caught in execve gets a
+    // SIGTRAP when the exec completes, which is dequeued first. Detached then, the SIGSTOP
+    // still pending stopped the tracee for good, and whatever waited for it hung.
+    loop {
+        let mut status = 0;
+        // __WALL: the tracee may be a thread or a clone child that does not report with
+        // SIGCHLD.
+        // SAFETY: status is a valid place for waitpid to write to.
+        if unsafe { libc::waitpid(pid, &mut status, libc::__WALL) } < 0 {
+            return Err(Failure::os(format!("waitpid({pid})")));
+        }
+        if !libc::WIFSTOPPED(status) {
+            return Err(Failure::new(
+                format!("waitpid({pid})"),
+                format!("status {status:#x} is no stop"),
+            ));
+        }
+        let signal = libc::WSTOPSIG(status);
+        if signal == libc::SIGSTOP {
+            break;
+        }
+        // The exec's SIGTRAP is ptrace's own; any other signal goes on to the tracee.
+        let pass_on = if signal == libc::SIGTRAP { 0 } else { signal };
+        // SAFETY: PTRACE_CONT reads no addr; data is the signal to deliver.
+        if unsafe {
+            libc::ptrace(
+                libc::PTRACE_CONT,
+                pid,
+                no_arg,
+                pass_on as usize as *mut c_void,
+            )
+        } < 0
+        {
+            return Err(Failure::os(format!("ptrace(PTRACE_CONT, {pid})")));
+        }
     }
     // SAFETY: PTRACE_DETACH reads no addr, and data 0 resumes the tracee without a signal.
     if unsafe { libc::ptrace(libc::PTRACE_DETACH, pid, no_arg, no_arg) } < 0 {
