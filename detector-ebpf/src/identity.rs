@@ -16,7 +16,7 @@
 //! so acts in a cgroup the agent has not classified yet reach the agent, which decides; they
 //! are never refused on that ground alone.
 
-use aya_ebpf::helpers::bpf_get_current_cgroup_id;
+use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_get_current_cgroup_id};
 use detector_common::{EventKind, FIELD_MISSING, Header, Identity, LossReason, TaskMark, identity};
 
 use crate::{
@@ -28,6 +28,8 @@ use crate::{
 };
 
 const HOST: u32 = 0;
+/// `-EEXIST`, as a map update with `BPF_NOEXIST` fails on a key that is there.
+const EEXIST: i32 = -17;
 
 /// What the kernel makes of a process.
 #[derive(Clone, Copy)]
@@ -168,20 +170,40 @@ fn unmarked(cgroup: u64) -> Option<Identity> {
 #[inline(always)]
 fn judge(task: *const u8, tgid: u32, cgroup: u64, kind: EventKind) -> Option<Status> {
     if let Some(mark) = mark_of(task, tgid) {
-        return Some(if mark.flags & identity::SETTING_UP != 0 {
-            Status::SettingUp {
-                cgroup_id: mark.cgroup_id,
-            }
-        } else {
-            Status::Watched(made(identity::CONTAINER, mark.cgroup_id))
-        });
+        return Some(status_of(mark));
     }
     let who = unmarked(cgroup)?;
     if who.is_container() {
-        let found = identity::FOUND_IN_CGROUP;
-        insert_mark(tgid, leader_start(task), cgroup, found, kind);
+        let found = TaskMark {
+            start_ns: leader_start(task),
+            cgroup_id: cgroup,
+            flags: identity::FOUND_IN_CGROUP,
+            _pad: 0,
+        };
+        // Only where there is still no mark: the report of a move, on another CPU since the
+        // lookup above (runc's init as runc moves it), has the last word. Overwritten, its
+        // verdict was lost and runc's set-up mounts were the container's.
+        match CONTAINER_TASKS.insert(tgid, found, BPF_NOEXIST.into()) {
+            Ok(()) => {}
+            Err(EEXIST) => {
+                return Some(mark_of(task, tgid).map_or(Status::Watched(who), status_of));
+            }
+            Err(_) => count_loss(kind, LossReason::MapFull),
+        }
     }
     Some(Status::Watched(who))
+}
+
+/// What a process's mark says it is.
+#[inline(always)]
+fn status_of(mark: TaskMark) -> Status {
+    if mark.flags & identity::SETTING_UP != 0 {
+        Status::SettingUp {
+            cgroup_id: mark.cgroup_id,
+        }
+    } else {
+        Status::Watched(made(identity::CONTAINER, mark.cgroup_id))
+    }
 }
 
 /// A container task (or one in a cgroup not classified yet) doing something.
@@ -322,9 +344,9 @@ pub fn moved(moved: *const u8, tgid: u32, dst: u64) -> Option<Status> {
 /// in another cgroup v1 hierarchy): its identity when its acts are watched. Marks nothing.
 #[inline(always)]
 pub fn watched(task: *const u8, tgid: u32) -> Option<Identity> {
-    match mark_of(task, tgid) {
-        Some(mark) if mark.flags & identity::SETTING_UP != 0 => None,
-        Some(mark) => Some(made(identity::CONTAINER, mark.cgroup_id)),
+    match mark_of(task, tgid).map(status_of) {
+        Some(Status::SettingUp { .. }) => None,
+        Some(Status::Watched(who)) => Some(who),
         None => unmarked(cgroup_of(task)),
     }
 }
