@@ -129,19 +129,32 @@ pub fn mark(tgid: u32, start_ns: u64, status: Status, kind: EventKind) {
         Status::Watched(_) => return,
         Status::SettingUp { cgroup_id } => (cgroup_id, identity::SETTING_UP),
     };
-    insert_mark(tgid, start_ns, cgroup_id, flags, kind);
+    let _ = insert_mark(tgid, start_ns, cgroup_id, flags, kind, 0);
 }
 
+/// Stores a mark with the map update's `update` flags; a full map is counted, and any other
+/// refusal (`-EEXIST` under `BPF_NOEXIST`) returned.
 #[inline(always)]
-fn insert_mark(tgid: u32, start_ns: u64, cgroup_id: u64, flags: u32, kind: EventKind) {
+fn insert_mark(
+    tgid: u32,
+    start_ns: u64,
+    cgroup_id: u64,
+    flags: u32,
+    kind: EventKind,
+    update: u64,
+) -> Result<(), i32> {
     let mark = TaskMark {
         start_ns,
         cgroup_id,
         flags,
         _pad: 0,
     };
-    if CONTAINER_TASKS.insert(tgid, mark, 0).is_err() {
-        count_loss(kind, LossReason::MapFull);
+    match CONTAINER_TASKS.insert(tgid, mark, update) {
+        Err(e) if e != EEXIST => {
+            count_loss(kind, LossReason::MapFull);
+            Ok(())
+        }
+        result => result,
     }
 }
 
@@ -174,21 +187,12 @@ fn judge(task: *const u8, tgid: u32, cgroup: u64, kind: EventKind) -> Option<Sta
     }
     let who = unmarked(cgroup)?;
     if who.is_container() {
-        let found = TaskMark {
-            start_ns: leader_start(task),
-            cgroup_id: cgroup,
-            flags: identity::FOUND_IN_CGROUP,
-            _pad: 0,
-        };
+        let (start_ns, found) = (leader_start(task), identity::FOUND_IN_CGROUP);
         // Only where there is still no mark: the report of a move, on another CPU since the
         // lookup above (runc's init as runc moves it), has the last word. Overwritten, its
         // verdict was lost and runc's set-up mounts were the container's.
-        match CONTAINER_TASKS.insert(tgid, found, BPF_NOEXIST.into()) {
-            Ok(()) => {}
-            Err(EEXIST) => {
-                return Some(mark_of(task, tgid).map_or(Status::Watched(who), status_of));
-            }
-            Err(_) => count_loss(kind, LossReason::MapFull),
+        if insert_mark(tgid, start_ns, cgroup, found, kind, BPF_NOEXIST.into()).is_err() {
+            return Some(mark_of(task, tgid).map_or(Status::Watched(who), status_of));
         }
     }
     Some(Status::Watched(who))
