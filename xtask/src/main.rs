@@ -6,6 +6,7 @@ mod cmd;
 mod deploy_check;
 mod fuzz;
 mod image;
+mod rounds;
 mod run;
 mod setup;
 mod table;

@@ -12,7 +12,7 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::{
     build::{self, Profile},
-    cmd, deploy_check, image, setup,
+    cmd, deploy_check, image, rounds, setup,
     table::{self, seconds},
     testlog,
 };
@@ -279,39 +279,14 @@ fn require_root() -> Result<()> {
     Ok(())
 }
 
-/// The host e2e tests `e2e.repeat` times in a row, stopping at the first failing round; a
-/// table of the rounds when there are several.
+/// The host e2e tests `e2e.repeat` times in a row, stopping at the first failing round.
 fn e2e_rounds(e2e: &E2e) -> Result<()> {
     require_root()?;
     let binary = build::agent_path(Profile::Release);
     let act = build::act()?;
     // The backend each kernel gives the detector belongs in the test output.
     cmd::run(cmd::new(&binary).arg("probe"))?;
-    let mut rounds = Vec::new();
-    for round in 1..=e2e.repeat {
-        if e2e.repeat > 1 {
-            println!("\n--- e2e round {round}/{}", e2e.repeat);
-        }
-        let started = Instant::now();
-        let result = e2e_tests(e2e, &binary, &act);
-        let took = seconds(started.elapsed());
-        let verdict = if result.is_ok() { "ok" } else { "FAILED" };
-        rounds.push(vec![round.to_string(), verdict.to_owned(), took]);
-        if result.is_err() || e2e.repeat == 1 {
-            if e2e.repeat > 1 {
-                table::print(&["round", "result", "time"], &rounds);
-            }
-            return result.with_context(|| {
-                format!(
-                    "e2e round {round} of {} (the ones before passed)",
-                    e2e.repeat
-                )
-            });
-        }
-    }
-    table::print(&["round", "result", "time"], &rounds);
-    println!("e2e: {} rounds in a row passed", e2e.repeat);
-    Ok(())
+    rounds::in_a_row(e2e.repeat, "e2e", || e2e_tests(e2e, &binary, &act))
 }
 
 fn e2e_tests(e2e: &E2e, binary: &std::path::Path, act: &std::path::Path) -> Result<()> {

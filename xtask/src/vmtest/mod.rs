@@ -25,7 +25,7 @@ use anyhow::{Result, bail};
 
 use artifacts::{Artifacts, TestBinary};
 
-use crate::{build, setup, table::seconds, testlog};
+use crate::{build, rounds, setup, table::seconds, testlog};
 
 pub use queues::queues_side_by_side;
 
@@ -55,6 +55,10 @@ pub struct Options {
     /// reload, stop; xtask/src/vmtest/systemd_boot.rs)
     #[arg(long, conflicts_with_all = ["representative", "kernel", "test_args"])]
     pub systemd: bool,
+    /// Boot the guest N times in a row, stopping at the first failing boot (flakes on this
+    /// kernel); a filter after `--` keeps each boot short
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..), conflicts_with = "systemd")]
+    repeat: u32,
     /// Arguments for every test binary in the guest, after `--` (e.g. a test's name to run only
     /// that test)
     #[arg(last = true)]
@@ -111,7 +115,9 @@ pub fn lane(options: &Options) -> Result<()> {
     let artifacts = artifacts::build()?;
     let tests = selected(options, &artifacts)?;
     let boot = Boot::tests(options, &artifacts, tests, Share::All, true)?;
-    boot.run()?.finish()
+    rounds::in_a_row(options.repeat, &format!("vmtest {}", boot.name), || {
+        boot.run()?.finish()
+    })
 }
 
 /// `cargo xtask vmtest --systemd` on a machine that is set up, as `cargo xtask test` runs it.
