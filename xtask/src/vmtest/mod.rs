@@ -56,8 +56,8 @@ pub struct Options {
     #[arg(long, conflicts_with_all = ["representative", "kernel", "test_args"])]
     pub systemd: bool,
     /// Boot the guest N times in a row, stopping at the first failing boot (flakes on this
-    /// kernel); a filter after `--` keeps each boot short
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..), conflicts_with = "systemd")]
+    /// kernel); a filter after `--` keeps each boot short. With --systemd, N systemd boots
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     repeat: u32,
     /// Arguments for every test binary in the guest, after `--` (e.g. a test's name to run only
     /// that test)
@@ -107,10 +107,10 @@ pub fn run(options: &Options) -> Result<()> {
 /// The VM lane on a machine that is set up (`cargo xtask test` has run setup already).
 pub fn lane(options: &Options) -> Result<()> {
     if options.systemd {
-        return systemd_boot::run(
-            options.lsm.parameter(),
-            Duration::from_secs(options.timeout),
-        );
+        let timeout = Duration::from_secs(options.timeout);
+        return rounds::in_a_row(options.repeat, "vmtest --systemd", || {
+            systemd_boot::run(options.lsm.parameter(), timeout)
+        });
     }
     let artifacts = artifacts::build()?;
     let tests = selected(options, &artifacts)?;
