@@ -35,3 +35,39 @@ pub fn in_a_row(count: u32, what: &str, mut round: impl FnMut() -> Result<()>) -
     println!("{what}: {count} rounds in a row passed");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use anyhow::bail;
+
+    use super::*;
+
+    #[test]
+    fn stops_at_the_first_failing_round_and_names_it() {
+        let mut ran = 0;
+        let error = in_a_row(5, "check", || {
+            ran += 1;
+            if ran == 3 {
+                bail!("boom");
+            }
+            Ok(())
+        })
+        .unwrap_err();
+        assert_eq!(ran, 3);
+        assert_eq!(
+            format!("{error:#}"),
+            "check round 3 of 5 (the ones before passed): boom"
+        );
+    }
+
+    #[test]
+    fn runs_every_round_when_all_pass() {
+        let mut ran = 0;
+        in_a_row(4, "check", || {
+            ran += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(ran, 4);
+    }
+}

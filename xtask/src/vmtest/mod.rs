@@ -107,9 +107,12 @@ pub fn run(options: &Options) -> Result<()> {
 /// The VM lane on a machine that is set up (`cargo xtask test` has run setup already).
 pub fn lane(options: &Options) -> Result<()> {
     if options.systemd {
-        let timeout = Duration::from_secs(options.timeout);
+        let (guest, timeout) = (
+            systemd_boot::prepare()?,
+            Duration::from_secs(options.timeout),
+        );
         return rounds::in_a_row(options.repeat, "vmtest --systemd", || {
-            systemd_boot::run(options.lsm.parameter(), timeout)
+            guest.boot(options.lsm.parameter(), timeout)
         });
     }
     let artifacts = artifacts::build()?;
@@ -122,7 +125,7 @@ pub fn lane(options: &Options) -> Result<()> {
 
 /// `cargo xtask vmtest --systemd` on a machine that is set up, as `cargo xtask test` runs it.
 pub fn systemd_boot() -> Result<()> {
-    systemd_boot::run(Lsm::Bpf.parameter(), Duration::from_secs(900))
+    systemd_boot::prepare()?.boot(Lsm::Bpf.parameter(), Duration::from_secs(900))
 }
 
 /// The test binaries `options` selects: the representative subset, or all.

@@ -70,8 +70,15 @@ const INSTALLED: &[(&str, &str)] = &[
 ];
 const INSTALLED_BINARY: &str = "/usr/local/bin/escape-detector";
 
-/// Boots the guest with the kernel's `lsm=` list `lsm`; fails unless every check passed.
-pub fn run(lsm: Option<&str>, timeout: Duration) -> Result<()> {
+/// The guest's initramfs, built, and the kernel to boot it with.
+pub struct Prepared {
+    dir: PathBuf,
+    initramfs: PathBuf,
+    kernel: PathBuf,
+}
+
+/// Builds the initramfs (the Debian root, then the agent and the unit's files) and fetches 6.1.
+pub fn prepare() -> Result<Prepared> {
     let dir = build::target_dir().join("xtask/vmtest-systemd");
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let root = root_archive(&dir)?;
@@ -82,25 +89,36 @@ pub fn run(lsm: Option<&str>, timeout: Duration) -> Result<()> {
         io::copy(&mut fs::File::open(part)?, &mut out)?;
     }
     out.flush()?;
-    let kernel = kernel::ensure_fetched(kernel::Version::V6_1)?;
-    let guest = qemu::Guest {
-        kernel: &kernel.image,
-        initramfs: &initramfs,
-        lsm,
-        init_env: &[],
-        init_args: &[],
-        echo: true,
-    };
-    let log = dir.join("console.log");
-    let console = qemu::run(&guest, &log, timeout, BOOTED)?;
-    println!("console log: {}", log.display());
-    if console.timed_out {
-        bail!(
-            "the guest did not finish within {} s (raise it with --timeout)",
-            timeout.as_secs()
-        );
+    let kernel = kernel::ensure_fetched(kernel::Version::V6_1)?.image;
+    Ok(Prepared {
+        dir,
+        initramfs,
+        kernel,
+    })
+}
+
+impl Prepared {
+    /// Boots the guest with the kernel's `lsm=` list `lsm`; fails unless every check passed.
+    pub fn boot(&self, lsm: Option<&str>, timeout: Duration) -> Result<()> {
+        let guest = qemu::Guest {
+            kernel: &self.kernel,
+            initramfs: &self.initramfs,
+            lsm,
+            init_env: &[],
+            init_args: &[],
+            echo: true,
+        };
+        let log = self.dir.join("console.log");
+        let console = qemu::run(&guest, &log, timeout, BOOTED)?;
+        println!("console log: {}", log.display());
+        if console.timed_out {
+            bail!(
+                "the guest did not finish within {} s (raise it with --timeout)",
+                timeout.as_secs()
+            );
+        }
+        verdict(&console.text)
     }
-    verdict(&console.text)
 }
 
 /// Ok only if every check said ok and the script ran to its end.
